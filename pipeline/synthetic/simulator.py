@@ -1,0 +1,266 @@
+"""The simulator's entry point: a config in, raw tables and ground truth out.
+
+Random streams (all ``numpy.random.default_rng`` seed sequences):
+
+- ``[seed, 0]``: customers (acquisition, persona, geography, latent BG/NBD variables, profile);
+- ``[seed, 1, year * 12 + month]``: the purchases of one calendar month;
+- ``[seed, 2]``: the product catalogue and base prices;
+- ``[seed, 3 | 4 | 5, fiscal_year]``: price drift, cost ratios and discounts of one year.
+
+None of them depends on the as-of date, which only decides where the world is cut into what
+the pipeline sees (``raw``) and what happens next (``truth``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from . import prices
+from .behaviour import NO_DAY, OrderBook, persona_names, simulate_orders
+from .customers import World, customer_codes, customer_frame, draw_world
+from .dates import day_number, fiscal_year_of, fiscal_years, to_datetime64
+from .pools import build_pools
+from .products import build_catalogue
+
+CATALOGUE_STREAM = 2
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """What to simulate.
+
+    Attributes
+    ----------
+    customers
+        Customers in the world, all acquired over ``history_days`` from ``start_date``.
+    seed
+        Seed of every random stream and of the Faker pools.
+    start_date
+        First day of history (first possible acquisition).
+    history_days
+        Customers are acquired on days ``[start_date, start_date + history_days)``.
+    as_of
+        Last day the raw tables show.
+    truth_horizon_days
+        Days after ``as_of`` simulated into the truth tables.
+    """
+
+    customers: int
+    seed: int
+    start_date: dt.date
+    history_days: int
+    as_of: dt.date
+    truth_horizon_days: int = 365
+
+    def __post_init__(self) -> None:
+        if self.customers < 1:
+            raise ValueError(f"customers must be >= 1, got {self.customers}")
+        if self.history_days < 1:
+            raise ValueError(f"history_days must be >= 1, got {self.history_days}")
+        if self.truth_horizon_days < 0:
+            raise ValueError(f"truth_horizon_days must be >= 0, got {self.truth_horizon_days}")
+        if self.as_of < self.start_date:
+            raise ValueError(f"as_of {self.as_of} is before start_date {self.start_date}")
+
+    @classmethod
+    def from_settings(cls, settings: object) -> SimulationConfig:
+        """Build from any object with these attribute names, e.g. ``pipeline.settings.Settings``."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+    @property
+    def horizon_end(self) -> dt.date:
+        """Last day of the truth horizon."""
+        return self.as_of + dt.timedelta(days=self.truth_horizon_days)
+
+
+@dataclass(frozen=True)
+class SyntheticData:
+    """The simulated tables. ``tables()`` gives them by schema and table name."""
+
+    customers: pd.DataFrame
+    products: pd.DataFrame
+    gross_prices: pd.DataFrame
+    manufacturing_costs: pd.DataFrame
+    pre_invoice_deductions: pd.DataFrame
+    order_lines: pd.DataFrame
+    truth_customers: pd.DataFrame
+    future_order_lines: pd.DataFrame
+
+    def tables(self) -> dict[str, dict[str, pd.DataFrame]]:
+        """``{"raw": {name: frame}, "truth": {name: frame}}``."""
+        return {
+            "raw": {
+                "customers": self.customers,
+                "products": self.products,
+                "gross_prices": self.gross_prices,
+                "manufacturing_costs": self.manufacturing_costs,
+                "pre_invoice_deductions": self.pre_invoice_deductions,
+                "order_lines": self.order_lines,
+            },
+            "truth": {
+                "customers": self.truth_customers,
+                "future_order_lines": self.future_order_lines,
+            },
+        }
+
+
+def simulate(config: SimulationConfig) -> SyntheticData:
+    """Simulate the world of ``config`` and cut it at the as-of date.
+
+    Parameters
+    ----------
+    config
+        Scale, seed, history and as-of date.
+
+    Returns
+    -------
+    SyntheticData
+        Raw tables up to ``as_of`` and the truth: latent variables of every raw customer and
+        their order lines in ``(as_of, as_of + truth_horizon_days]``.
+    """
+    start_day, as_of_day = day_number(config.start_date), day_number(config.as_of)
+    horizon_day = day_number(config.horizon_end)
+    first_fy = fiscal_year_of(config.start_date)
+    raw_years = range(first_fy, fiscal_year_of(config.as_of) + 1)
+    all_years = range(first_fy, fiscal_year_of(config.horizon_end) + 1)
+
+    catalogue = build_catalogue(np.random.default_rng([config.seed, CATALOGUE_STREAM]), first_fy)
+    world = draw_world(config.customers, config.seed, config.start_date, config.history_days)
+    book = simulate_orders(world, catalogue, config.seed, start_day, horizon_day)
+    n_raw = world.acquired_by(as_of_day)
+
+    price = prices.gross_price_matrix(catalogue.base_price, config.seed, all_years)
+    cost = prices.cost_matrix(price, config.seed, all_years)
+    discount = prices.discount_matrix(world.discount_class, config.seed, all_years)[:n_raw]
+
+    product_codes = catalogue.codes
+    codes = customer_codes(world, n_raw)
+    n_raw_years = len(raw_years)
+
+    # Orders are sorted by day, so the cut at as-of and at the horizon are positions.
+    n_orders_raw = int(np.searchsorted(book.order_day, as_of_day, side="right"))
+    n_orders_all = int(np.searchsorted(book.order_day, horizon_day, side="right"))
+    order_ids = "SO" + book.order_key[:n_orders_all].astype(str).astype(object)
+
+    raw_lines = slice(0, int(np.searchsorted(book.line_order, n_orders_raw, side="left")))
+    order_lines = _lines_frame(book, raw_lines, order_ids, codes, product_codes)
+
+    future = _future_lines(book, n_orders_raw, n_orders_all, n_raw)
+    future_lines = _lines_frame(book, future, order_ids, codes, product_codes)
+    fy_index = fiscal_years(book.order_day[book.line_order[future]]) - first_fy
+    customer = book.order_customer[book.line_order[future]]
+    product = book.line_product[future]
+    quantity = book.line_quantity[future]
+    net = quantity * price[product, fy_index] * (1.0 - discount[customer, fy_index])
+    margin = net - quantity * cost[product, fy_index]
+    future_lines["net_sales_amount"] = np.round(net, 4)
+    future_lines["gross_margin_amount"] = np.round(margin, 4)
+
+    future_orders = np.unique(book.line_order[future])
+    truth = _truth_customers(
+        world,
+        book,
+        n_raw,
+        codes,
+        as_of_day,
+        horizon_day,
+        future_orders=np.bincount(book.order_customer[future_orders], minlength=n_raw),
+        future_net=np.bincount(
+            customer, weights=future_lines["net_sales_amount"].to_numpy(), minlength=n_raw
+        ),
+        future_margin=np.bincount(
+            customer, weights=future_lines["gross_margin_amount"].to_numpy(), minlength=n_raw
+        ),
+    )
+
+    data = SyntheticData(
+        customers=customer_frame(world, n_raw, build_pools(config.seed), config.start_date),
+        products=catalogue.frame.copy(),
+        gross_prices=prices.product_year_frame(
+            product_codes, raw_years, price[:, :n_raw_years], "fiscal_year", "gross_price"
+        ),
+        manufacturing_costs=prices.product_year_frame(
+            product_codes, raw_years, cost[:, :n_raw_years], "cost_year", "manufacturing_cost"
+        ),
+        pre_invoice_deductions=prices.deductions_frame(codes, raw_years, discount[:, :n_raw_years]),
+        order_lines=order_lines,
+        truth_customers=truth,
+        future_order_lines=future_lines,
+    )
+    for frame in (f for tables in data.tables().values() for f in tables.values()):
+        _strings_as_str(frame)
+    return data
+
+
+def _strings_as_str(frame: pd.DataFrame) -> None:
+    """Give text columns pandas' ``str`` dtype even when empty (pandas infers ``object`` then)."""
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].astype("str")
+
+
+def _future_lines(book: OrderBook, first_order: int, end_order: int, n_raw: int) -> np.ndarray:
+    """Positions of the lines of orders ``[first_order, end_order)`` placed by raw customers."""
+    lo = int(np.searchsorted(book.line_order, first_order, side="left"))
+    hi = int(np.searchsorted(book.line_order, end_order, side="left"))
+    positions = np.arange(lo, hi)
+    return positions[book.order_customer[book.line_order[positions]] < n_raw]
+
+
+def _lines_frame(
+    book: OrderBook,
+    lines: slice | np.ndarray,
+    order_ids: np.ndarray,
+    customer_codes: np.ndarray,
+    product_codes: np.ndarray,
+) -> pd.DataFrame:
+    """Order lines in the raw ``order_lines`` layout."""
+    order = book.line_order[lines]
+    return pd.DataFrame(
+        {
+            "order_id": order_ids[order],
+            "line_number": book.line_number[lines],
+            "order_date": to_datetime64(book.order_day[order]),
+            "customer_code": customer_codes[book.order_customer[order]],
+            "product_code": product_codes[book.line_product[lines]],
+            "sold_quantity": book.line_quantity[lines],
+        }
+    )
+
+
+def _truth_customers(
+    world: World,
+    book: OrderBook,
+    n_raw: int,
+    codes: np.ndarray,
+    as_of_day: int,
+    horizon_day: int,
+    future_orders: np.ndarray,
+    future_net: np.ndarray,
+    future_margin: np.ndarray,
+) -> pd.DataFrame:
+    """truth ``customers``: the latent variables of every raw customer and their next year."""
+    dropout = book.dropout_day[:n_raw]
+    dropped_by_horizon = (dropout != NO_DAY) & (dropout <= horizon_day)
+    dropout_date = to_datetime64(np.where(dropped_by_horizon, dropout, 0))
+    dropout_date[~dropped_by_horizon] = np.datetime64("NaT", "ns")
+    return pd.DataFrame(
+        {
+            "customer_code": codes,
+            "persona": persona_names()[world.persona[:n_raw]],
+            "acquisition_date": to_datetime64(world.acquisition_day[:n_raw]),
+            "purchase_rate": world.purchase_rate[:n_raw],
+            "dropout_prob": world.dropout_prob[:n_raw],
+            "repeat_purchases_until_dropout": world.dropout_after[:n_raw],
+            "dropout_date": dropout_date,
+            "alive_at_as_of": ~((dropout != NO_DAY) & (dropout <= as_of_day)),
+            "mean_quantity_multiplier": world.quantity_multiplier[:n_raw],
+            "future_orders": future_orders.astype(np.int64),
+            "future_net_sales": np.round(future_net.astype(np.float64), 4),
+            "future_gross_margin": np.round(future_margin.astype(np.float64), 4),
+        }
+    )
