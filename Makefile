@@ -1,0 +1,43 @@
+# The two quick-start commands are `make run` and `make test`; everything else supports them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Runs from `make run` land in a persistent instance, so `make ui` shows them afterwards.
+export DAGSTER_HOME := $(CURDIR)/data/dagster_home
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run test ui setup prepare lock bench clean
+
+run: prepare ## set up, then materialize every asset on the synthetic default
+	$(BIN)/python -m pipeline.cli refresh
+
+test: prepare ## set up, then run the whole test suite
+	$(BIN)/python -m pytest
+
+ui: prepare ## the Dagster UI on http://127.0.0.1:3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
+
+bench: prepare ## full refresh at a given scale: make bench CUSTOMERS=1000000
+	$(BIN)/python -m benchmarks.run --customers $${CUSTOMERS:-100000}
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+# dagster-dbt reads dbt's manifest at import time; build it here, never at import.
+prepare: setup
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster-dbt project prepare-and-package --file pipeline/project.py
+
+lock: ## re-pin constraints.txt from the current .venv
+	( echo "# The exact package set that 'make run' and 'make test' were tested with (pip freeze of .venv)."; \
+	  echo "# Regenerate with: make lock"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^setuptools' ) > constraints.txt
+
+clean:
+	rm -rf $(VENV) data dbt_project/target dbt_project/logs

@@ -1,0 +1,89 @@
+{#- One wide row per customer for BI. PII is kept out or masked: no name, no full email, no date
+    of birth (an age band instead). Later model outputs (CLTV, clusters) join in here. -#}
+with customers as (
+    select * from {{ ref('dim_customer') }}
+),
+
+summary as (
+    select * from {{ ref('customer_summary') }}
+),
+
+rfm as (
+    select * from {{ source('analytics', 'customer_rfm') }}
+),
+
+top_category as (
+    select customer_code, category as top_category, share_of_net_sales as top_category_share
+    from {{ ref('customer_category_spend') }}
+    where category_rank = 1
+),
+
+segment_map as (
+    select segment, action from {{ ref('rfm_segment_map') }}
+),
+
+ages as (
+    select
+        customer_code,
+        {{ dbt.datediff('date_of_birth', as_of_date(), 'year') }} as age_years
+    from customers
+),
+
+final as (
+    select
+        customers.customer_code,
+        customers.platform,
+        customers.channel,
+        customers.market,
+        customers.sub_zone,
+        customers.region,
+        customers.city,
+        customers.occupation,
+        case
+            when ages.age_years is null then 'unknown'
+            when ages.age_years < 25 then 'under 25'
+            when ages.age_years < 35 then '25-34'
+            when ages.age_years < 45 then '35-44'
+            when ages.age_years < 55 then '45-54'
+            when ages.age_years < 65 then '55-64'
+            else '65+'
+        end as age_band,
+        {{ mask_email('customers.email') }} as email_masked,
+        summary.has_orders,
+        summary.first_order_date,
+        summary.last_order_date,
+        summary.order_count,
+        summary.days_since_last_order,
+        summary.total_net_sales,
+        summary.total_gross_margin,
+        summary.avg_order_net_sales,
+        summary.avg_order_gross_margin,
+        summary.frequency,
+        summary.recency,
+        summary.t,
+        rfm.r_score,
+        rfm.f_score,
+        rfm.m_score,
+        concat(
+            cast(rfm.r_score as string), cast(rfm.f_score as string), cast(rfm.m_score as string)
+        ) as rfm_cell,
+        rfm.segment,
+        rfm.is_pareto,
+        top_category.top_category,
+        top_category.top_category_share,
+        segment_map.action as suggested_action,
+        {{ as_of_date() }} as as_of_date
+    from customers
+    inner join summary
+        on customers.customer_code = summary.customer_code
+    inner join rfm
+        on customers.customer_code = rfm.customer_code
+    left join ages
+        on customers.customer_code = ages.customer_code
+    left join top_category
+        on customers.customer_code = top_category.customer_code
+    left join segment_map
+        on rfm.segment = segment_map.segment
+)
+
+select * from final

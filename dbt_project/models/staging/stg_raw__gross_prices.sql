@@ -1,0 +1,13 @@
+with source as (
+    select * from {{ source('raw', 'gross_prices') }}
+),
+
+renamed as (
+    select
+        cast(product_code as string) as product_code,
+        cast(fiscal_year as integer) as fiscal_year,
+        cast(gross_price as double) as gross_price
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,70 @@
+"""Customer analytics assets: thin wrappers that read per-customer tables, call
+``pipeline.analytics`` and write ``analytics.*``."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+from dagster_dbt import get_asset_key_for_model
+from dagster_duckdb import DuckDBResource
+
+from pipeline import warehouse
+from pipeline.analytics import rfm
+from pipeline.assets.dbt import star_schema
+from pipeline.resources import PipelineSettings
+
+SUMMARY_COLUMNS = [
+    "customer_code",
+    "has_orders",
+    "days_since_last_order",
+    "order_count",
+    "total_net_sales",
+]
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+@dg.asset(
+    key=["analytics", "customer_rfm"],
+    deps=[
+        get_asset_key_for_model([star_schema], "customer_summary"),
+        get_asset_key_for_model([star_schema], "rfm_segment_map"),
+    ],
+    group_name="customer_analytics",
+    kinds={"python", "duckdb"},
+)
+def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """RFM scores (1-5 by quintile, recency reversed; 0 = no orders), the named segment from the
+    segment map (reference.rfm_segment_map, first match wins) and the Pareto flag (the fewest top
+    customers by net sales making at least half of it). One row per customer."""
+    with duckdb.get_connection() as conn:
+        summary = warehouse.read_table(conn, "marts", "customer_summary", SUMMARY_COLUMNS)
+        segment_map = warehouse.read_table(conn, "reference", "rfm_segment_map", list(rfm.MAP_COLUMNS))
+        scores = rfm.rfm_scores(summary)
+        scores["segment"] = rfm.assign_segments(scores, segment_map)
+        pareto = rfm.pareto_cut(summary["customer_code"], summary["total_net_sales"])
+        scores["is_pareto"] = pareto.flags.to_numpy()
+        scores.insert(0, "as_of_date", pd.Timestamp(settings.current.as_of))
+        warehouse.replace_tables(conn, "analytics", {"customer_rfm": scores})
+
+    distribution = (
+        scores.groupby("segment").size().rename("customers").reset_index()
+        .sort_values("customers", ascending=False)
+    )
+    distribution["share"] = (distribution["customers"] / len(scores)).round(4)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(scores),
+            "dagster/table_name": "analytics.customer_rfm",
+            "as_of": settings.current.as_of.isoformat(),
+            "segments": dg.MetadataValue.md(markdown_table(distribution)),
+            "pareto_customers": pareto.customers,
+            "pareto_customer_share": round(pareto.customer_share, 4),
+            "pareto_revenue_share": round(pareto.revenue_share, 4),
+        }
+    )

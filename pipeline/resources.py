@@ -1,0 +1,47 @@
+"""Resources built from the settings, so the DuckDB resource and dbt write the same file."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+from dagster_duckdb import DuckDBResource
+from pydantic import PrivateAttr
+
+from pipeline import settings as settings_module
+from pipeline.project import dbt_project
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """The settings of one run: read from the environment when the run starts.
+
+    ``as_of`` can be set in run config (launchpad, CLI, schedule) and wins over PIPELINE_AS_OF.
+    Resolved once per run, so a run that crosses midnight keeps one as-of date.
+    """
+
+    as_of: str = ""
+    _settings: settings_module.Settings | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        overrides = {"as_of": dt.date.fromisoformat(self.as_of)} if self.as_of else {}
+        self._settings = settings_module.load(**overrides)
+
+    @property
+    def current(self) -> settings_module.Settings:
+        if self._settings is None:  # used outside a run, e.g. in a unit test
+            self.setup_for_execution(dg.build_init_resource_context())
+        assert self._settings is not None
+        return self._settings
+
+
+def build_resources(current: settings_module.Settings | None = None) -> dict[str, object]:
+    current = current or settings_module.load()
+    return {
+        # Run settings (scale, seed, as-of) for the Python assets.
+        "settings": PipelineSettings(),
+        # The warehouse every Python asset reads and writes; dbt is pointed at the same file.
+        "duckdb": DuckDBResource(database=str(current.warehouse)),
+        # dbt for the star schema and the customer marts.
+        "dbt": DbtCliResource(project_dir=dbt_project),
+    }

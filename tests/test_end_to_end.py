@@ -1,0 +1,236 @@
+"""The whole pipeline materialized into a warehouse under a temp dir, with every dbt check."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import NamedTuple
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipeline import settings
+from pipeline.assets.dbt import customer_marts
+from pipeline.definitions import build_definitions
+
+
+FIRST_AS_OF = "2026-10-25"
+AS_OF = "2026-11-24"  # 30 days later: two 15-day refreshes apart
+
+
+class Refresh(NamedTuple):
+    result: dg.ExecuteInProcessResult
+    settings: settings.Settings
+    defs: dg.Definitions
+    history_before_rerun: list[tuple]
+    history_after_rerun: list[tuple]
+
+
+def run_refresh(defs: dg.Definitions, as_of: str, assets=None) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def("refresh").execute_in_process(
+        run_config={"resources": {"settings": {"config": {"as_of": as_of}}}},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        asset_selection=assets,
+    )
+
+
+def history_counts(warehouse) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute(
+            "select cast(as_of_date as string), count(*), sum(total_net_sales) "
+            "from marts.customer_segment_history group by 1 order by 1"
+        ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def refreshed(tmp_path_factory) -> Refresh:
+    """Two full refreshes into one warehouse, 30 days apart (each costs ~25 s at this scale)."""
+    data_dir = tmp_path_factory.mktemp("e2e") / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIPELINE_DATA_DIR", str(data_dir))
+        mp.setenv("PIPELINE_CUSTOMERS", "1500")
+        mp.setenv("DBT_TARGET_PATH", str(data_dir.parent / "dbt_target"))
+        current = settings.load(as_of=dt.date.fromisoformat(AS_OF))
+        defs = build_definitions(current)
+        first = run_refresh(defs, FIRST_AS_OF)
+        assert first.success, "the first refresh failed"
+        result = run_refresh(defs, AS_OF)
+        before = history_counts(current.warehouse)
+        # re-running an as-of date rebuilds the customer marts and must replace its own history
+        rerun = run_refresh(defs, AS_OF, assets=list(customer_marts.keys))
+        assert rerun.success, "re-running the customer marts failed"
+        after = history_counts(current.warehouse)
+    return Refresh(result, current, defs, before, after)
+
+
+@pytest.fixture(scope="module")
+def conn(refreshed):
+    with duckdb.connect(str(refreshed.settings.warehouse), read_only=True) as connection:
+        yield connection
+
+
+def scalar(conn, sql):
+    return conn.execute(sql).fetchone()[0]
+
+
+def test_refresh_succeeds_with_every_asset_materialized(refreshed):
+    assert refreshed.result.success
+    events = refreshed.result.get_asset_materialization_events()
+    assert {event.asset_key for event in events} == set(refreshed.defs.resolve_all_asset_keys())
+
+
+def test_every_check_ran_and_passed(refreshed):
+    evaluations = refreshed.result.get_asset_check_evaluations()
+    assert [e.asset_check_key for e in evaluations if not e.passed] == []
+    expected_checks = set(refreshed.defs.resolve_asset_graph().asset_check_keys)
+    assert {e.asset_check_key for e in evaluations} == expected_checks
+    # unique/not_null/relationships/accepted_values on every model, plus the integrity tests
+    assert len(expected_checks) > 40
+
+
+def test_warehouse_is_in_the_temp_dir(refreshed, tmp_path_factory):
+    assert refreshed.settings.warehouse.exists()
+    assert refreshed.settings.warehouse.is_relative_to(tmp_path_factory.getbasetemp())
+
+
+def test_star_schema_tables_exist(conn):
+    tables = {
+        row[0]
+        for row in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts'"
+        ).fetchall()
+    }
+    assert {
+        "dim_customer",
+        "dim_product",
+        "dim_date",
+        "fact_gross_price",
+        "fact_manufacturing_cost",
+        "fact_pre_discount",
+        "fact_sales",
+        "fact_sales_monthly",
+    } <= tables
+
+
+def test_fact_sales_keeps_every_raw_order_line(conn):
+    assert scalar(conn, "select count(*) from raw.order_lines") == scalar(
+        conn, "select count(*) from marts.fact_sales"
+    )
+    assert scalar(conn, "select count(*) from raw.customers") == scalar(
+        conn, "select count(*) from marts.dim_customer"
+    )
+
+
+def test_no_order_after_the_as_of_date(conn):
+    assert str(scalar(conn, "select max(date) from marts.fact_sales")) <= "2026-11-24"
+
+
+def test_amounts_are_consistent(conn):
+    row = conn.execute(
+        """
+        select
+            sum(gross_sales_amount), sum(net_sales_amount), sum(manufacturing_cost_amount),
+            sum(gross_margin_amount),
+            count(*) filter (where abs(net_sales_amount - gross_sales_amount * (1 - pre_invoice_discount_pct)) > 1e-6)
+        from marts.fact_sales
+        """
+    ).fetchone()
+    gross, net, cost, margin, inconsistent = row
+    assert inconsistent == 0
+    assert 0 < net < gross
+    assert margin == pytest.approx(net - cost)
+    # AtliQ's cost is ~30% of the gross price and discounts ~5-31%: margins stay positive.
+    assert margin > 0
+
+
+def test_fiscal_year_starts_in_september(conn):
+    rows = dict(
+        conn.execute(
+            "select cast(date as string), fiscal_year from marts.dim_date "
+            "where date in (date '2025-08-31', date '2025-09-01')"
+        ).fetchall()
+    )
+    assert rows == {"2025-08-31": 2025, "2025-09-01": 2026}
+
+
+def test_monthly_grain_adds_up_to_order_lines(conn):
+    assert scalar(conn, "select sum(sold_quantity) from marts.fact_sales_monthly") == scalar(
+        conn, "select sum(sold_quantity) from marts.fact_sales"
+    )
+    assert scalar(conn, "select count(*) from marts.fact_sales_monthly where day(date) <> 1") == 0
+
+
+def test_truth_is_kept_apart_from_raw(conn):
+    missing = scalar(
+        conn,
+        "select count(*) from raw.customers as r "
+        "left join truth.customers as t on r.customer_code = t.customer_code "
+        "where t.customer_code is null",
+    )
+    assert missing == 0
+    assert str(scalar(conn, "select min(order_date) from truth.future_order_lines")) > "2026-11-24"
+
+
+# --- customer marts --------------------------------------------------------------------------
+
+
+def test_single_view_has_one_row_per_customer_without_raw_pii(conn):
+    assert scalar(conn, "select count(*) from marts.customer_single_view") == scalar(
+        conn, "select count(*) from marts.dim_customer"
+    )
+    columns = {row[0] for row in conn.execute("describe marts.customer_single_view").fetchall()}
+    assert {"segment", "r_score", "is_pareto", "top_category", "email_masked"} <= columns
+    assert not {"email", "date_of_birth", "customer"} & columns
+    assert scalar(conn, "select count(*) from marts.customer_single_view where email_masked not like '_***@%'") == 0
+
+
+def test_segment_summary_adds_up(conn):
+    customers, share = conn.execute(
+        "select sum(customers), sum(customer_share) from marts.customer_segment_summary"
+    ).fetchone()
+    assert customers == scalar(conn, "select count(*) from marts.customer_single_view")
+    assert share == pytest.approx(1.0)
+
+
+def test_pareto_summary_reports_a_minority_making_half(conn):
+    customers, pareto, revenue_share = conn.execute(
+        "select customers, pareto_customers, pareto_net_sales_share from marts.customer_pareto_summary"
+    ).fetchone()
+    assert 0 < pareto < customers / 2
+    assert revenue_share >= 0.5
+
+
+def test_history_keeps_one_snapshot_per_refresh(conn):
+    rows = conn.execute(
+        "select cast(as_of_date as string), count(*) from marts.customer_segment_history group by 1 order by 1"
+    ).fetchall()
+    assert [r[0] for r in rows] == [FIRST_AS_OF, AS_OF]
+    # the later refresh sees every earlier customer plus the ones acquired in between
+    assert rows[0][1] <= rows[1][1]
+
+
+def test_rerunning_an_as_of_replaces_only_its_own_history(refreshed):
+    assert [row[0] for row in refreshed.history_before_rerun] == [FIRST_AS_OF, AS_OF]
+    assert refreshed.history_after_rerun == refreshed.history_before_rerun
+
+
+def test_migration_mart_matches_the_history(conn):
+    previous = scalar(conn, "select distinct cast(previous_as_of_date as string) from marts.customer_segment_migration")
+    assert previous == FIRST_AS_OF
+    expected = dict(
+        conn.execute(
+            f"""
+            select coalesce(before.segment, 'New') || ' -> ' || now.segment, count(*)
+            from marts.customer_segment_history as now
+            left join marts.customer_segment_history as before
+                on now.customer_code = before.customer_code and before.as_of_date = date '{FIRST_AS_OF}'
+            where now.as_of_date = date '{AS_OF}'
+            group by 1
+            """
+        ).fetchall()
+    )
+    actual = dict(conn.execute("select migration, customers from marts.customer_segment_migration").fetchall())
+    assert actual == expected
+    # thirty days move some customers between segments
+    assert scalar(conn, "select sum(customers) from marts.customer_segment_migration where not is_unchanged") > 0
