@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
@@ -35,6 +37,13 @@ class PipelineSettings(dg.ConfigurableResource):
         return self._settings
 
 
+def dbt_executable() -> str:
+    """The dbt installed beside this Python, so `.venv/bin/python ...` works without the venv on
+    PATH (DbtCliResource otherwise insists on finding `dbt` on PATH)."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else "dbt"
+
+
 def build_resources(current: settings_module.Settings | None = None) -> dict[str, object]:
     current = current or settings_module.load()
     return {
@@ -43,5 +52,5 @@ def build_resources(current: settings_module.Settings | None = None) -> dict[str
         # The warehouse every Python asset reads and writes; dbt is pointed at the same file.
         "duckdb": DuckDBResource(database=str(current.warehouse)),
         # dbt for the star schema and the customer marts.
-        "dbt": DbtCliResource(project_dir=dbt_project),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
 from typing import NamedTuple
 
 import dagster as dg
@@ -10,8 +15,8 @@ import duckdb
 import pytest
 
 from pipeline import settings
-from pipeline.assets.dbt import customer_marts
 from pipeline.definitions import build_definitions
+from pipeline.schedules import refresh_run_config
 
 
 FIRST_AS_OF = "2026-10-25"
@@ -24,14 +29,16 @@ class Refresh(NamedTuple):
     defs: dg.Definitions
     history_before_rerun: list[tuple]
     history_after_rerun: list[tuple]
+    digest_before_rerun: dict[str, str]
+    digest_after_rerun: dict[str, str]
+    reader: dict
 
 
-def run_refresh(defs: dg.Definitions, as_of: str, assets=None) -> dg.ExecuteInProcessResult:
+def run_refresh(defs: dg.Definitions, as_of: str) -> dg.ExecuteInProcessResult:
     return defs.resolve_job_def("refresh").execute_in_process(
-        run_config={"resources": {"settings": {"config": {"as_of": as_of}}}},
+        run_config=refresh_run_config(dt.date.fromisoformat(as_of)),
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
-        asset_selection=assets,
     )
 
 
@@ -55,13 +62,57 @@ def refreshed(tmp_path_factory) -> Refresh:
         defs = build_definitions(current)
         first = run_refresh(defs, FIRST_AS_OF)
         assert first.success, "the first refresh failed"
-        result = run_refresh(defs, AS_OF)
-        before = history_counts(current.warehouse)
-        # re-running an as-of date rebuilds the customer marts and must replace its own history
-        rerun = run_refresh(defs, AS_OF, assets=list(customer_marts.keys))
-        assert rerun.success, "re-running the customer marts failed"
-        after = history_counts(current.warehouse)
-    return Refresh(result, current, defs, before, after)
+        # a BI reader process queries the published snapshot in a loop during the next refresh
+        with snapshot_reader(serve_dir(current)) as reader:
+            result = run_refresh(defs, AS_OF)
+        before = history_counts(current.warehouse), snapshot_digest(current)
+        # re-running an as-of date must reproduce it, and replace only its own history
+        rerun = run_refresh(defs, AS_OF)
+        assert rerun.success, "re-running the refresh failed"
+        after = history_counts(current.warehouse), snapshot_digest(current)
+    return Refresh(result, current, defs, before[0], after[0], before[1], after[1], reader)
+
+
+def serve_dir(current: settings.Settings) -> Path:
+    return current.data_dir / "serve"
+
+
+@contextmanager
+def snapshot_reader(serve: Path):
+    """Run tests/snapshot_reader.py in its own process for the duration of the block."""
+    stop, result = serve.parent / "reader.stop", serve.parent / "reader.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.snapshot_reader", str(serve), str(stop), str(result)],
+        cwd=settings.REPO_ROOT,
+    )
+    outcome: dict = {}
+    try:
+        yield outcome
+    finally:
+        stop.touch()
+        process.wait(timeout=60)
+        outcome.update(json.loads(result.read_text()))
+
+
+def snapshot_digest(current: settings.Settings) -> dict[str, str]:
+    """An md5 per published table over its rows in a canonical order. Doubles are rounded to 6
+    decimals: DuckDB sums in parallel, so the last bits of a float sum may differ run to run."""
+    path = serve_dir(current) / "current" / "customer_analytics.duckdb"
+    digests = {}
+    with duckdb.connect(str(path), read_only=True) as conn:
+        for (table,) in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts'"
+        ).fetchall():
+            columns = conn.execute(f"describe marts.{table}").fetchall()
+            fields = [
+                f"round({name}, 6)" if dtype in ("DOUBLE", "FLOAT") else name
+                for name, dtype, *_ in columns
+            ]
+            row = " || '|' || ".join(f"coalesce(cast({f} as string), '<null>')" for f in fields)
+            (digests[table],) = conn.execute(
+                f"select md5(string_agg(r, chr(10) order by r)) from (select {row} as r from marts.{table})"
+            ).fetchone()
+    return digests
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +259,31 @@ def test_history_keeps_one_snapshot_per_refresh(conn):
     assert [r[0] for r in rows] == [FIRST_AS_OF, AS_OF]
     # the later refresh sees every earlier customer plus the ones acquired in between
     assert rows[0][1] <= rows[1][1]
+
+
+def test_rerunning_the_same_as_of_publishes_identical_marts(refreshed):
+    assert len(refreshed.digest_before_rerun) >= 10
+    assert refreshed.digest_after_rerun == refreshed.digest_before_rerun
+
+
+def test_a_bi_reader_sees_only_complete_snapshots_during_a_refresh(refreshed):
+    reader = refreshed.reader
+    assert reader["errors"] == []
+    assert reader["reads"] > 0
+    # it saw the first refresh's snapshot, then the swap to the second one
+    assert len(reader["builds"]) == 2
+    assert reader["builds"][0].startswith(FIRST_AS_OF) and reader["builds"][1].startswith(AS_OF)
+
+
+def test_published_snapshot_leaves_pii_out(refreshed):
+    path = serve_dir(refreshed.settings) / "current" / "customer_analytics.duckdb"
+    with duckdb.connect(str(path), read_only=True) as snapshot:
+        columns = {row[0] for row in snapshot.execute("describe marts.dim_customer").fetchall()}
+        manifest = snapshot.execute("select count(*), min(as_of_date) from main.snapshot_manifest").fetchone()
+    assert not {"customer", "email", "date_of_birth"} & columns
+    assert manifest[0] >= 10 and str(manifest[1]) == AS_OF
+    parquet = sorted(p.name for p in (serve_dir(refreshed.settings) / "current" / "parquet").iterdir())
+    assert "fact_sales.parquet" in parquet and "customer_single_view.parquet" in parquet
 
 
 def test_rerunning_an_as_of_replaces_only_its_own_history(refreshed):

@@ -12,6 +12,7 @@ from pipeline import warehouse
 from pipeline.analytics import rfm
 from pipeline.assets.dbt import star_schema
 from pipeline.resources import PipelineSettings
+from pipeline.retry import retry_on_duckdb_lock
 
 SUMMARY_COLUMNS = [
     "customer_code",
@@ -42,7 +43,7 @@ def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.Mater
     """RFM scores (1-5 by quintile, recency reversed; 0 = no orders), the named segment from the
     segment map (reference.rfm_segment_map, first match wins) and the Pareto flag (the fewest top
     customers by net sales making at least half of it). One row per customer."""
-    with duckdb.get_connection() as conn:
+    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
         summary = warehouse.read_table(conn, "marts", "customer_summary", SUMMARY_COLUMNS)
         segment_map = warehouse.read_table(conn, "reference", "rfm_segment_map", list(rfm.MAP_COLUMNS))
         scores = rfm.rfm_scores(summary)

@@ -14,10 +14,11 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
-from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
+from pipeline.freshness import REFRESH_FRESHNESS
 from pipeline.project import dbt_project
 from pipeline.resources import PipelineSettings
+from pipeline.retry import retry_on_duckdb_lock
 
 CUSTOMER_MARTS = "path:models/marts/customers"
 
@@ -33,6 +34,14 @@ GROUPS_BY_FOLDER = {
 
 
 class Translator(DagsterDbtTranslator):
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        """Marts (what BI reads) must be refreshed every 15 days: a missed refresh shows in the UI."""
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] == "model" and props["fqn"][1:2] == ["marts"]:
+            spec = spec.replace_attributes(freshness_policy=REFRESH_FRESHNESS)
+        return spec
+
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         folder = tuple(dbt_resource_props.get("fqn", [])[1:-1])
         for size in range(len(folder), -1, -1):
@@ -54,25 +63,29 @@ def run_dbt_build(
     # dbt's run artifacts are runtime files: keep them beside the warehouse, not in the repo.
     target = Path(duckdb.database).parent / "dbt_runs" / f"{context.run.run_id[:8]}-{context.op_def.name}"
     args = ["build", "--vars", json.dumps(settings.current.dbt_vars())]
-    try:
-        yield from dbt.cli(args, context=context, target_path=target).stream().fetch_row_counts()
-    finally:
-        release_dbt_duckdb()
+    with retry_on_duckdb_lock():
+        invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
+        # dbt holds the warehouse's write lock until it exits, so row counts (dagster-dbt's
+        # fetch_row_counts would query during the build and collide with that lock) are taken
+        # afterwards; the events reach the UI when the build ends.
+        events = list(invocation.stream())
+        with duckdb.get_connection() as conn:
+            yield from with_row_counts(events, invocation.manifest, conn)
+        if not invocation.is_successful():
+            raise invocation.get_error() or RuntimeError("dbt build failed")
 
 
-def release_dbt_duckdb() -> None:
-    """Close the warehouse handle dbt-duckdb keeps open in this process.
-
-    ``fetch_row_counts`` counts rows through dbt's in-process adapter, whose DuckDB connection
-    outlives the query; left open, it blocks the next step's connection (DuckDB refuses a second
-    connection to a file with another configuration) and other processes (the file stays locked).
-    """
-    try:
-        environment = DuckDBConnectionManager.env()
-    except Exception:  # never created: nothing to close
-        return
-    environment.close()
-    DuckDBConnectionManager.close_all_connections()
+def with_row_counts(events, manifest: Mapping[str, Any], conn):
+    """Attach ``dagster/row_count`` to the events of table models."""
+    for event in events:
+        unique_id = getattr(event, "metadata", {}).get("unique_id")
+        node = manifest["nodes"].get(getattr(unique_id, "value", unique_id)) if unique_id else None
+        if isinstance(event, (dg.Output, dg.AssetMaterialization)) and node and node["config"].get(
+            "materialized"
+        ) in ("table", "incremental", "seed"):
+            (rows,) = conn.execute(f"select count(*) from {node['relation_name']}").fetchone()
+            event = event.with_metadata({**event.metadata, "dagster/row_count": rows})
+        yield event
 
 
 @dbt_assets(

@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline import warehouse
 from pipeline.resources import PipelineSettings
+from pipeline.retry import retry_on_duckdb_lock
 from pipeline.synthetic import SimulationConfig, simulate
 
 RAW_TABLES = {
@@ -58,7 +59,7 @@ def synthetic_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
         )
     )
     Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.get_connection() as conn:
+    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
         for schema, frames in data.tables().items():
             counts = warehouse.replace_tables(conn, schema, frames)
             for table, n_rows in counts.items():

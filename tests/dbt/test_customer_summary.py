@@ -14,6 +14,7 @@ from dagster_dbt import DbtCliResource
 from lifetimes.utils import summary_data_from_transaction_data
 
 from pipeline.project import dbt_project
+from pipeline.resources import dbt_executable
 from tests.rawdata import random_order_lines, write_raw
 
 AS_OF = dt.date(2026, 11, 24)
@@ -27,7 +28,7 @@ def built(tmp_path_factory):
     write_raw(database, random_order_lines(300, AS_OF, seed=7), extra_customers=3)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PIPELINE_WAREHOUSE", str(database))
-        invocation = DbtCliResource(project_dir=dbt_project).cli(
+        invocation = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()).cli(
             [
                 "build",
                 # the star schema and the customer base; the customer marts need Python assets
