@@ -101,3 +101,27 @@ def write_raw(database: Path, order_lines: pd.DataFrame, extra_customers: int = 
                 "order_lines": order_lines,
             },
         )
+
+
+def dbt_build(database: Path, target: Path, selection: list[str], dbt_vars: dict) -> None:
+    """Run a real ``dbt build`` of ``selection`` against ``database``; fail the test if it fails.
+
+    ``--indirect-selection cautious`` runs only the tests whose models are all built.
+    """
+    import json
+
+    import pytest
+    from dagster_dbt import DbtCliResource
+
+    from pipeline.project import dbt_project
+    from pipeline.resources import dbt_executable
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIPELINE_WAREHOUSE", str(database))
+        invocation = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()).cli(
+            ["build", *selection, "--indirect-selection", "cautious", "--vars", json.dumps(dbt_vars)],
+            target_path=target,
+            raise_on_error=False,
+        )
+        invocation.wait()
+    assert invocation.is_successful(), "dbt build failed; see the log above"

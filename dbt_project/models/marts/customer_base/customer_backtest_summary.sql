@@ -1,0 +1,89 @@
+{#- The CLTV backtest's input: the lifetimes summary of a calibration period that ends
+    holdout_days before the as-of date, and what each customer actually did in the holdout
+    period after it, exactly as lifetimes.utils.calibration_and_holdout_data computes them with
+    freq='D' (purchase days, not orders; the first purchase day is not a repeat).
+    Calibration: purchase days <= the cutoff. Holdout: purchase days in (cutoff, as-of]. -#}
+{%- set holdout_days = var('holdout_days', 180) | int -%}
+{%- if holdout_days < 1 -%}
+    {{ exceptions.raise_compiler_error("var('holdout_days') must be a whole number of days >= 1, got " ~ var('holdout_days', 180)) }}
+{%- endif -%}
+{%- set cutoff = "cast(" ~ dbt.dateadd('day', -holdout_days, as_of_date()) ~ " as date)" -%}
+
+with purchase_days as (
+    select
+        customer_code,
+        date,
+        sum(net_sales_amount) as net_sales,
+        sum(gross_margin_amount) as gross_margin
+    from {{ ref('fact_sales') }}
+    where date <= {{ as_of_date() }}
+    group by customer_code, date
+),
+
+calibration_days as (
+    select
+        customer_code,
+        date,
+        net_sales,
+        gross_margin
+    from purchase_days
+    where date <= {{ cutoff }}
+),
+
+calibration as (
+    select
+        customer_code,
+        min(date) as first_order_date,
+        max(date) as last_order_date_cal,
+        count(*) as purchase_day_count_cal
+    from calibration_days
+    group by customer_code
+),
+
+calibration_repeat_days as (
+    select
+        calibration_days.customer_code,
+        avg(calibration_days.net_sales) as monetary_value_net_sales_cal,
+        avg(calibration_days.gross_margin) as monetary_value_gross_margin_cal
+    from calibration_days
+    inner join calibration
+        on calibration_days.customer_code = calibration.customer_code
+    where calibration_days.date > calibration.first_order_date
+    group by calibration_days.customer_code
+),
+
+holdout as (
+    select
+        customer_code,
+        count(*) as frequency_holdout,
+        sum(net_sales) as net_sales_holdout,
+        sum(gross_margin) as gross_margin_holdout
+    from purchase_days
+    where date > {{ cutoff }}
+    group by customer_code
+),
+
+final as (
+    select
+        calibration.customer_code,
+        calibration.first_order_date,
+        calibration.last_order_date_cal,
+        calibration.purchase_day_count_cal - 1 as frequency_cal,
+        {{ dbt.datediff('calibration.first_order_date', 'calibration.last_order_date_cal', 'day') }} as recency_cal,
+        {{ dbt.datediff('calibration.first_order_date', cutoff, 'day') }} as t_cal,
+        coalesce(calibration_repeat_days.monetary_value_net_sales_cal, 0) as monetary_value_net_sales_cal,
+        coalesce(calibration_repeat_days.monetary_value_gross_margin_cal, 0) as monetary_value_gross_margin_cal,
+        coalesce(holdout.frequency_holdout, 0) as frequency_holdout,
+        coalesce(holdout.net_sales_holdout, 0) as net_sales_holdout,
+        coalesce(holdout.gross_margin_holdout, 0) as gross_margin_holdout,
+        {{ dbt.datediff(cutoff, as_of_date(), 'day') }} as duration_holdout,
+        {{ cutoff }} as calibration_end_date,
+        {{ as_of_date() }} as as_of_date
+    from calibration
+    left join calibration_repeat_days
+        on calibration.customer_code = calibration_repeat_days.customer_code
+    left join holdout
+        on calibration.customer_code = holdout.customer_code
+)
+
+select * from final

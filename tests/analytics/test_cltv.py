@@ -1,0 +1,366 @@
+"""CLTV fits, the penalizer ladder, scoring, tiers and model artifacts, on real lifetimes."""
+
+from __future__ import annotations
+
+import importlib.resources
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.utils import ConvergenceError
+
+from pipeline.analytics import cltv
+
+# Read the shipped files directly: lifetimes.datasets imports pkg_resources (gone in setuptools 82).
+DATASETS = importlib.resources.files("lifetimes") / "datasets"
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    """The CDNOW summary (2,357 customers, time in weeks) under customer_summary's names."""
+    frame = pd.read_csv(DATASETS / "cdnow_customers_summary.csv")
+    frame = frame.rename(columns={"ID": "customer_code", "T": "t"})
+    frame["has_orders"] = True
+    return frame
+
+
+@pytest.fixture(scope="module")
+def cdnow_spend() -> pd.DataFrame:
+    """The same customers with zbar, the mean spend of their repeat transactions."""
+    frame = pd.read_csv(DATASETS / "cdnow_customers_summary_with_transactions.csv")
+    frame = frame.rename(
+        columns={"ID": "customer_code", "x": "frequency", "t_x": "recency", "T": "t",
+                 "zbar": "monetary_value_net_sales"}
+    )
+    frame["customer_code"] = frame["customer_code"].astype(str)
+    frame["has_orders"] = True
+    return frame
+
+
+@pytest.fixture(scope="module")
+def fitted(cdnow_spend):
+    return cltv.fit_bgnbd(cdnow_spend), cltv.fit_gamma_gamma(cdnow_spend, spend="revenue")
+
+
+@pytest.fixture(scope="module")
+def scored(cdnow_spend, fitted):
+    """CDNOW plus two customers without orders, scored."""
+    no_orders = pd.DataFrame({"customer_code": ["NONE1", "NONE2"], "has_orders": [False, False]})
+    summary = pd.concat([cdnow_spend, no_orders], ignore_index=True)
+    bgnbd, gamma_gamma = fitted
+    return summary, cltv.score_customers(summary, bgnbd, gamma_gamma, annual_discount_rate=0.10)
+
+
+# --- the published CDNOW estimates ------------------------------------------------------------
+
+
+def test_bgnbd_reproduces_the_published_cdnow_estimates(cdnow):
+    fit = cltv.fit_bgnbd(cdnow)
+    # Fader, Hardie & Lee (2005), "Counting your customers the easy way", table 1
+    expected = {"r": 0.2426, "alpha": 4.4135, "a": 0.7929, "b": 2.4258}
+    for name, value in expected.items():
+        assert fit.params[name] == pytest.approx(value, abs=1e-4), name
+    # ... and the paper's log-likelihood, which lifetimes' own _negative_log_likelihood_ is not
+    assert fit.log_likelihood == pytest.approx(-9582.4, abs=0.05)
+    assert fit.model._negative_log_likelihood_ == pytest.approx(0.2503, abs=1e-4)
+    assert (fit.penalizer, fit.converged, fit.n_customers) == (0.0, True, 2357)
+    assert fit.n_rows < fit.n_customers  # compressed
+
+
+def test_gamma_gamma_reproduces_the_published_cdnow_estimates(cdnow_spend):
+    fit = cltv.fit_gamma_gamma(cdnow_spend, spend="revenue")
+    # Fader, Hardie & Lee (2005), "RFM and CLV: using iso-value curves", on the 946 repeat buyers
+    assert fit.params["p"] == pytest.approx(6.249, abs=1e-3)
+    assert fit.params["q"] == pytest.approx(3.745, abs=1e-3)
+    assert fit.params["v"] == pytest.approx(15.448, abs=1e-3)
+    assert fit.n_customers == 946
+    assert fit.spend_column == "monetary_value_net_sales"
+    # Hardie's note 025 reports this correlation as 0.11: independence is plausible
+    assert fit.frequency_spend_correlation == pytest.approx(0.11, abs=0.01)
+    assert fit.population_mean_defined
+    p, q, v = (fit.params[k] for k in "pqv")
+    assert fit.population_mean_spend == pytest.approx(p * v / (q - 1))
+
+
+def test_log_likelihoods_are_totals_in_the_original_units(cdnow_spend, fitted):
+    bgnbd, gamma_gamma = fitted
+    # lifetimes' fitted objective is a per-customer mean over rescaled data (+ penalty, here 0)
+    repeat = cdnow_spend[cdnow_spend["frequency"] > 0]
+    assert gamma_gamma.log_likelihood == pytest.approx(
+        -gamma_gamma.model._negative_log_likelihood_ * len(repeat), rel=1e-9
+    )
+    per_customer = cltv.bgnbd_log_likelihood(
+        bgnbd.params, cdnow_spend["frequency"], cdnow_spend["recency"], cdnow_spend["t"]
+    )
+    assert per_customer == pytest.approx(bgnbd.log_likelihood, rel=1e-12)
+
+
+def test_compressed_fit_equals_the_uncompressed_fit(cdnow):
+    ours = cltv.fit_bgnbd(cdnow)
+    plain = BetaGeoFitter().fit(cdnow["frequency"], cdnow["recency"], cdnow["t"])
+    for name in ("r", "alpha", "a", "b"):
+        assert ours.params[name] == pytest.approx(plain.params_[name], rel=1e-6), name
+
+
+def test_the_fit_does_not_depend_on_row_order(cdnow):
+    shuffled = cdnow.sample(frac=1, random_state=5)
+    assert cltv.fit_bgnbd(shuffled).params == cltv.fit_bgnbd(cdnow).params
+
+
+def test_gamma_gamma_uses_margin_by_default_and_skips_non_positive_spend():
+    summary = pd.DataFrame(
+        {
+            "customer_code": [f"c{i}" for i in range(8)],
+            "frequency": [0, 1, 2, 3, 1, 2, 4, 2],
+            "recency": [0, 5, 9, 20, 3, 8, 30, 12],
+            "t": [40] * 8,
+            "monetary_value_gross_margin": [0.0, 10.0, 14.0, 9.0, -3.0, 12.0, 11.0, 20.0],
+            "monetary_value_net_sales": [0.0, 30.0, 41.0, 25.0, 5.0, 33.0, 30.0, 52.0],
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cltv.CltvWarning)
+        margin = cltv.fit_gamma_gamma(summary)
+        revenue = cltv.fit_gamma_gamma(summary, spend="revenue")
+    assert margin.spend_column == "monetary_value_gross_margin"
+    assert margin.n_customers == 6  # not the one-time buyer, not the negative margin
+    assert revenue.n_customers == 7
+    with pytest.raises(ValueError, match="spend must be one of"):
+        cltv.fit_gamma_gamma(summary, spend="profit")
+
+
+# --- the penalizer ladder ---------------------------------------------------------------------
+
+
+def tiny_sample() -> pd.DataFrame:
+    """Four customers: too few for the unpenalized BG/NBD, which stops on precision loss."""
+    return pd.DataFrame(
+        {"frequency": [1, 3, 4, 2], "recency": [20.0, 38, 33, 22], "t": [30.0, 59, 49, 58]}
+    )
+
+
+def test_unpenalized_lifetimes_fails_on_the_tiny_sample():
+    rows = cltv.compress(tiny_sample(), cltv.SUMMARY_COLUMNS)  # the rows fit_bgnbd fits
+    with pytest.raises(ConvergenceError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            BetaGeoFitter(penalizer_coef=0.0).fit(
+                rows["frequency"], rows["recency"], rows["t"], weights=rows["weights"]
+            )
+
+
+def test_the_ladder_climbs_past_a_failing_rung():
+    fit = cltv.fit_bgnbd(tiny_sample())
+    assert [a.penalizer for a in fit.attempts] == [0.0, 0.001]
+    assert "ConvergenceError" in fit.attempts[0].error
+    assert fit.attempts[1].error is None
+    assert fit.penalizer == 0.001 and fit.converged
+    low, high = cltv.PARAMETER_RANGE
+    assert all(low <= v <= high for v in fit.params.values())
+    assert np.isfinite(fit.log_likelihood)
+
+
+def test_gamma_gamma_ladder_climbs_too():
+    two = pd.DataFrame(
+        {"frequency": [1, 1], "recency": [5, 5], "t": [10, 10],
+         "monetary_value_gross_margin": [10.0, 20.0]}
+    )
+    with pytest.raises(ConvergenceError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            GammaGammaFitter().fit(two["frequency"], two["monetary_value_gross_margin"])
+    fit = cltv.fit_gamma_gamma(two)
+    assert fit.penalizer == 0.001 and fit.attempts[0].error is not None
+
+
+def test_a_fit_that_runs_off_to_a_boundary_is_not_accepted():
+    # three identical customers: the likelihood has no maximum, the unpenalized optimiser
+    # "succeeds" with parameters in the millions and b near 0
+    identical = pd.DataFrame({"frequency": [1, 1, 1], "recency": [5.0] * 3, "t": [10.0] * 3})
+    with pytest.raises(cltv.ModelFitError) as raised:
+        cltv.fit_bgnbd(identical, penalizers=(0.0,))
+    assert "ran off to a boundary" in raised.value.attempts[0].error
+
+
+def test_when_every_rung_fails_a_clear_error_names_the_model_and_the_penalizers():
+    identical = pd.DataFrame({"frequency": [1, 1, 1], "recency": [5.0] * 3, "t": [10.0] * 3})
+    with pytest.raises(cltv.ModelFitError) as raised:
+        cltv.fit_bgnbd(identical, penalizers=(0.0, 0.01, 0.1))
+    error = raised.value
+    assert error.model == "bgnbd"
+    assert [a.penalizer for a in error.attempts] == [0.0, 0.01, 0.1]
+    assert all(a.error for a in error.attempts)
+    assert "bgnbd" in str(error) and "[0.0, 0.01, 0.1]" in str(error)
+
+
+def test_bad_input_is_refused_before_the_ladder():
+    bad = pd.DataFrame({"customer_code": ["x", "y"], "frequency": [1, 0],
+                        "recency": [50.0, 0.0], "t": [40.0, 10.0]})
+    with pytest.raises(ValueError, match="'recency' must be <= 't'.*'x'"):
+        cltv.fit_bgnbd(bad)
+    with pytest.raises(ValueError, match="no customers with orders"):
+        cltv.fit_bgnbd(pd.DataFrame({"frequency": [np.nan], "recency": [np.nan], "t": [np.nan]}))
+
+
+# --- Gamma-Gamma with an infinite population mean -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def heavy_tailed() -> pd.DataFrame:
+    """Spend drawn from a Gamma-Gamma with q = 0.6 (< 1: the population mean is infinite)."""
+    rng = np.random.default_rng(1)
+    n, p, q, gamma = 3000, 2.0, 0.6, 10.0
+    nu = rng.gamma(q, 1 / gamma, n)
+    x = rng.integers(1, 6, n)
+    m = np.array([rng.gamma(p, 1 / nu[i], x[i]).mean() for i in range(n)])
+    frame = pd.DataFrame(
+        {"customer_code": [f"c{i}" for i in range(n)], "frequency": x, "recency": x * 5,
+         "t": 40, "monetary_value_gross_margin": m}
+    )
+    one_timers = pd.DataFrame(
+        {"customer_code": ["o1", "o2"], "frequency": [0, 0], "recency": [0, 0], "t": [40, 12],
+         "monetary_value_gross_margin": [0.0, 0.0]}
+    )
+    return pd.concat([frame, one_timers], ignore_index=True)
+
+
+def test_infinite_population_mean_falls_back_loudly(heavy_tailed):
+    with pytest.warns(cltv.CltvWarning, match="q = 0.[0-9]+ <= 1"):
+        fit = cltv.fit_gamma_gamma(heavy_tailed)
+    assert fit.params["q"] < 1 and not fit.population_mean_defined
+    repeat = heavy_tailed[heavy_tailed["frequency"] > 0]
+    assert fit.population_mean_spend == pytest.approx(repeat["monetary_value_gross_margin"].mean())
+    # repeat customers keep lifetimes' conditional mean, which is proper while p + q > 1
+    x = repeat["frequency"].to_numpy(dtype=float)
+    m = repeat["monetary_value_gross_margin"].to_numpy()
+    ours = cltv.expected_spend(fit, x, m)
+    lifetimes_spend = fit.model.conditional_expected_average_profit(x, m)
+    np.testing.assert_allclose(ours, lifetimes_spend, rtol=1e-12)
+    assert (ours > 0).all()
+    # customers without repeat purchases get the fallback, not lifetimes' negative number
+    assert fit.model.conditional_expected_average_profit(0, 0) < 0
+    one_timer = cltv.expected_spend(fit, np.array([0.0]), np.array([0.0]))[0]
+    assert one_timer == fit.population_mean_spend
+
+
+def test_infinite_population_mean_can_be_refused(heavy_tailed):
+    with pytest.raises(cltv.ModelFitError, match="population mean spend is infinite"):
+        cltv.fit_gamma_gamma(heavy_tailed, undefined_mean="raise")
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+def test_scores_match_lifetimes(scored, fitted):
+    summary, scores = scored
+    bgnbd, gamma_gamma = fitted
+    buyers = summary[summary["has_orders"]]
+    ours = scores[summary["has_orders"].to_numpy()]
+    x, tx, t = (buyers[c].astype(float) for c in ("frequency", "recency", "t"))
+    m = buyers["monetary_value_net_sales"]
+    bg, gg = bgnbd.model, gamma_gamma.model
+    np.testing.assert_allclose(
+        ours["p_alive"], bg.conditional_probability_alive(x, tx, t), rtol=1e-12
+    )
+    for days in (90, 365):
+        np.testing.assert_allclose(
+            ours[f"expected_purchases_{days}d"],
+            bg.conditional_expected_number_of_purchases_up_to_time(days, x, tx, t),
+            rtol=1e-12,
+        )
+    # lifetimes' conditional expectation is the population mean for customers without repeats
+    np.testing.assert_allclose(
+        ours["expected_order_value"], gg.conditional_expected_average_profit(x, m), rtol=1e-12
+    )
+    monthly = (1.10) ** (1 / 12) - 1
+    expected_clv = gg.customer_lifetime_value(
+        bg, x, tx, t, m, time=12, discount_rate=monthly, freq="D"
+    )
+    np.testing.assert_allclose(ours["clv_12m"], expected_clv, rtol=1e-10)
+    assert ours["clv_12m"].gt(0).all()
+
+
+def test_scores_keep_row_order_and_mark_customers_without_orders(scored):
+    summary, scores = scored
+    assert list(scores.columns) == list(cltv.SCORE_COLUMNS)
+    assert scores["customer_code"].tolist() == summary["customer_code"].tolist()
+    none = scores[scores["customer_code"].isin(["NONE1", "NONE2"])]
+    assert (none["value_tier"] == "none").all()
+    assert none.drop(columns=["customer_code", "value_tier"]).isna().all().all()
+    assert scores.loc[scores["value_tier"] != "none", "clv_12m"].notna().all()
+
+
+def test_tiers_of_the_scored_customers_follow_the_cut_points(scored):
+    _, scores = scored
+    buyers = scores[scores["value_tier"] != "none"]
+    shares = buyers["value_tier"].value_counts(normalize=True)
+    assert shares["high"] == pytest.approx(0.2, abs=0.01)
+    assert shares["medium"] == pytest.approx(0.3, abs=0.01)
+    assert buyers.groupby("value_tier")["clv_12m"].min()["high"] >= buyers.groupby(
+        "value_tier")["clv_12m"].max()["medium"]
+
+
+def test_discount_rate_is_compounded_monthly():
+    assert (1 + cltv.monthly_discount_rate(0.10)) ** 12 == pytest.approx(1.10)
+    assert cltv.monthly_discount_rate(0.0) == 0.0
+
+
+# --- tiers ------------------------------------------------------------------------------------
+
+
+def test_tiers_cut_at_20_and_50_percent():
+    clv = pd.Series([10.0, 9, 8, 7, 6, 5, 4, 3, 2, 1])
+    assert cltv.value_tiers(clv).tolist() == ["high"] * 2 + ["medium"] * 3 + ["low"] * 5
+
+
+def test_tied_clvs_share_a_tier_whatever_the_order():
+    clv = pd.Series([5.0, 5, 5, 1, 1, 1, 1, 1, 1, 1])
+    tiers = cltv.value_tiers(clv)
+    # nobody is strictly above the three 5s: all high, although they are 30%; 30% are
+    # strictly above the 1s: all medium, so there is no low tier here
+    assert tiers.tolist() == ["high"] * 3 + ["medium"] * 7
+    shuffled = clv.sample(frac=1, random_state=2)
+    assert cltv.value_tiers(shuffled).sort_index().tolist() == tiers.tolist()
+
+
+def test_null_clv_is_tier_none_and_does_not_count():
+    clv = pd.Series([np.nan, 3.0, 2.0, 1.0, 0.5, 0.1, np.nan])
+    expected = ["none", "high", "medium", "medium", "low", "low", "none"]
+    assert cltv.value_tiers(clv).tolist() == expected
+    assert cltv.value_tiers(pd.Series([np.nan, np.nan])).tolist() == ["none", "none"]
+
+
+# --- model outputs as data --------------------------------------------------------------------
+
+
+def test_model_parameters_have_one_row_per_model_and_a_fixed_schema(fitted):
+    bgnbd, gamma_gamma = fitted
+    first = cltv.model_parameters([bgnbd, gamma_gamma], as_of_date="2026-11-09")
+    second = cltv.model_parameters([bgnbd, gamma_gamma], as_of_date="2026-11-24")
+    assert list(first.columns) == ["as_of_date", *cltv.PARAMETER_COLUMNS]
+    assert first["model"].tolist() == ["bgnbd", "gamma_gamma"]
+    both = pd.concat([first, second], ignore_index=True)
+    assert (both.dtypes == first.dtypes).all()  # appending keeps the schema
+    bg_row, gg_row = first.iloc[0], first.iloc[1]
+    assert bg_row["r"] == bgnbd.params["r"] and pd.isna(bg_row["p"])
+    assert gg_row["q"] == gamma_gamma.params["q"] and pd.isna(gg_row["alpha"])
+    assert gg_row["spend_column"] == "monetary_value_net_sales"
+    assert bool(bg_row["converged"]) and bg_row["time_unit"] == "day"
+    assert bg_row["log_likelihood"] == bgnbd.log_likelihood
+
+
+def test_models_round_trip_through_artifacts(tmp_path, fitted, cdnow_spend):
+    bgnbd, gamma_gamma = fitted
+    written = cltv.save_models([bgnbd, gamma_gamma], tmp_path / "models")
+    assert sorted(p.name for p in written) == [
+        "bgnbd.json", "bgnbd.pkl", "gamma_gamma.json", "gamma_gamma.pkl"
+    ]
+    loaded = cltv.load_models(tmp_path / "models")
+    assert loaded["bgnbd"].params == bgnbd.params
+    assert loaded["gamma_gamma"].population_mean_spend == gamma_gamma.population_mean_spend
+    assert loaded["bgnbd"].attempts == bgnbd.attempts
+    summary = cdnow_spend.head(50)
+    again = cltv.score_customers(summary, loaded["bgnbd"], loaded["gamma_gamma"])
+    pd.testing.assert_frame_equal(again, cltv.score_customers(summary, bgnbd, gamma_gamma))
