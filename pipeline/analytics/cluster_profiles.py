@@ -1,0 +1,342 @@
+"""What the clusters are: profiles, readable names and the features that explain them.
+
+Naming rule (``name_clusters``)
+-------------------------------
+A name is built from the profile, word by word, each word from one documented test:
+
+1. ``lapsed`` when the cluster's median days since the last order is at least ``lapsed_days``
+   (365): an absolute test, since "lapsed" means the same whatever the other clusters do.
+2. Value level: the cluster's median net sales per order against the terciles of that value over
+   *all customers* (``NamingRule.value_cuts``): ``low-value`` below the 1/3 quantile,
+   ``high-value`` above the 2/3 quantile, else ``mid-value``.
+3. Frequency: ``one-time`` when the cluster's median customer has one order; ``frequent`` when
+   that median is above the 2/3 quantile of all customers' order counts
+   (``NamingRule.frequent_orders``); else ``occasional``.
+4. Basket: ``<Segment> buyers`` for the segment with the largest mean share of net sales when that
+   share is at least ``segment_share`` (0.4), else ``mixed-basket buyers``.
+
+Cuts come from the customer distribution rather than from ranking the clusters, so a word means
+the same whatever K is, and a cluster of $40 orders is never "mid-value" because the others are
+cheaper still. E.g. "high-value frequent mixed-basket buyers", "lapsed low-value one-time
+Accessories buyers". Words whose inputs are missing are left out. Names are unique: when
+clusters share a name, the largest keeps it and the others get " (2)", " (3)"... by size, then
+cluster id. Names describe this refresh's profile, so a cluster id can be renamed next refresh.
+
+Importance method (``feature_importance``)
+------------------------------------------
+Permutation importance of surrogate classifiers trained to predict the cluster from the model
+features, on a seeded sample (20,000 customers) split 70/30 (seeded, stratified when it can be),
+importances measured on the held-out 30% with ``n_repeats`` seeded shuffles:
+
+- all clusters (``cluster_id`` <NA>): a seeded random forest (50 trees, depth 8), scored by
+  accuracy: the drop in accuracy when a feature is shuffled;
+- each cluster: a seeded depth-4 decision tree for "this cluster vs the rest", class-weighted
+  and scored by balanced accuracy, so small clusters are explained too.
+
+``surrogate_score`` is the surrogate's held-out score (how faithfully it mimics the clusters).
+``cluster_mean_z`` is the direction: the cluster's mean minus everyone's, in standard deviations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.model_selection import train_test_split
+from sklearn.tree import DecisionTreeClassifier
+
+from .clusters import CHANNEL_FEATURES, CLUSTER_ID, MIX_FEATURES, SEGMENTS, sample_rows
+
+# Readable (unlogged) columns of customer_cluster_features, profiled when present.
+PROFILE_COLUMNS = (
+    "order_count",
+    "days_since_last_order",
+    "tenure_days",
+    "avg_order_net_sales",
+    "total_net_sales",
+    "margin_rate",
+    *MIX_FEATURES,
+    *CHANNEL_FEATURES,
+)
+IMPORTANCE_COLUMNS = (
+    CLUSTER_ID,
+    "feature",
+    "importance_mean",
+    "importance_std",
+    "rank",
+    "surrogate_score",
+    "cluster_mean_z",
+)
+
+
+def _aligned_labels(features: pd.DataFrame, labels: pd.Series) -> np.ndarray:
+    """The cluster id of each row of ``features``; every customer must have one."""
+    aligned = labels.reindex(features["customer_code"].to_numpy())
+    if aligned.isna().any():
+        missing = features["customer_code"][aligned.isna().to_numpy()].head(5).tolist()
+        raise ValueError(f"{int(aligned.isna().sum())} customers have no cluster, e.g. {missing}")
+    return aligned.to_numpy(dtype=np.int64)
+
+
+# --- profiles --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NamingRule:
+    """Thresholds of the naming rule (see the module docstring)."""
+
+    lapsed_days: float = 365
+    segment_share: float = 0.4
+    value_cuts: tuple[float, float] | None = None  # 1/3 and 2/3 quantiles of avg order value
+    frequent_orders: float | None = None  # 2/3 quantile of order count
+
+
+def naming_rule(
+    features: pd.DataFrame, lapsed_days: float = 365, segment_share: float = 0.4
+) -> NamingRule:
+    """The naming thresholds, with the value and frequency cuts taken from all customers."""
+    value_cuts = frequent = None
+    if "avg_order_net_sales" in features.columns:
+        low, high = features["avg_order_net_sales"].astype(float).quantile([1 / 3, 2 / 3])
+        value_cuts = (float(low), float(high))
+    if "order_count" in features.columns:
+        frequent = float(features["order_count"].astype(float).quantile(2 / 3))
+    return NamingRule(lapsed_days, segment_share, value_cuts, frequent)
+
+
+def cluster_profiles(
+    features: pd.DataFrame,
+    labels: pd.Series,
+    columns: tuple[str, ...] | None = None,
+    revenue: str | None = None,
+    segment: str | None = None,
+    rule: NamingRule | None = None,
+) -> pd.DataFrame:
+    """One row per cluster: size, revenue, feature means and medians, basket, RFM mix and name.
+
+    Parameters
+    ----------
+    features : pd.DataFrame
+        ``customer_code`` and the columns to profile (raw, unscaled), one row per customer.
+    labels : pd.Series
+        Cluster id per customer, indexed by customer_code (``ClusterFit.labels``).
+    columns : tuple of str, optional
+        Columns to profile; default the ``PROFILE_COLUMNS`` present in ``features``.
+    revenue : str, optional
+        Column with each customer's revenue (e.g. ``total_net_sales``), for revenue shares.
+    segment : str, optional
+        Column with each customer's RFM segment, for the dominant segment.
+    rule : NamingRule, optional
+        Naming thresholds; default ``naming_rule(features)``.
+
+    Returns
+    -------
+    pd.DataFrame with ``cluster_id``, ``name``, ``customers``, ``customer_share``, then
+    ``revenue`` and ``revenue_share`` (with ``revenue``), ``<column>_mean`` and ``<column>_median``
+    per profiled column, ``top_segment``, ``top_segment_share`` and ``top_segments`` (with the
+    segment share columns), ``dominant_rfm_segment`` and ``dominant_rfm_segment_share`` (with
+    ``segment``). Sorted by cluster id.
+    """
+    if columns is None:
+        columns = tuple(c for c in PROFILE_COLUMNS if c in features.columns)
+    wanted = [c for c in (*columns, revenue, segment) if c is not None]
+    missing = [c for c in wanted if c not in features.columns]
+    if missing:
+        raise ValueError(f"the feature frame lacks columns {missing}")
+    ids = _aligned_labels(features, labels)
+    frame = features[list(columns)].astype(float)
+    frame[CLUSTER_ID] = ids
+    grouped = frame.groupby(CLUSTER_ID, sort=True)
+
+    profile = pd.DataFrame({"customers": grouped.size()})
+    profile["customer_share"] = profile["customers"] / len(frame)
+    if revenue is not None:
+        by_cluster = features[revenue].astype(float).groupby(ids).sum()
+        total = float(by_cluster.sum())
+        profile["revenue"] = by_cluster
+        profile["revenue_share"] = by_cluster / total if total else 0.0
+    if columns:
+        stats = grouped[list(columns)].agg(["mean", "median"])
+        stats.columns = [f"{column}_{stat}" for column, stat in stats.columns]
+        profile = profile.join(stats)
+
+    mix = [c for c in MIX_FEATURES if f"{c}_mean" in profile.columns]
+    if mix:
+        shares = profile[[f"{c}_mean" for c in mix]].to_numpy()
+        names = np.array([SEGMENTS[MIX_FEATURES.index(c)] for c in mix])
+        profile["top_segment"] = names[shares.argmax(axis=1)]
+        profile["top_segment_share"] = shares.max(axis=1)
+        profile["top_segments"] = [_top_segments(row, names) for row in shares]
+    if segment is not None:
+        counts = pd.crosstab(ids, features[segment].to_numpy())
+        # Ties go to the alphabetically first segment (crosstab's column order), deterministically.
+        profile["dominant_rfm_segment"] = counts.idxmax(axis=1)
+        profile["dominant_rfm_segment_share"] = counts.max(axis=1) / counts.sum(axis=1)
+
+    profile.index.name = CLUSTER_ID
+    profile = profile.reset_index()
+    profile.insert(1, "name", name_clusters(profile, rule or naming_rule(features)))
+    return profile
+
+
+def _top_segments(
+    shares: np.ndarray, names: np.ndarray, n: int = 3, floor: float = 0.1
+) -> str:
+    """'Notebook 62% / Accessories 21%': up to ``n`` segments with a mean share >= ``floor``."""
+    order = np.argsort(-shares, kind="stable")[:n]
+    parts = [f"{names[i]} {shares[i]:.0%}" for i in order if shares[i] >= floor]
+    return " / ".join(parts) if parts else "none"
+
+
+def name_clusters(profile: pd.DataFrame, rule: NamingRule = NamingRule()) -> pd.Series:
+    """Readable, unique cluster names from a profile (the rule is in the module docstring)."""
+    words = pd.DataFrame(index=profile.index)
+    if "days_since_last_order_median" in profile.columns:
+        lapsed = profile["days_since_last_order_median"] >= rule.lapsed_days
+        words["lapsed"] = np.where(lapsed, "lapsed", "")
+    if "avg_order_net_sales_median" in profile.columns and rule.value_cuts is not None:
+        value, (low, high) = profile["avg_order_net_sales_median"], rule.value_cuts
+        words["value"] = np.select(
+            [value > high, value < low], ["high-value", "low-value"], "mid-value"
+        )
+    if "order_count_median" in profile.columns:
+        orders = profile["order_count_median"]
+        frequent = orders > rule.frequent_orders if rule.frequent_orders is not None else False
+        words["frequency"] = np.select(
+            [orders <= 1, frequent], ["one-time", "frequent"], "occasional"
+        )
+    if "top_segment" in profile.columns:
+        words["basket"] = np.where(
+            profile["top_segment_share"] >= rule.segment_share,
+            profile["top_segment"] + " buyers",
+            "mixed-basket buyers",
+        )
+    names = pd.Series("", index=profile.index)
+    for column in words.columns:
+        names = (names + " " + words[column]).str.strip()
+    names = names.where(names != "", "cluster " + profile[CLUSTER_ID].astype(str))
+    return _deduplicate(names, profile)
+
+
+def _deduplicate(names: pd.Series, profile: pd.DataFrame) -> pd.Series:
+    """Suffix repeated names " (2)", " (3)"... by size (largest keeps the name), then cluster id."""
+    order = profile.assign(_name=names).sort_values(
+        ["customers", CLUSTER_ID], ascending=[False, True], kind="stable"
+    )
+    seen: dict[str, int] = {}
+    taken = set(names)
+    result = names.copy()
+    for i, name in zip(order.index, order["_name"]):
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            n = seen[name]
+            while f"{name} ({n})" in taken:  # never collide with another real name
+                n += 1
+            result.loc[i] = f"{name} ({n})"
+            taken.add(result.loc[i])
+    return result.rename("name")
+
+
+# --- feature importance ----------------------------------------------------------------------
+
+
+def feature_importance(
+    features: pd.DataFrame,
+    labels: pd.Series,
+    columns: tuple[str, ...],
+    sample_size: int = 20_000,
+    n_repeats: int = 5,
+    random_state: int = 0,
+    per_cluster: bool = True,
+) -> pd.DataFrame:
+    """Permutation importance of surrogate classifiers of the clusters (see the module docstring).
+
+    Parameters
+    ----------
+    features : pd.DataFrame
+        ``customer_code`` and ``columns``.
+    labels : pd.Series
+        Cluster id per customer, indexed by customer_code.
+    columns : tuple of str
+        The model features (``ClusterFit.features``).
+    sample_size, n_repeats, random_state
+        Sample the surrogates see, shuffles per feature, and the one seed of everything.
+    per_cluster : bool
+        Also one-vs-rest importances per cluster.
+
+    Returns
+    -------
+    Tidy pd.DataFrame, one row per (scope, feature): ``cluster_id`` (<NA> = all clusters),
+    ``feature``, ``importance_mean``, ``importance_std``, ``rank`` (1 = most important within the
+    scope), ``surrogate_score``, ``cluster_mean_z``. Empty with one cluster or no feature.
+    """
+    ids = _aligned_labels(features, labels)
+    clusters = np.unique(ids)
+    if len(clusters) < 2 or not columns:
+        return pd.DataFrame(columns=list(IMPORTANCE_COLUMNS))
+    values = features[list(columns)].to_numpy(dtype=np.float64)
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    std[std == 0] = 1.0
+
+    rows = sample_rows(len(values), sample_size, random_state)
+    x, y = values[rows], ids[rows]
+    counts = np.bincount(np.searchsorted(clusters, y))
+    stratify = y if counts.min() >= 2 else None
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=0.3, random_state=random_state, stratify=stratify
+    )
+
+    frames = []
+    forest = RandomForestClassifier(
+        n_estimators=50, max_depth=8, min_samples_leaf=5, random_state=random_state, n_jobs=1
+    ).fit(x_train, y_train)
+    frames.append(
+        _permutation_frame(forest, x_test, y_test, columns, "accuracy", n_repeats, random_state)
+        .assign(**{CLUSTER_ID: pd.NA, "cluster_mean_z": np.nan})
+    )
+    if per_cluster:
+        for cluster in clusters:
+            target_train, target_test = y_train == cluster, y_test == cluster
+            if target_test.all() or not target_test.any() or not target_train.any():
+                continue  # the split holds too few of this cluster to score it
+            tree = DecisionTreeClassifier(
+                max_depth=4, class_weight="balanced", random_state=random_state
+            ).fit(x_train, target_train)
+            z = (values[ids == cluster].mean(axis=0) - mean) / std
+            frames.append(
+                _permutation_frame(
+                    tree, x_test, target_test, columns, "balanced_accuracy", n_repeats, random_state
+                ).assign(**{CLUSTER_ID: int(cluster), "cluster_mean_z": z})
+            )
+    result = pd.concat(frames, ignore_index=True)
+    result[CLUSTER_ID] = result[CLUSTER_ID].astype("Int64")
+    return result[list(IMPORTANCE_COLUMNS)]
+
+
+SCORERS = {"accuracy": accuracy_score, "balanced_accuracy": balanced_accuracy_score}
+
+
+def _permutation_frame(
+    model, x, y, columns, scoring, n_repeats, random_state
+) -> pd.DataFrame:
+    """Permutation importances of one fitted surrogate, ranked (ties by column order)."""
+    result = permutation_importance(
+        model, x, y, scoring=scoring, n_repeats=n_repeats, random_state=random_state, n_jobs=1
+    )
+    frame = pd.DataFrame(
+        {
+            "feature": list(columns),
+            "importance_mean": result.importances_mean,
+            "importance_std": result.importances_std,
+            "surrogate_score": float(SCORERS[scoring](y, model.predict(x))),
+        }
+    )
+    rank = np.empty(len(columns), dtype=np.int64)
+    order = np.lexsort((np.arange(len(columns)), -result.importances_mean))
+    rank[order] = np.arange(1, len(columns) + 1)
+    frame["rank"] = rank
+    return frame

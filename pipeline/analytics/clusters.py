@@ -1,0 +1,574 @@
+"""Customer clusters: k-means on scaled behavioural features, K by silhouette, stable ids.
+
+Inputs are per-customer frames (the SQL ``customer_cluster_features``), never order lines.
+Profiles, names and feature importance live in ``cluster_profiles``.
+
+Rules
+-----
+- **Features.** ``DEFAULT_FEATURES``: log recency, log frequency, log average order value, tenure,
+  margin rate and the six segment shares. Columns with a single value (all customers one-order,
+  say) carry no information and would divide by a zero standard deviation: they are dropped
+  before scaling and listed in ``ClusterFit.dropped``. Nulls and infinities are refused with the
+  column's name.
+- **Model.** ``Pipeline(StandardScaler, KMeans)`` with a fixed ``random_state`` and an explicit
+  ``n_init`` (k-means++ starts), so a refresh on the same data gives the same clusters.
+- **Sampling.** Scaler and k-means are fit on a seeded uniform sample of at most
+  ``fit_sample_size`` customers (200,000); everyone is then assigned with ``predict``. A uniform
+  sample of that size pins the centroids far more tightly than the clusters are apart (see the
+  sample-vs-full ARI test), and exact Lloyd k-means on it is cheaper and easier to reason about
+  than MiniBatchKMeans on everyone.
+- **Choice of K.** Every K in ``k_range`` (default 2-10) is fit. The silhouette of each fit is
+  computed on one seeded sample of ``silhouette_sample_size`` customers (10,000) drawn from the fit
+  sample, the same for every K, so the curve compares like with like and costs O(sample^2), not
+  O(N^2). K = the highest silhouette; ties go to the smaller K. The elbow of the inertia curve
+  (the point farthest from the chord between its ends, both axes scaled to [0, 1]) is reported
+  beside it as a cross-check, not used. The range is clipped to the number of distinct feature
+  rows (k-means cannot make more non-empty clusters than that); passing ``k`` skips the choice.
+- **Identical customers.** When no column varies, everyone is one cluster (id 0): no K to choose.
+- **Stable ids.** k-means numbers clusters arbitrarily. A first fit numbers them by size (0 = the
+  largest in the fit sample). Given the previous refresh's centroids (in feature units), the new
+  clusters are matched to them by the Hungarian algorithm on Euclidean distance in the *new*
+  scaled space (previous centroids go through the new scaler); matched clusters inherit the
+  previous id, the others (when K grew) get fresh ids above the previous largest, by size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+from sklearn import config_context
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+SEGMENTS = ("Peripherals", "Accessories", "Notebook", "Desktop", "Storage", "Networking")
+MIX_FEATURES = tuple(f"share_{s.lower()}" for s in SEGMENTS)
+BEHAVIOUR_FEATURES = ("log_recency", "log_frequency", "log_avg_spend", "tenure_days", "margin_rate")
+# Platform / channel flags: in the SQL features, not in the default set (see DEFAULT_FEATURES).
+CHANNEL_FEATURES = ("is_e_commerce", "is_direct", "is_distributor", "is_retailer")
+# Behaviour and basket only. Scaled 0/1 flags are perfectly bimodal, so k-means splits on them
+# before anything else and the clusters become channel groups; pass them explicitly to try.
+DEFAULT_FEATURES = BEHAVIOUR_FEATURES + MIX_FEATURES
+
+CLUSTER_ID = "cluster_id"
+CURVE_COLUMNS = ("k", "inertia", "silhouette", "is_chosen", "is_elbow")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Knobs of the clustering, with defaults that stay cheap at 1,000,000 customers.
+
+    Attributes
+    ----------
+    k_range
+        Smallest and largest K tried (inclusive).
+    k
+        Fixed K: skips the choice (the curve then has that one row).
+    random_state
+        Seed of every sample and of k-means.
+    n_init
+        k-means++ restarts per K; the best inertia wins.
+    fit_sample_size
+        Customers the scaler and k-means are fit on; everyone is assigned afterwards.
+    silhouette_sample_size
+        Customers the silhouette of each K is computed on.
+    threads
+        OpenMP / BLAS threads for k-means and the silhouette; None = the libraries' default.
+        One by default: on our shared 2-core machines k-means' spinning OpenMP threads made
+        the fits about 3x slower than one thread (200,000 rows, K = 4 and 10).
+    """
+
+    k_range: tuple[int, int] = (2, 10)
+    k: int | None = None
+    random_state: int = 0
+    n_init: int = 4
+    fit_sample_size: int = 200_000
+    silhouette_sample_size: int = 10_000
+    threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        low, high = self.k_range
+        if low < 2 or high < low:
+            raise ValueError(f"k_range must be (low, high), 2 <= low <= high; got {self.k_range}")
+        if self.k is not None and self.k < 1:
+            raise ValueError(f"k must be at least 1, got {self.k}")
+        if self.n_init < 1 or self.fit_sample_size < 2 or self.silhouette_sample_size < 3:
+            raise ValueError("n_init >= 1, fit_sample_size >= 2 and silhouette_sample_size >= 3")
+
+
+@dataclass(frozen=True)
+class FeatureMatrix:
+    """Validated model inputs: the varying columns as float64, and the constant ones."""
+
+    customer_codes: np.ndarray
+    values: np.ndarray  # (customers, len(columns)), float64
+    columns: tuple[str, ...]
+    constants: dict[str, float]  # dropped column -> its single value
+
+
+@dataclass
+class ClusterFit:
+    """A fitted clustering and everyone's cluster.
+
+    Attributes
+    ----------
+    labels
+        ``cluster_id`` (int64) per customer, indexed by ``customer_code``.
+    pipeline
+        The fitted scaler + k-means; None when everyone is one cluster.
+    features
+        The columns the model uses, in order; ``dropped`` the constant columns left out.
+    k, elbow_k
+        The K used and the elbow of the inertia curve (None when the curve is too short).
+    curve
+        One row per K tried: ``k``, ``inertia`` (on the fit sample), ``silhouette`` (on the
+        silhouette sample; NaN where undefined), ``is_chosen``, ``is_elbow``.
+    centroids
+        One row per cluster: ``cluster_id`` and every feature (dropped ones at their constant) in
+        feature units. Keep it: the next refresh matches its clusters to these.
+    label_map
+        ``label_map[kmeans_label]`` = cluster_id.
+    fit_rows
+        Customers the model was fit on (the sample size).
+    """
+
+    labels: pd.Series
+    pipeline: Pipeline | None
+    features: tuple[str, ...]
+    dropped: tuple[str, ...]
+    k: int
+    elbow_k: int | None
+    curve: pd.DataFrame
+    centroids: pd.DataFrame
+    label_map: np.ndarray
+    fit_rows: int
+    notes: list[str] = field(default_factory=list)
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+def feature_matrix(
+    features: pd.DataFrame, columns: tuple[str, ...] = DEFAULT_FEATURES
+) -> FeatureMatrix:
+    """Check the feature frame and split off constant columns.
+
+    Parameters
+    ----------
+    features : pd.DataFrame
+        ``customer_code`` (unique) and every column in ``columns``.
+    columns : tuple of str
+        Model features.
+
+    Returns
+    -------
+    FeatureMatrix, with the constant columns (a single value, e.g. everyone bought once) left out.
+    """
+    if "customer_code" not in features.columns:
+        raise ValueError("the feature frame needs a customer_code column")
+    missing = [c for c in columns if c not in features.columns]
+    if missing:
+        raise ValueError(f"the feature frame lacks columns {missing}")
+    if not columns:
+        raise ValueError("no feature columns given")
+    codes = features["customer_code"].to_numpy()
+    if features["customer_code"].duplicated().any():
+        duplicated = features["customer_code"].duplicated()
+        dupes = features.loc[duplicated, "customer_code"].head(5).tolist()
+        raise ValueError(f"duplicated customer_code values in the features, e.g. {dupes}")
+    if len(features) == 0:
+        raise ValueError("no customers to cluster")
+    values = features[list(columns)].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        column = columns[int(np.argmax(bad.any(axis=0)))]
+        count = int(bad[:, columns.index(column)].sum())
+        raise ValueError(f"feature {column!r} has {count} null or infinite values")
+    # Exactly one value, not "small variance": a rare but real value is information.
+    constant = values.min(axis=0) == values.max(axis=0)
+    kept = tuple(c for c, k in zip(columns, constant) if not k)
+    constants = {c: float(values[0, i]) for i, c in enumerate(columns) if constant[i]}
+    return FeatureMatrix(codes, values[:, ~constant], kept, constants)
+
+
+def sample_rows(n: int, size: int, random_state: int) -> np.ndarray:
+    """Sorted indices of a seeded uniform sample of ``size`` of ``n`` rows (all if n <= size)."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(random_state).choice(n, size=size, replace=False))
+
+
+def distinct_rows(values: np.ndarray, limit: int) -> int:
+    """Number of distinct rows, counted up to ``limit`` (enough to clip the K range)."""
+    seen: set[bytes] = set()
+    for row in np.ascontiguousarray(values):
+        seen.add(row.tobytes())
+        if len(seen) >= limit:
+            break
+    return len(seen)
+
+
+# --- K ---------------------------------------------------------------------------------------
+
+
+def elbow_k(ks: np.ndarray, inertia: np.ndarray) -> int | None:
+    """The K of the inertia curve's elbow: the point farthest from the chord between its ends.
+
+    Both axes are scaled to [0, 1] first, so the answer does not depend on the inertia's units.
+    None with fewer than three points or a flat curve.
+    """
+    ks = np.asarray(ks, dtype=float)
+    inertia = np.asarray(inertia, dtype=float)
+    if len(ks) < 3 or inertia.max() == inertia.min():
+        return None
+    x = (ks - ks.min()) / (ks.max() - ks.min())
+    y = (inertia - inertia.min()) / (inertia.max() - inertia.min())
+    # Distance to the line through the first and last points (unnormalised: same argmax).
+    dx, dy = x[-1] - x[0], y[-1] - y[0]
+    distance = np.abs(dy * (x - x[0]) - dx * (y - y[0]))
+    return int(ks[int(np.argmax(distance))])
+
+
+def _silhouette(scaled: np.ndarray, labels: np.ndarray) -> float:
+    """Silhouette, NaN where undefined (fewer than 2 labels, or one point per label)."""
+    n_labels = len(np.unique(labels))
+    if n_labels < 2 or n_labels > len(labels) - 1:
+        return float("nan")
+    # sklearn computes distances in blocks of up to `working_memory` MB (default 1024); 128 MB
+    # blocks are as fast here and keep the stage's peak memory down.
+    with config_context(working_memory=128):
+        return float(silhouette_score(scaled, labels))
+
+
+def _kmeans(k: int, config: ClusterConfig) -> KMeans:
+    return KMeans(n_clusters=k, n_init=config.n_init, random_state=config.random_state)
+
+
+def k_curve(
+    scaled: np.ndarray, ks: list[int], config: ClusterConfig
+) -> tuple[pd.DataFrame, dict[int, KMeans]]:
+    """Fit k-means for each K on already-scaled rows; inertia and silhouette per K.
+
+    Returns
+    -------
+    The curve (``k``, ``inertia``, ``silhouette``) and the fitted k-means per K.
+    """
+    sil_rows = sample_rows(len(scaled), config.silhouette_sample_size, config.random_state + 1)
+    rows, models = [], {}
+    for k in ks:
+        model = _kmeans(k, config).fit(scaled)
+        models[k] = model
+        rows.append(
+            {
+                "k": k,
+                "inertia": float(model.inertia_),
+                "silhouette": _silhouette(scaled[sil_rows], model.labels_[sil_rows]),
+            }
+        )
+    return pd.DataFrame(rows, columns=["k", "inertia", "silhouette"]), models
+
+
+def choose_k(curve: pd.DataFrame) -> int:
+    """The K with the highest silhouette; ties (and an all-NaN curve) go to the smallest K."""
+    valid = curve.dropna(subset=["silhouette"])
+    if valid.empty:
+        return int(curve["k"].min())
+    best = valid["silhouette"].max()
+    return int(valid.loc[valid["silhouette"] == best, "k"].min())
+
+
+# --- fit and assign --------------------------------------------------------------------------
+
+
+def fit_clusters(
+    features: pd.DataFrame,
+    columns: tuple[str, ...] = DEFAULT_FEATURES,
+    config: ClusterConfig = ClusterConfig(),
+    previous_centroids: pd.DataFrame | None = None,
+) -> ClusterFit:
+    """Fit the clustering, choose K, number the clusters and assign every customer.
+
+    Parameters
+    ----------
+    features : pd.DataFrame
+        ``customer_code`` and the model columns, one row per customer.
+    columns : tuple of str
+        Model features (``DEFAULT_FEATURES``).
+    config : ClusterConfig
+        K range or fixed K, seeds and sample sizes.
+    previous_centroids : pd.DataFrame, optional
+        ``ClusterFit.centroids`` of the previous refresh: the new clusters take the ids of the
+        previous clusters they match.
+
+    Returns
+    -------
+    ClusterFit
+    """
+    matrix = feature_matrix(features, tuple(columns))
+    notes = [f"dropped constant columns: {sorted(matrix.constants)}"] if matrix.constants else []
+    if not matrix.columns:
+        notes.append("no feature varies: every customer is in cluster 0")
+        return _single_cluster(matrix, notes)
+
+    fit_rows = sample_rows(len(matrix.values), config.fit_sample_size, config.random_state)
+    sample = matrix.values[fit_rows]
+    scaler = StandardScaler().fit(sample)
+    scaled = scaler.transform(sample)
+    low, high = config.k_range
+    distinct = distinct_rows(sample, limit=max(high, config.k or 0) + 1)
+
+    if config.k is not None:
+        if config.k > distinct:
+            raise ValueError(
+                f"k={config.k} clusters asked for, but the fit sample has only {distinct} "
+                "distinct customers"
+            )
+        ks = [config.k]
+    else:
+        # k-means cannot make more non-empty clusters than distinct rows, and the silhouette
+        # needs at least one cluster with two customers.
+        high = min(high, distinct, len(sample) - 1)
+        if high < 2:
+            raise ValueError(
+                f"cannot choose K: {len(sample)} customers with {distinct} distinct feature rows; "
+                "at least 3 customers with 2 distinct rows are needed (or pass k)"
+            )
+        if high < config.k_range[1]:
+            notes.append(f"K range clipped to {min(low, high)}-{high}: {distinct} distinct rows")
+        ks = list(range(min(low, high), high + 1))
+
+    with threadpool_limits(limits=config.threads):
+        curve, models = k_curve(scaled, ks, config)
+    k = config.k if config.k is not None else choose_k(curve)
+    elbow = elbow_k(curve["k"].to_numpy(), curve["inertia"].to_numpy())
+    curve["is_chosen"] = curve["k"] == k
+    curve["is_elbow"] = curve["k"] == elbow
+
+    kmeans = models[k]
+    pipeline = Pipeline([("scale", scaler), ("kmeans", kmeans)])
+    # First numbering: by size in the fit sample, largest first (ties by k-means label).
+    sizes = np.bincount(kmeans.labels_, minlength=k)
+    label_map = np.empty(k, dtype=np.int64)
+    label_map[np.lexsort((np.arange(k), -sizes))] = np.arange(k)
+    fit = ClusterFit(
+        labels=pd.Series(dtype="int64"),
+        pipeline=pipeline,
+        features=matrix.columns,
+        dropped=tuple(matrix.constants),
+        k=k,
+        elbow_k=elbow,
+        curve=curve[list(CURVE_COLUMNS)],
+        centroids=pd.DataFrame(),
+        label_map=label_map,
+        fit_rows=len(fit_rows),
+        notes=notes,
+    )
+    fit.centroids = _centroids(fit, matrix.constants)
+    if previous_centroids is not None:
+        fit = relabel(fit, previous_centroids)
+    with threadpool_limits(limits=config.threads):
+        fit.labels = _labels(fit, matrix)
+    return fit
+
+
+def _single_cluster(matrix: FeatureMatrix, notes: list[str]) -> ClusterFit:
+    centroids = pd.DataFrame({CLUSTER_ID: [0], **{c: [v] for c, v in matrix.constants.items()}})
+    return ClusterFit(
+        labels=pd.Series(
+            np.zeros(len(matrix.customer_codes), dtype=np.int64),
+            index=pd.Index(matrix.customer_codes, name="customer_code"),
+            name=CLUSTER_ID,
+        ),
+        pipeline=None,
+        features=(),
+        dropped=tuple(matrix.constants),
+        k=1,
+        elbow_k=None,
+        curve=pd.DataFrame(columns=list(CURVE_COLUMNS)),
+        centroids=centroids,
+        label_map=np.zeros(1, dtype=np.int64),
+        fit_rows=len(matrix.customer_codes),
+        notes=notes,
+    )
+
+
+def _centroids(fit: ClusterFit, constants: dict[str, float]) -> pd.DataFrame:
+    """Centroids in feature units, one row per cluster id, constant columns at their value."""
+    scaler, kmeans = fit.pipeline.named_steps["scale"], fit.pipeline.named_steps["kmeans"]
+    raw = scaler.inverse_transform(kmeans.cluster_centers_)
+    frame = pd.DataFrame(raw, columns=list(fit.features))
+    for column, value in constants.items():
+        frame[column] = value
+    frame.insert(0, CLUSTER_ID, fit.label_map)
+    return frame.sort_values(CLUSTER_ID, ignore_index=True)
+
+
+def _labels(fit: ClusterFit, matrix: FeatureMatrix) -> pd.Series:
+    return pd.Series(
+        fit.label_map[fit.pipeline.predict(matrix.values)],
+        index=pd.Index(matrix.customer_codes, name="customer_code"),
+        name=CLUSTER_ID,
+    )
+
+
+def assign_clusters(
+    fit: ClusterFit, features: pd.DataFrame, threads: int | None = 1
+) -> pd.Series:
+    """Cluster id of each customer in ``features`` under a fitted model (e.g. new customers).
+
+    Returns
+    -------
+    pd.Series of int64 ``cluster_id``, indexed by ``customer_code``.
+    """
+    codes = pd.Index(features["customer_code"].to_numpy(), name="customer_code")
+    if fit.pipeline is None:
+        return pd.Series(np.zeros(len(features), dtype=np.int64), index=codes, name=CLUSTER_ID)
+    missing = [c for c in fit.features if c not in features.columns]
+    if missing:
+        raise ValueError(f"the feature frame lacks columns {missing}")
+    values = features[list(fit.features)].to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        column = fit.features[int(np.argmax((~np.isfinite(values)).any(axis=0)))]
+        raise ValueError(f"feature {column!r} has null or infinite values")
+    with threadpool_limits(limits=threads):
+        labels = fit.label_map[fit.pipeline.predict(values)]
+    return pd.Series(labels, index=codes, name=CLUSTER_ID)
+
+
+# --- stable ids across refreshes -------------------------------------------------------------
+
+
+def match_clusters(fit: ClusterFit, previous_centroids: pd.DataFrame) -> np.ndarray:
+    """New cluster ids for ``fit``'s k-means labels, following the previous refresh's ids.
+
+    Parameters
+    ----------
+    fit : ClusterFit
+        The new fit.
+    previous_centroids : pd.DataFrame
+        ``cluster_id`` and feature columns in feature units (a previous ``ClusterFit.centroids``).
+
+    Returns
+    -------
+    np.ndarray: ``label_map[kmeans_label]`` = cluster id. Matched by the Hungarian algorithm on
+    the distance between centroids in the new fit's scaled space, over the features both share;
+    unmatched new clusters get ids above the previous largest, the biggest first.
+    """
+    if fit.pipeline is None:
+        return fit.label_map.copy()
+    common = [c for c in fit.features if c in previous_centroids.columns]
+    if not common:
+        raise ValueError(
+            f"the previous centroids share no feature with the new fit ({list(fit.features)})"
+        )
+    scaler, kmeans = fit.pipeline.named_steps["scale"], fit.pipeline.named_steps["kmeans"]
+    at = [fit.features.index(c) for c in common]
+    previous = previous_centroids[common].to_numpy(dtype=float)
+    previous = (previous - scaler.mean_[at]) / scaler.scale_[at]
+    current = kmeans.cluster_centers_[:, at]
+    previous_ids = previous_centroids[CLUSTER_ID].to_numpy(dtype=np.int64)
+    rows, cols = linear_sum_assignment(cdist(previous, current))
+
+    label_map = np.full(len(current), -1, dtype=np.int64)
+    label_map[cols] = previous_ids[rows]
+    # New clusters (K grew): fresh ids, biggest first, in the order the first numbering uses.
+    unmatched = np.flatnonzero(label_map < 0)
+    if len(unmatched):
+        by_size = np.argsort(fit.label_map[unmatched], kind="stable")
+        fresh = int(previous_ids.max()) + 1 if len(previous_ids) else 0
+        label_map[unmatched[by_size]] = np.arange(fresh, fresh + len(unmatched))
+    return label_map
+
+
+def relabel(fit: ClusterFit, previous_centroids: pd.DataFrame) -> ClusterFit:
+    """``fit`` with its cluster ids matched to the previous refresh's (see ``match_clusters``)."""
+    label_map = match_clusters(fit, previous_centroids)
+    old_to_new = np.empty(len(label_map), dtype=np.int64)
+    old_to_new[fit.label_map] = label_map
+    relabelled = replace(fit, label_map=label_map)
+    constants = {c: float(fit.centroids[c].iloc[0]) for c in fit.dropped}
+    relabelled.centroids = _centroids(relabelled, constants)
+    if len(fit.labels):
+        relabelled.labels = pd.Series(
+            old_to_new[fit.labels.to_numpy()], index=fit.labels.index, name=CLUSTER_ID
+        )
+    return relabelled
+
+
+@dataclass(frozen=True)
+class LabelChanges:
+    """How customers moved between two labelings."""
+
+    customers_compared: int  # present in both
+    changed: int
+    changed_share: float
+    only_previous: int
+    only_current: int
+    transitions: pd.DataFrame  # previous_cluster_id, cluster_id, customers (both labelings)
+
+
+def label_changes(previous: pd.Series, current: pd.Series) -> LabelChanges:
+    """Count customers whose cluster changed, among customers present in both labelings.
+
+    Parameters
+    ----------
+    previous, current : pd.Series
+        Cluster ids indexed by customer_code (after ``relabel``, so ids are comparable).
+    """
+    for name, labels in (("previous", previous), ("current", current)):
+        if not labels.index.is_unique:
+            raise ValueError(f"the {name} labels have duplicated customer codes")
+    both = pd.DataFrame({"previous_cluster_id": previous}).join(
+        pd.DataFrame({CLUSTER_ID: current}), how="inner"
+    )
+    changed = int((both["previous_cluster_id"] != both[CLUSTER_ID]).sum())
+    transitions = (
+        both.groupby(["previous_cluster_id", CLUSTER_ID]).size().rename("customers").reset_index()
+    )
+    n = len(both)
+    return LabelChanges(
+        customers_compared=n,
+        changed=changed,
+        changed_share=changed / n if n else 0.0,
+        only_previous=int((~previous.index.isin(current.index)).sum()),
+        only_current=int((~current.index.isin(previous.index)).sum()),
+        transitions=transitions,
+    )
+
+
+# --- quality against the simulator's truth ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonaAgreement:
+    ari: float
+    customers: int
+    crosstab: pd.DataFrame  # persona x cluster_id counts
+
+
+def persona_agreement(labels: pd.Series, truth: pd.DataFrame) -> PersonaAgreement:
+    """Adjusted Rand index of the clusters against the simulator's personas.
+
+    Parameters
+    ----------
+    labels : pd.Series
+        Cluster ids indexed by customer_code.
+    truth : pd.DataFrame
+        ``customer_code`` and ``persona`` (the truth schema's customers table).
+
+    Returns
+    -------
+    PersonaAgreement over the customers in both (1 = the personas exactly, ~0 = chance).
+    """
+    personas = truth.set_index("customer_code")[["persona"]]
+    joined = personas.join(labels.rename(CLUSTER_ID), how="inner")
+    if joined.empty:
+        raise ValueError("no customer is in both the cluster labels and the truth table")
+    ari = float(adjusted_rand_score(joined["persona"], joined[CLUSTER_ID]))
+    return PersonaAgreement(ari, len(joined), pd.crosstab(joined["persona"], joined[CLUSTER_ID]))

@@ -1,0 +1,398 @@
+"""Clustering, K choice, stable ids, profiles, names and importance with real scikit-learn."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from pipeline.analytics import cluster_profiles as cp
+from pipeline.analytics import clusters as cl
+
+# Persona-like groups for synthetic_features: share, mean extra orders, median order value,
+# segment mix (SEGMENTS order), days since the last order (exponential mean).
+_GROUPS = (
+    (0.25, 1.2, 180.0, (0.45, 0.25, 0.10, 0.05, 0.10, 0.05), 120.0),
+    (0.20, 1.5, 650.0, (0.15, 0.15, 0.45, 0.15, 0.05, 0.05), 150.0),
+    (0.05, 6.0, 4000.0, (0.30, 0.30, 0.10, 0.05, 0.15, 0.10), 40.0),
+    (0.30, 1.4, 60.0, (0.10, 0.55, 0.00, 0.00, 0.25, 0.10), 200.0),
+    (0.20, 0.2, 900.0, (0.05, 0.10, 0.70, 0.15, 0.00, 0.00), 400.0),
+)
+
+
+def synthetic_features(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """A customer_cluster_features-shaped frame from five planted groups, and each row's group.
+
+    Vectorised numpy, so it also serves to measure the clustering at 1,000,000 customers.
+    """
+    rng = np.random.default_rng(seed)
+    shares = np.array([g[0] for g in _GROUPS])
+    group = rng.choice(len(_GROUPS), size=n, p=shares / shares.sum())
+    extra = np.array([g[1] for g in _GROUPS])[group]
+    value = np.array([g[2] for g in _GROUPS])[group]
+    mix = np.array([g[3] for g in _GROUPS])[group]
+    recency_mean = np.array([g[4] for g in _GROUPS])[group]
+
+    orders = 1 + rng.poisson(extra)
+    lines = orders * (1 + rng.poisson(1.0, n))
+    # Segment shares from the lines' segments: one-line customers get a single segment.
+    counts = np.stack([rng.binomial(lines, p) for p in mix.T], axis=1).astype(float)
+    empty = counts.sum(axis=1) == 0
+    counts[empty, mix[empty].argmax(axis=1)] = 1
+    share = counts / counts.sum(axis=1, keepdims=True)
+    avg_order = value * rng.lognormal(0.0, 0.45, n)
+    days_since = np.minimum(rng.exponential(recency_mean), 1000).astype(int)
+    tenure = days_since + (orders - 1) * rng.integers(20, 120, n)
+    platform_channel = rng.integers(0, 4, n)
+    frame = pd.DataFrame(
+        {
+            "customer_code": np.char.add("C", np.arange(n).astype(str)),
+            "order_count": orders,
+            "days_since_last_order": days_since,
+            "tenure_days": tenure,
+            "total_net_sales": avg_order * orders,
+            "avg_order_net_sales": avg_order,
+            "margin_rate": np.clip(rng.normal(0.3, 0.05, n), 0, 1),
+            "log_recency": np.log1p(days_since),
+            "log_frequency": np.log1p(orders),
+            "log_avg_spend": np.log1p(avg_order),
+            **{column: share[:, i] for i, column in enumerate(cl.MIX_FEATURES)},
+            "is_e_commerce": (platform_channel >= 2).astype(int),
+            "is_direct": (platform_channel == 1).astype(int),
+            "is_distributor": (platform_channel == 3).astype(int),
+            "is_retailer": np.isin(platform_channel, [0, 2]).astype(int),
+        }
+    )
+    return frame, group
+
+
+def blob_frame(n: int = 1200, centers: int = 4, features: int = 4, seed: int = 1, std: float = 1.0):
+    x, truth = make_blobs(
+        n_samples=n, centers=centers, n_features=features, random_state=seed, cluster_std=std
+    )
+    columns = tuple(f"x{i}" for i in range(features))
+    frame = pd.DataFrame(x, columns=list(columns))
+    frame.insert(0, "customer_code", [f"C{i:05d}" for i in range(n)])
+    return frame, columns, truth
+
+
+# --- choice of K -----------------------------------------------------------------------------
+
+
+def test_k_by_silhouette_finds_the_planted_blobs():
+    frame, columns, truth = blob_frame(centers=4)
+    fit = cl.fit_clusters(frame, columns)
+    assert fit.k == 4
+    assert fit.elbow_k == 4  # the cross-check agrees on clean blobs
+    assert fit.curve["k"].tolist() == list(range(2, 11))
+    assert list(fit.curve.columns) == list(cl.CURVE_COLUMNS)
+    assert fit.curve.loc[fit.curve["is_chosen"], "k"].tolist() == [4]
+    assert adjusted_rand_score(truth, fit.labels.to_numpy()) == pytest.approx(1.0)
+    # first numbering by size: id 0 is the largest cluster
+    sizes = fit.labels.value_counts()
+    assert sizes.idxmax() == 0 or sizes[0] == sizes.max()
+
+
+def test_a_fixed_k_skips_the_choice_and_a_range_is_honoured():
+    frame, columns, _ = blob_frame(centers=4)
+    fixed = cl.fit_clusters(frame, columns, cl.ClusterConfig(k=3))
+    assert fixed.k == 3 and fixed.curve["k"].tolist() == [3]
+    assert sorted(fixed.labels.unique()) == [0, 1, 2]
+    ranged = cl.fit_clusters(frame, columns, cl.ClusterConfig(k_range=(5, 7)))
+    assert ranged.curve["k"].tolist() == [5, 6, 7] and 5 <= ranged.k <= 7
+
+
+def test_elbow_is_the_point_farthest_from_the_chord():
+    ks = np.arange(2, 9)
+    assert cl.elbow_k(ks, np.array([100, 40, 12, 10, 9, 8, 7.5])) == 4
+    assert cl.elbow_k(ks[:2], np.array([5.0, 1.0])) is None
+    assert cl.elbow_k(ks[:3], np.array([5.0, 5.0, 5.0])) is None
+
+
+def test_the_same_data_gives_the_same_clusters():
+    frame, columns, _ = blob_frame(centers=3, std=2.5)
+    first = cl.fit_clusters(frame, columns)
+    second = cl.fit_clusters(frame, columns)
+    pd.testing.assert_series_equal(first.labels, second.labels)
+    pd.testing.assert_frame_equal(first.curve, second.curve)
+
+
+def test_fitting_on_a_sample_barely_changes_the_answer():
+    # The large-N rule (fit on a seeded sample, predict everyone) against a fit on all rows.
+    frame, _ = synthetic_features(50_000, seed=3)
+    config = cl.ClusterConfig(k=5, silhouette_sample_size=1000)  # the silhouette is not under test
+    full = cl.fit_clusters(frame, config=replace(config, fit_sample_size=50_000))
+    sampled = cl.fit_clusters(frame, config=replace(config, fit_sample_size=10_000))
+    assert sampled.fit_rows == 10_000 and full.fit_rows == 50_000
+    ari = adjusted_rand_score(full.labels, sampled.labels.reindex(full.labels.index))
+    assert ari > 0.9, ari
+
+
+# --- stable ids ------------------------------------------------------------------------------
+
+
+def test_a_refit_on_shuffled_data_keeps_the_previous_ids():
+    frame, columns, _ = blob_frame(centers=4)
+    first = cl.fit_clusters(frame, columns)
+    # Shuffled rows and another seed: k-means numbers the clusters differently ...
+    shuffled = frame.sample(frac=1, random_state=5).reset_index(drop=True)
+    config = cl.ClusterConfig(random_state=11)
+    unmatched = cl.fit_clusters(shuffled, columns, config)
+    # ... previous ids renamed arbitrarily, to show the match follows them, not the sizes:
+    renamed = {0: 7, 1: 3, 2: 5, 3: 1}
+    previous = first.centroids.assign(cluster_id=first.centroids["cluster_id"].map(renamed))
+    second = cl.fit_clusters(shuffled, columns, config, previous_centroids=previous)
+    expected = first.labels.map(renamed)
+    pd.testing.assert_series_equal(second.labels.reindex(expected.index), expected)
+    assert sorted(second.centroids["cluster_id"]) == [1, 3, 5, 7]
+    assert cl.label_changes(expected, second.labels).changed == 0
+    # relabel() after the fact agrees
+    again = cl.relabel(unmatched, previous)
+    pd.testing.assert_series_equal(again.labels.sort_index(), second.labels.sort_index())
+
+
+def test_new_clusters_get_fresh_ids_and_matched_ones_keep_theirs():
+    frame, columns, truth = blob_frame(centers=4)
+    three = cl.fit_clusters(frame, columns, cl.ClusterConfig(k=3))
+    four = cl.fit_clusters(
+        frame, columns, cl.ClusterConfig(k=4), previous_centroids=three.centroids
+    )
+    assert sorted(four.centroids["cluster_id"]) == [0, 1, 2, 3]
+    old, new = three.labels.to_numpy(), four.labels.to_numpy()
+    old_id = {blob: int(old[truth == blob][0]) for blob in range(4)}
+    merged = [blob for blob in range(4) if list(old_id.values()).count(old_id[blob]) == 2]
+    assert len(merged) == 2  # 3 clusters over 4 blobs: two blobs shared one
+    for blob in range(4):
+        ids = set(new[truth == blob])
+        assert len(ids) == 1
+        if blob not in merged:  # a blob that was a cluster of its own keeps its id
+            assert ids == {old_id[blob]}
+    # of the two merged blobs, one keeps the shared id and the other gets the fresh id 3
+    assert {int(new[truth == blob][0]) for blob in merged} == {old_id[merged[0]], 3}
+    # the previous centroids may carry a column the new fit dropped or lacks: matched on the rest
+    extra = three.centroids.assign(unused=1.0)
+    cl.fit_clusters(frame, columns, cl.ClusterConfig(k=3), previous_centroids=extra)
+
+
+def test_label_changes_on_a_hand_made_case():
+    previous = pd.Series({"a": 0, "b": 0, "c": 1, "d": 2})
+    current = pd.Series({"a": 0, "b": 1, "c": 1, "e": 2})
+    changes = cl.label_changes(previous, current)
+    assert (changes.customers_compared, changes.changed) == (3, 1)
+    assert (changes.only_previous, changes.only_current) == (1, 1)
+    assert changes.changed_share == pytest.approx(1 / 3)
+    assert changes.transitions["customers"].sum() == 3
+    moved = changes.transitions.query("previous_cluster_id != cluster_id")
+    assert moved[["previous_cluster_id", "cluster_id", "customers"]].values.tolist() == [[0, 1, 1]]
+
+
+def test_assign_clusters_matches_the_fit_labels():
+    frame, columns, _ = blob_frame(centers=4)
+    fit = cl.fit_clusters(frame, columns)
+    pd.testing.assert_series_equal(cl.assign_clusters(fit, frame), fit.labels)
+
+
+# --- degenerate input ------------------------------------------------------------------------
+
+
+def test_identical_customers_are_one_cluster():
+    frame = pd.DataFrame({"customer_code": list("abcdef"), "x": 1.0, "y": 2.0})
+    fit = cl.fit_clusters(frame, ("x", "y"))
+    assert fit.k == 1 and fit.pipeline is None and fit.curve.empty
+    assert (fit.labels == 0).all() and len(fit.labels) == 6
+    assert set(fit.dropped) == {"x", "y"} and "no feature varies" in fit.notes[-1]
+    assert fit.centroids.to_dict("records") == [{"cluster_id": 0, "x": 1.0, "y": 2.0}]
+    profile = cp.cluster_profiles(frame, fit.labels, columns=("x", "y"))
+    assert profile["customers"].tolist() == [6] and profile["name"].tolist() == ["cluster 0"]
+    assert cp.feature_importance(frame, fit.labels, fit.features).empty
+    assert (cl.assign_clusters(fit, frame) == 0).all()
+
+
+def test_fewer_customers_than_k_clips_the_range():
+    frame = pd.DataFrame({"customer_code": list("abcde"), "x": [0.0, 0.1, 5.0, 5.1, 9.0]})
+    fit = cl.fit_clusters(frame, ("x",))
+    assert fit.curve["k"].max() == 4  # 5 customers: at most n - 1 for a silhouette
+    assert any("clipped" in note for note in fit.notes)
+    assert fit.k == 3  # {0, 0.1}, {5, 5.1}, {9}
+    # duplicated rows: no more clusters than distinct rows
+    dupes = pd.DataFrame({"customer_code": list("abcdefgh"), "x": [0.0, 0.0, 0.0, 1, 1, 1, 7, 7]})
+    assert cl.fit_clusters(dupes, ("x",)).curve["k"].max() == 3
+
+
+def test_too_few_customers_or_a_too_large_k_is_a_clear_error():
+    two = pd.DataFrame({"customer_code": ["a", "b"], "x": [0.0, 1.0]})
+    with pytest.raises(ValueError, match="cannot choose K"):
+        cl.fit_clusters(two, ("x",))
+    three = pd.DataFrame({"customer_code": list("abc"), "x": [0.0, 1.0, 1.0]})
+    with pytest.raises(ValueError, match="k=4 clusters asked for.*2 distinct"):
+        cl.fit_clusters(three, ("x",), cl.ClusterConfig(k=4))
+    with pytest.raises(ValueError, match="k_range"):
+        cl.ClusterConfig(k_range=(1, 5))
+
+
+def test_a_constant_column_is_dropped_and_recorded():
+    frame, columns, truth = blob_frame(centers=3)
+    frame["one_order"] = np.log1p(1.0)  # e.g. every customer bought once
+    fit = cl.fit_clusters(frame, (*columns, "one_order"))
+    assert fit.dropped == ("one_order",) and fit.features == columns
+    assert fit.k == 3 and adjusted_rand_score(truth, fit.labels) == pytest.approx(1.0)
+    assert np.allclose(fit.centroids["one_order"], np.log1p(1.0))
+    assert any("one_order" in note for note in fit.notes)
+
+
+def test_bad_input_names_the_column():
+    frame, columns, _ = blob_frame()
+    frame.loc[3, "x1"] = np.nan
+    with pytest.raises(ValueError, match="'x1' has 1 null"):
+        cl.fit_clusters(frame, columns)
+    with pytest.raises(ValueError, match="lacks columns"):
+        cl.fit_clusters(frame, ("x0", "nope"))
+    frame, columns, _ = blob_frame()
+    frame.loc[5, "customer_code"] = frame.loc[4, "customer_code"]
+    with pytest.raises(ValueError, match="duplicated customer_code"):
+        cl.fit_clusters(frame, columns)
+
+
+# --- profiles and names ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def realistic():
+    frame, group = synthetic_features(6000, seed=1)
+    segments = np.array(["Champions", "At Risk", "Lost"])
+    frame["segment"] = segments[np.random.default_rng(2).integers(0, 3, len(frame))]
+    config = cl.ClusterConfig(k_range=(2, 8), silhouette_sample_size=3000)
+    fit = cl.fit_clusters(frame, config=config)
+    return frame, group, fit
+
+
+def test_profiles_add_up_and_names_are_unique(realistic):
+    frame, _, fit = realistic
+    profile = cp.cluster_profiles(frame, fit.labels, revenue="total_net_sales", segment="segment")
+    assert len(profile) == fit.k and profile["cluster_id"].tolist() == sorted(fit.labels.unique())
+    assert profile["customers"].sum() == len(frame)
+    assert profile["customer_share"].sum() == pytest.approx(1.0)
+    assert profile["revenue_share"].sum() == pytest.approx(1.0)
+    assert profile["revenue"].sum() == pytest.approx(frame["total_net_sales"].sum())
+    assert profile["name"].is_unique and profile["name"].str.len().gt(0).all()
+    for column in ("order_count_mean", "order_count_median", "share_notebook_mean", "top_segments"):
+        assert column in profile.columns
+    assert set(profile["dominant_rfm_segment"]) <= {"Champions", "At Risk", "Lost"}
+    # means are of the raw, unscaled values
+    first = profile.iloc[0]
+    members = frame[fit.labels.reindex(frame["customer_code"]).to_numpy() == first["cluster_id"]]
+    assert first["avg_order_net_sales_mean"] == pytest.approx(members["avg_order_net_sales"].mean())
+
+
+def test_naming_rule_on_a_hand_made_profile():
+    profile = pd.DataFrame(
+        {
+            "cluster_id": [0, 1, 2, 3, 4],
+            "customers": [50, 40, 30, 20, 10],
+            "days_since_last_order_median": [30, 500, 40, 45, 364],
+            "avg_order_net_sales_median": [900.0, 50.0, 300.0, 310.0, 99.0],
+            "order_count_median": [5, 1, 2, 2, 3],
+            "top_segment": ["Notebook", "Accessories", "Storage", "Storage", "Desktop"],
+            "top_segment_share": [0.7, 0.5, 0.3, 0.35, 0.4],
+        }
+    )
+    rule = cp.NamingRule(value_cuts=(100.0, 500.0), frequent_orders=3)
+    assert cp.name_clusters(profile, rule).tolist() == [
+        "high-value frequent Notebook buyers",
+        "lapsed low-value one-time Accessories buyers",
+        "mid-value occasional mixed-basket buyers",
+        "mid-value occasional mixed-basket buyers (2)",  # the smaller of two same names
+        "low-value occasional Desktop buyers",  # 3 orders is not above the cut; 364 days not lapsed
+    ]
+
+
+def test_naming_cuts_come_from_all_customers():
+    frame = pd.DataFrame(
+        {"avg_order_net_sales": np.arange(1.0, 301.0), "order_count": 1 + np.arange(300) % 6}
+    )
+    rule = cp.naming_rule(frame)
+    assert rule.value_cuts == pytest.approx((100.67, 200.33), abs=0.01)
+    assert rule.frequent_orders == pytest.approx(4.33, abs=0.01)
+
+
+def test_top_segment_and_the_name_follow_the_mix():
+    frame = pd.DataFrame(
+        {
+            "customer_code": list("abcdef"),
+            "share_notebook": [1.0, 0.9, 0.8, 0.0, 0.1, 0.0],
+            "share_accessories": [0.0, 0.1, 0.2, 1.0, 0.9, 1.0],
+        }
+    )
+    labels = pd.Series([0, 0, 0, 1, 1, 1], index=list("abcdef"))
+    profile = cp.cluster_profiles(frame, labels)
+    assert profile["top_segment"].tolist() == ["Notebook", "Accessories"]
+    assert profile["top_segments"].tolist() == ["Notebook 90% / Accessories 10%", "Accessories 97%"]
+    assert profile["name"].tolist() == ["Notebook buyers", "Accessories buyers"]
+
+
+def test_profiles_refuse_customers_without_a_cluster():
+    frame = pd.DataFrame({"customer_code": ["a", "b"], "order_count": [1, 2]})
+    with pytest.raises(ValueError, match="1 customers have no cluster"):
+        cp.cluster_profiles(frame, pd.Series({"a": 0}))
+
+
+# --- feature importance ----------------------------------------------------------------------
+
+
+def test_importance_ranks_the_planted_feature_first():
+    rng = np.random.default_rng(4)
+    n = 3000
+    informative = np.concatenate([rng.normal(-3, 1, n // 2), rng.normal(3, 1, n - n // 2)])
+    frame = pd.DataFrame(
+        {
+            "customer_code": [f"C{i}" for i in range(n)],
+            "noise_a": rng.normal(size=n),
+            "informative": informative,
+            "noise_b": rng.normal(size=n),
+        }
+    )
+    columns = ("noise_a", "informative", "noise_b")
+    fit = cl.fit_clusters(frame, columns, cl.ClusterConfig(k=2))
+    importance = cp.feature_importance(frame, fit.labels, fit.features, random_state=3)
+    assert list(importance.columns) == list(cp.IMPORTANCE_COLUMNS)
+    overall = importance[importance["cluster_id"].isna()].set_index("feature")
+    assert overall["rank"].idxmin() == "informative"
+    assert overall.loc["informative", "importance_mean"] > 0.3
+    assert overall["surrogate_score"].iloc[0] > 0.95
+    for _, scope in importance.dropna(subset=["cluster_id"]).groupby("cluster_id"):
+        top = scope.set_index("feature")
+        assert top["rank"].idxmin() == "informative"
+        assert abs(top.loc["informative", "cluster_mean_z"]) > 0.8
+    again = cp.feature_importance(frame, fit.labels, fit.features, random_state=3)
+    pd.testing.assert_frame_equal(importance, again)  # reproducible
+
+
+def test_importance_has_one_row_per_scope_and_feature(realistic):
+    frame, _, fit = realistic
+    importance = cp.feature_importance(frame, fit.labels, fit.features, sample_size=3000)
+    assert len(importance) == (fit.k + 1) * len(fit.features)
+    for _, scope in importance.groupby(importance["cluster_id"].fillna(-1)):
+        assert sorted(scope["rank"]) == list(range(1, len(fit.features) + 1))
+
+
+# --- quality against the truth ---------------------------------------------------------------
+
+
+def test_persona_agreement():
+    labels = pd.Series([0, 0, 1, 1, 2], index=list("abcde"))
+    truth = pd.DataFrame({"customer_code": list("abcdz"), "persona": ["x", "x", "y", "y", "w"]})
+    agreement = cl.persona_agreement(labels, truth)
+    assert agreement.ari == pytest.approx(1.0) and agreement.customers == 4
+    assert agreement.crosstab.loc["x", 0] == 2
+    with pytest.raises(ValueError, match="no customer"):
+        cl.persona_agreement(labels, truth.assign(customer_code=list("vwxyz")))
+
+
+def test_planted_groups_are_recovered_on_realistic_features(realistic):
+    frame, group, fit = realistic
+    truth = pd.DataFrame({"customer_code": frame["customer_code"], "persona": group})
+    assert cl.persona_agreement(fit.labels, truth).ari > 0.3
