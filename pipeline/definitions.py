@@ -9,6 +9,8 @@ from __future__ import annotations
 import dagster as dg
 
 from pipeline import settings as settings_module
+from pipeline.assets.cltv import cltv_evaluation, customer_cltv
+from pipeline.assets.clusters import customer_clusters
 from pipeline.assets.customers import customer_rfm
 from pipeline.assets.dbt import customer_marts, star_schema
 from pipeline.assets.publish import bi_snapshot
@@ -19,7 +21,16 @@ from pipeline.resources import build_resources
 from pipeline.schedules import build_refresh_schedule
 from pipeline.sensors import record_run_failures
 
-ASSETS = [synthetic_raw_data, star_schema, customer_rfm, customer_marts, bi_snapshot]
+ASSETS = [
+    synthetic_raw_data,
+    star_schema,
+    customer_rfm,
+    customer_cltv,
+    cltv_evaluation,
+    customer_clusters,
+    customer_marts,
+    bi_snapshot,
+]
 CHECKS = [customer_rfm_checks]
 
 

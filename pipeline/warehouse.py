@@ -31,7 +31,7 @@ def replace_tables(
         counts = {}
         for name, frame in frames.items():
             conn.register("_frame", frame)
-            conn.execute(f"create or replace table {qualified(schema, name)} as select * from _frame")
+            conn.execute(f"create or replace table {qualified(schema, name)} as {_select_frame(frame)}")
             conn.unregister("_frame")
             counts[name] = len(frame)
         conn.execute("commit")
@@ -39,6 +39,13 @@ def replace_tables(
         conn.execute("rollback")
         raise
     return counts
+
+
+def _select_frame(frame: pd.DataFrame) -> str:
+    """Select a registered frame, storing ``as_of_date`` as a DATE (pandas only has timestamps)."""
+    if "as_of_date" in frame.columns:
+        return "select * replace (cast(as_of_date as date) as as_of_date) from _frame"
+    return "select * from _frame"
 
 
 def table_columns(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
@@ -51,10 +58,22 @@ def table_columns(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> l
     return [(name, dtype) for name, dtype in rows]
 
 
-def read_table(conn: duckdb.DuckDBPyConnection, schema: str, table: str, columns: list[str]) -> pd.DataFrame:
-    """Selected columns of a table, as a DataFrame."""
+def read_table(
+    conn: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
+    columns: list[str],
+    order_by: str = "customer_code",
+) -> pd.DataFrame:
+    """Selected columns of a table, as a DataFrame in a fixed row order.
+
+    DuckDB scans in parallel, so without an order the rows come back shuffled from run to run;
+    models that sample rows must see the same order to give the same answer.
+    """
     select = ", ".join(quote_ident(c) for c in columns)
-    return conn.execute(f"select {select} from {qualified(schema, table)}").df()
+    return conn.execute(
+        f"select {select} from {qualified(schema, table)} order by {quote_ident(order_by)}"
+    ).df()
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
@@ -126,3 +145,41 @@ def append_run_failure(
         "insert or replace into ops.run_failures values (?, ?, ?, ?, ?, ?)",
         [run_id, job_name, as_of, failed_at, failed_steps, message],
     )
+
+
+def replace_as_of_rows(
+    conn: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pd.DataFrame, as_of
+) -> int:
+    """Keep one set of rows per as-of date in a history table: replace this date's rows (so a
+    re-run is idempotent), keep the others. ``frame`` must carry an ``as_of_date`` column."""
+    target = qualified(schema, table)
+    conn.execute("begin transaction")
+    try:
+        conn.execute(f"create schema if not exists {quote_ident(schema)}")
+        conn.register("_frame", frame)
+        select = _select_frame(frame)
+        conn.execute(f"create table if not exists {target} as {select} limit 0")
+        conn.execute(f"delete from {target} where as_of_date = ?", [as_of])
+        conn.execute(f"insert into {target} by name {select}")
+        conn.unregister("_frame")
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return len(frame)
+
+
+def previous_as_of(conn: duckdb.DuckDBPyConnection, schema: str, table: str, as_of):
+    """The latest as-of date before ``as_of`` in a history table, or None."""
+    if not table_exists(conn, schema, table):
+        return None
+    (value,) = conn.execute(
+        f"select max(as_of_date) from {qualified(schema, table)} where as_of_date < ?", [as_of]
+    ).fetchone()
+    return value
+
+
+def read_as_of_rows(conn: duckdb.DuckDBPyConnection, schema: str, table: str, as_of) -> pd.DataFrame:
+    return conn.execute(
+        f"select * from {qualified(schema, table)} where as_of_date = ? order by all", [as_of]
+    ).df()

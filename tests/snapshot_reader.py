@@ -32,7 +32,9 @@ def read_once(snapshot: Path) -> str:
 def main(serve_dir: str, stop_file: str, result_json: str) -> None:
     snapshot = Path(serve_dir) / "current" / "customer_analytics.duckdb"
     builds, errors, reads = [], [], 0
-    while not Path(stop_file).exists():
+    while True:
+        # read once more after the stop signal, so the last published snapshot is seen too
+        stopping = Path(stop_file).exists()
         try:
             build = read_once(snapshot)
             reads += 1
@@ -40,6 +42,8 @@ def main(serve_dir: str, stop_file: str, result_json: str) -> None:
                 builds.append(build)
         except Exception as error:  # the test asserts there are none
             errors.append(f"{type(error).__name__}: {error}")
+        if stopping:
+            break
         time.sleep(0.05)
     Path(result_json).write_text(json.dumps({"builds": builds, "errors": errors, "reads": reads}))
 

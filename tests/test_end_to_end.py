@@ -18,7 +18,6 @@ from pipeline import settings
 from pipeline.definitions import build_definitions
 from pipeline.schedules import refresh_run_config
 
-
 FIRST_AS_OF = "2026-10-25"
 AS_OF = "2026-11-24"  # 30 days later: two 15-day refreshes apart
 
@@ -95,19 +94,14 @@ def snapshot_reader(serve: Path):
 
 
 def snapshot_digest(current: settings.Settings) -> dict[str, str]:
-    """An md5 per published table over its rows in a canonical order. Doubles are rounded to 6
-    decimals: DuckDB sums in parallel, so the last bits of a float sum may differ run to run."""
+    """An md5 per published table over its rows in a canonical order, every value exact."""
     path = serve_dir(current) / "current" / "customer_analytics.duckdb"
     digests = {}
     with duckdb.connect(str(path), read_only=True) as conn:
         for (table,) in conn.execute(
             "select table_name from information_schema.tables where table_schema = 'marts'"
         ).fetchall():
-            columns = conn.execute(f"describe marts.{table}").fetchall()
-            fields = [
-                f"round({name}, 6)" if dtype in ("DOUBLE", "FLOAT") else name
-                for name, dtype, *_ in columns
-            ]
+            fields = [name for name, *_ in conn.execute(f"describe marts.{table}").fetchall()]
             row = " || '|' || ".join(f"coalesce(cast({f} as string), '<null>')" for f in fields)
             (digests[table],) = conn.execute(
                 f"select md5(string_agg(r, chr(10) order by r)) from (select {row} as r from marts.{table})"
@@ -183,14 +177,14 @@ def test_amounts_are_consistent(conn):
         select
             sum(gross_sales_amount), sum(net_sales_amount), sum(manufacturing_cost_amount),
             sum(gross_margin_amount),
-            count(*) filter (where abs(net_sales_amount - gross_sales_amount * (1 - pre_invoice_discount_pct)) > 1e-6)
+            count(*) filter (where abs(net_sales_amount - gross_sales_amount * (1 - pre_invoice_discount_pct)) > 0.0001)
         from marts.fact_sales
         """
     ).fetchone()
     gross, net, cost, margin, inconsistent = row
     assert inconsistent == 0
     assert 0 < net < gross
-    assert margin == pytest.approx(net - cost)
+    assert margin == net - cost  # decimals: exact
     # AtliQ's cost is ~30% of the gross price and discounts ~5-31%: margins stay positive.
     assert margin > 0
 
@@ -310,3 +304,58 @@ def test_migration_mart_matches_the_history(conn):
     assert actual == expected
     # thirty days move some customers between segments
     assert scalar(conn, "select sum(customers) from marts.customer_segment_migration where not is_unchanged") > 0
+
+
+# --- CLTV and clusters -----------------------------------------------------------------------
+
+
+def test_every_customer_with_orders_has_a_cltv_and_a_cluster(conn):
+    row = conn.execute(
+        """
+        select
+            count(*) filter (where has_orders and (p_alive not between 0 and 1 or clv_12m is null)),
+            count(*) filter (where has_orders and cluster_id is null),
+            count(*) filter (where not has_orders and value_tier <> 'none'),
+            count(distinct value_tier) filter (where has_orders)
+        from marts.customer_single_view
+        """
+    ).fetchone()
+    assert row == (0, 0, 0, 3)
+
+
+def test_model_parameters_are_kept_per_refresh(conn):
+    rows = conn.execute(
+        "select cast(as_of_date as string), model, converged from marts.cltv_model_parameters order by 1, 2"
+    ).fetchall()
+    assert rows == [
+        (FIRST_AS_OF, "bgnbd", True),
+        (FIRST_AS_OF, "gamma_gamma", True),
+        (AS_OF, "bgnbd", True),
+        (AS_OF, "gamma_gamma", True),
+    ]
+
+
+def test_evaluation_mart_has_the_backtest_the_truth_and_the_clusters(conn):
+    metrics = {
+        (family, evaluation, metric, model): value
+        for family, evaluation, metric, model, value in conn.execute(
+            "select model_family, evaluation, metric, model, value from marts.model_evaluation "
+            f"where as_of_date = date '{AS_OF}'"
+        ).fetchall()
+    }
+    backtest_models = {m for (f, e, _, m) in metrics if e == "backtest"}
+    assert {"bgnbd", "baseline", "actual"} <= backtest_models
+    assert any(e == "truth" for (_, e, _, _) in metrics)
+    assert 2 <= metrics[("clusters", "clustering", "k", "kmeans")] <= 10
+    assert ("clusters", "clustering", "ari_vs_personas", "kmeans") in metrics
+    # the second refresh compared its clusters with the first's
+    assert ("clusters", "clustering", "changed_customers", "kmeans") in metrics
+
+
+def test_cluster_marts_describe_each_cluster(conn):
+    k = scalar(conn, f"select count(*) from marts.cluster_profiles where as_of_date = date '{AS_OF}'")
+    names = scalar(conn, f"select count(distinct name) from marts.cluster_profiles where as_of_date = date '{AS_OF}'")
+    assert k == names >= 2
+    assert scalar(conn, f"select count(*) from marts.cluster_k_curve where as_of_date = date '{AS_OF}'") == 9
+    crosstab_total = scalar(conn, "select sum(customers) from marts.cluster_segment_crosstab")
+    assert crosstab_total == scalar(conn, "select count(*) from marts.customer_single_view where has_orders")

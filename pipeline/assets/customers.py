@@ -11,6 +11,7 @@ from dagster_duckdb import DuckDBResource
 from pipeline import warehouse
 from pipeline.analytics import rfm
 from pipeline.assets.dbt import star_schema
+from pipeline.assets.metadata import markdown_table
 from pipeline.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
 
@@ -21,13 +22,6 @@ SUMMARY_COLUMNS = [
     "order_count",
     "total_net_sales",
 ]
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *rows])
 
 
 @dg.asset(
@@ -45,7 +39,9 @@ def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.Mater
     customers by net sales making at least half of it). One row per customer."""
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
         summary = warehouse.read_table(conn, "marts", "customer_summary", SUMMARY_COLUMNS)
-        segment_map = warehouse.read_table(conn, "reference", "rfm_segment_map", list(rfm.MAP_COLUMNS))
+        segment_map = warehouse.read_table(
+            conn, "reference", "rfm_segment_map", list(rfm.MAP_COLUMNS), order_by="priority"
+        )
         scores = rfm.rfm_scores(summary)
         scores["segment"] = rfm.assign_segments(scores, segment_map)
         pareto = rfm.pareto_cut(summary["customer_code"], summary["total_net_sales"])

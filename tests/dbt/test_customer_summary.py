@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dagster_dbt import DbtCliResource
 from lifetimes.utils import summary_data_from_transaction_data
 
-from pipeline.project import dbt_project
-from pipeline.resources import dbt_executable
-from tests.rawdata import random_order_lines, write_raw
+from tests.rawdata import dbt_build, random_order_lines, write_raw
 
 AS_OF = dt.date(2026, 11, 24)
 
@@ -26,22 +21,13 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("summary")
     database = root / "warehouse.duckdb"
     write_raw(database, random_order_lines(300, AS_OF, seed=7), extra_customers=3)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PIPELINE_WAREHOUSE", str(database))
-        invocation = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()).cli(
-            [
-                "build",
-                # the star schema and the customer base; the customer marts need Python assets
-                "--exclude",
-                "path:models/marts/customers",
-                "--vars",
-                json.dumps({"as_of_date": AS_OF.isoformat()}),
-            ],
-            target_path=root / "target",
-            raise_on_error=False,
-        )
-        invocation.wait()
-    assert invocation.is_successful(), "dbt build failed; see the log above"
+    dbt_build(
+        database,
+        root / "target",
+        # the star schema and the customer base; the customer marts need the Python assets
+        ["--exclude", "path:models/marts/customers"],
+        {"as_of_date": AS_OF.isoformat()},
+    )
     with duckdb.connect(str(database), read_only=True) as conn:
         summary = conn.sql("select * from marts.customer_summary").df()
         lines = conn.sql("select customer_code, date, net_sales_amount from marts.fact_sales").df()

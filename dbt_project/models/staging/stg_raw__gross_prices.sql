@@ -6,7 +6,7 @@ renamed as (
     select
         cast(product_code as string) as product_code,
         cast(fiscal_year as integer) as fiscal_year,
-        cast(gross_price as double) as gross_price
+        cast(gross_price as decimal(18, 4)) as gross_price
     from source
 )
 

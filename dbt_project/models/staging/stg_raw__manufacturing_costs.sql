@@ -6,7 +6,7 @@ renamed as (
     select
         cast(product_code as string) as product_code,
         cast(cost_year as integer) as cost_year,
-        cast(manufacturing_cost as double) as manufacturing_cost
+        cast(manufacturing_cost as decimal(18, 4)) as manufacturing_cost
     from source
 )
 

@@ -6,7 +6,7 @@ renamed as (
     select
         cast(customer_code as string) as customer_code,
         cast(fiscal_year as integer) as fiscal_year,
-        cast(pre_invoice_discount_pct as double) as pre_invoice_discount_pct
+        cast(pre_invoice_discount_pct as decimal(9, 4)) as pre_invoice_discount_pct
     from source
 )
 

@@ -1,5 +1,7 @@
 {#- Order-line grain, priced: AtliQ's net sales = gross x (1 - pre-invoice discount); gross margin
-    = net sales - manufacturing cost. Prices, costs and discounts are those of the line's fiscal year. -#}
+    = net sales - manufacturing cost. Prices, costs and discounts are those of the line's fiscal year.
+    Amounts are decimal(18, 4), rounded per line: sums of decimals are exact, so every aggregate
+    downstream is the same on every run (parallel sums of doubles differ in the last bits). -#}
 with order_lines as (
     select
         order_id,
@@ -50,10 +52,12 @@ amounts as (
         gross_price,
         pre_invoice_discount_pct,
         manufacturing_cost,
-        sold_quantity * gross_price as gross_sales_amount,
-        sold_quantity * gross_price * pre_invoice_discount_pct as pre_invoice_discount_amount,
-        sold_quantity * gross_price * (1 - pre_invoice_discount_pct) as net_sales_amount,
-        sold_quantity * manufacturing_cost as manufacturing_cost_amount
+        cast(sold_quantity * gross_price as decimal(18, 4)) as gross_sales_amount,
+        cast(sold_quantity * gross_price * pre_invoice_discount_pct as decimal(18, 4))
+            as pre_invoice_discount_amount,
+        cast(sold_quantity * gross_price * (1 - pre_invoice_discount_pct) as decimal(18, 4))
+            as net_sales_amount,
+        cast(sold_quantity * manufacturing_cost as decimal(18, 4)) as manufacturing_cost_amount
     from priced
 )
 

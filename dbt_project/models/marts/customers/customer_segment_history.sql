@@ -21,5 +21,10 @@ select
     order_count,
     days_since_last_order,
     total_net_sales,
-    total_gross_margin
+    total_gross_margin,
+    p_alive,
+    clv_12m,
+    value_tier,
+    cluster_id,
+    cluster_name
 from {{ ref('customer_single_view') }}

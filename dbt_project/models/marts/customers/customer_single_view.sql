@@ -1,5 +1,5 @@
 {#- One wide row per customer for BI. PII is kept out or masked: no name, no full email, no date
-    of birth (an age band instead). Later model outputs (CLTV, clusters) join in here. -#}
+    of birth (an age band instead). Model outputs (RFM, CLTV, clusters) join in here: a new one is one more CTE and join. -#}
 with customers as (
     select * from {{ ref('dim_customer') }}
 ),
@@ -16,6 +16,14 @@ top_category as (
     select customer_code, category as top_category, share_of_net_sales as top_category_share
     from {{ ref('customer_category_spend') }}
     where category_rank = 1
+),
+
+cltv as (
+    select * from {{ source('analytics', 'customer_cltv') }}
+),
+
+clusters as (
+    select * from {{ source('analytics', 'customer_clusters') }}
 ),
 
 segment_map as (
@@ -72,6 +80,14 @@ final as (
         top_category.top_category,
         top_category.top_category_share,
         segment_map.action as suggested_action,
+        cltv.p_alive,
+        cltv.expected_purchases_90d,
+        cltv.expected_purchases_365d,
+        cltv.expected_order_value,
+        cltv.clv_12m,
+        cltv.value_tier,
+        clusters.cluster_id,
+        clusters.cluster_name,
         {{ as_of_date() }} as as_of_date
     from customers
     inner join summary
@@ -84,6 +100,10 @@ final as (
         on customers.customer_code = top_category.customer_code
     left join segment_map
         on rfm.segment = segment_map.segment
+    left join cltv
+        on customers.customer_code = cltv.customer_code
+    left join clusters
+        on customers.customer_code = clusters.customer_code
 )
 
 select * from final

@@ -1,0 +1,159 @@
+"""Customer clusters: k-means with K chosen by silhouette, stable ids across refreshes, profiles,
+names and feature importance."""
+
+import dagster as dg
+import pandas as pd
+from dagster_dbt import get_asset_key_for_model
+from dagster_duckdb import DuckDBResource
+
+from pipeline import warehouse
+from pipeline.analytics import cluster_profiles, clusters
+from pipeline.assets.customers import customer_rfm
+from pipeline.assets.dbt import star_schema
+from pipeline.assets.metadata import markdown_table
+from pipeline.resources import PipelineSettings
+from pipeline.retry import retry_on_duckdb_lock
+
+TRUTH_CUSTOMERS = dg.AssetKey(["truth", "customers"])
+
+
+CLUSTERS_KEY = dg.AssetKey(["analytics", "customer_clusters"])
+# History tables written with the assignments: one row set per as-of date each.
+HISTORY_TABLES = {
+    "cluster_profiles": "One row per as-of date and cluster: size, revenue, feature means and "
+    "medians, top segments, dominant RFM segment, name.",
+    "cluster_k_curve": "One row per as-of date and K tried: inertia, silhouette, chosen, elbow.",
+    "cluster_feature_importance": "One row per as-of date, cluster (null = all) and feature: "
+    "permutation importance of a surrogate classifier.",
+    "cluster_evaluation": "One row per as-of date and metric: k, elbow_k, silhouette, changed "
+    "customers, ARI against the simulator's personas.",
+    "cluster_centroids": "One row per as-of date and cluster: the centroid in feature units, "
+    "which the next refresh matches its cluster ids to.",
+    "cluster_label_history": "One row per as-of date and customer: the cluster id.",
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            CLUSTERS_KEY,
+            deps=[
+                get_asset_key_for_model([star_schema], "customer_cluster_features"),
+                customer_rfm.key,
+                TRUTH_CUSTOMERS,
+            ],
+            description="One row per customer with orders: cluster id and name.",
+            group_name="customer_analytics",
+            kinds={"python", "scikit-learn", "duckdb"},
+        ),
+        *[
+            dg.AssetSpec(
+                ["analytics", table],
+                deps=[CLUSTERS_KEY],
+                description=text,
+                group_name="customer_analytics",
+                kinds={"python", "duckdb"},
+            )
+            for table, text in HISTORY_TABLES.items()
+        ],
+    ],
+    name="customer_clusters",
+)
+def customer_clusters(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, duckdb: DuckDBResource
+):
+    """k-means on scaled behaviour and basket features (log recency, frequency and spend, tenure,
+    margin rate, share of spend per product segment). K is chosen by silhouette on a seeded
+    sample over PIPELINE_CLUSTER_K_MIN..MAX (the inertia elbow is a cross-check) unless
+    PIPELINE_CLUSTER_K fixes it; fit on a seeded sample of up to 200,000 customers, then
+    everyone is assigned. Cluster ids are matched to the previous refresh's centroids so they
+    keep their meaning. Writes analytics.customer_clusters and per-as-of history tables
+    (cluster_profiles, cluster_k_curve, cluster_feature_importance, cluster_centroids,
+    cluster_evaluation)."""
+    current = settings.current
+    config = clusters.ClusterConfig(
+        k_range=(current.cluster_k_min, current.cluster_k_max), k=current.cluster_k
+    )
+    as_of = pd.Timestamp(current.as_of)
+    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
+        features = conn.execute(
+            "select f.*, r.segment from marts.customer_cluster_features as f "
+            "join analytics.customer_rfm as r using (customer_code) "
+            # a fixed order: the fit samples rows by position
+            "order by customer_code"
+        ).df()
+        previous = warehouse.previous_as_of(conn, "analytics", "cluster_centroids", current.as_of)
+        previous_centroids = previous_labels = None
+        if previous is not None:
+            previous_centroids = warehouse.read_as_of_rows(conn, "analytics", "cluster_centroids", previous)
+            previous_labels = warehouse.read_as_of_rows(
+                conn, "analytics", "cluster_label_history", previous
+            ).set_index("customer_code")["cluster_id"]
+        fit = clusters.fit_clusters(features, config=config, previous_centroids=previous_centroids)
+        profiles = cluster_profiles.cluster_profiles(
+            features, fit.labels, revenue="total_net_sales", segment="segment"
+        )
+        importance = cluster_profiles.feature_importance(features, fit.labels, fit.features)
+        names = profiles.set_index("cluster_id")["name"]
+        assignments = pd.DataFrame(
+            {
+                "customer_code": fit.labels.index,
+                "as_of_date": as_of,
+                "cluster_id": fit.labels.to_numpy(),
+                "cluster_name": names.reindex(fit.labels.to_numpy()).to_numpy(),
+            }
+        )
+        evaluation = {
+            "k": fit.k,
+            "elbow_k": fit.elbow_k,
+            "silhouette": float(fit.curve.loc[fit.curve["is_chosen"], "silhouette"].iloc[0]),
+        }
+        if previous_labels is not None:
+            changes = clusters.label_changes(previous_labels, fit.labels)
+            evaluation |= {"changed_customers": changes.changed, "changed_share": changes.changed_share}
+        if warehouse.table_exists(conn, "truth", "customers"):
+            truth = conn.execute("select customer_code, persona from truth.customers").df()
+            evaluation["ari_vs_personas"] = clusters.persona_agreement(fit.labels, truth).ari
+
+        history = {
+            "cluster_profiles": profiles,
+            "cluster_k_curve": fit.curve,
+            "cluster_feature_importance": importance,
+            "cluster_centroids": fit.centroids,
+            "cluster_label_history": assignments[["customer_code", "cluster_id"]],
+            "cluster_evaluation": pd.DataFrame(
+                {"metric": list(evaluation), "value": [float(v) if v is not None else None for v in evaluation.values()]}
+            ),
+        }
+        warehouse.replace_tables(conn, "analytics", {"customer_clusters": assignments})
+        for table, frame in history.items():
+            frame = frame.copy()
+            frame.insert(0, "as_of_date", as_of)
+            warehouse.replace_as_of_rows(conn, "analytics", table, frame, current.as_of)
+
+    yield dg.MaterializeResult(
+        asset_key=CLUSTERS_KEY,
+        metadata={
+            "dagster/row_count": len(assignments),
+            "as_of": current.as_of.isoformat(),
+            **{key: value for key, value in evaluation.items() if value is not None},
+            "dropped_constant_features": ", ".join(fit.dropped) or "none",
+            "k_curve": dg.MetadataValue.md(markdown_table(fit.curve.round(4))),
+            "clusters": dg.MetadataValue.md(
+                markdown_table(profiles[["cluster_id", "name", "customers", "revenue_share"]].round(4))
+            ),
+            "top_features": dg.MetadataValue.md(
+                markdown_table(
+                    importance[importance["cluster_id"].isna()]
+                    .sort_values("rank")[["feature", "importance_mean"]]
+                    .head(8)
+                    .round(4)
+                )
+            ),
+        }
+    )
+    for table, frame in history.items():
+        yield dg.MaterializeResult(
+            asset_key=["analytics", table],
+            metadata={"dagster/row_count": len(frame), "as_of": current.as_of.isoformat()},
+        )
