@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import dagster as dg
@@ -11,6 +12,38 @@ import duckdb
 from pipeline import settings as settings_module
 
 SUMMARY_TABLES = ["marts.dim_customer", "marts.dim_product", "marts.fact_sales", "marts.fact_sales_monthly"]
+PID_TAG = "pipeline/pid"
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the refreshes this command started whose process is gone.
+
+    A run executed in process has no run monitor: if its process is killed, the instance keeps
+    it STARTED forever, the UI shows it running and the failure sensor never sees it. Reporting
+    it failed writes the failure event both need.
+    """
+    abandoned = []
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(job_name="refresh", statuses=[dg.DagsterRunStatus.STARTED])
+    )
+    for run in runs:
+        pid = run.tags.get(PID_TAG)
+        if pid and pid.isdigit() and not _process_alive(int(pid)):
+            instance.report_run_failed(
+                run, message=f"The refresh process (pid {pid}) ended before the run finished."
+            )
+            abandoned.append(run.run_id)
+    return abandoned
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def refresh(as_of: str | None) -> int:
@@ -22,8 +55,13 @@ def refresh(as_of: str | None) -> int:
     defs = build_definitions(current)
     run_config = {"resources": {"settings": {"config": {"as_of": as_of}}}} if as_of else None
     instance = dg.DagsterInstance.get()
+    for run_id in fail_abandoned_runs(instance):
+        print(f"Run {run_id} was interrupted earlier; marked failed.", file=sys.stderr)
     result = defs.resolve_job_def("refresh").execute_in_process(
-        instance=instance, run_config=run_config, raise_on_error=False
+        instance=instance,
+        run_config=run_config,
+        raise_on_error=False,
+        tags={PID_TAG: str(os.getpid())},
     )
     if not result.success:
         print(f"Refresh failed (run {result.run_id}); see `make ui` for the logs.", file=sys.stderr)

@@ -108,6 +108,7 @@ def publish(
             published_columns(conn),
             str(staging / SNAPSHOT_FILE),
             str(parquet_dir),
+            as_of,
         )
         previous = current_manifest(serve_dir)
         manifest = Manifest(
@@ -127,7 +128,7 @@ def publish(
         raise
     if manifest.promoted:
         _point_current_at(serve_dir, final)
-        _prune(builds, keep=keep_builds, protect=final)
+    _prune(builds, keep=keep_builds, protect=(serve_dir / CURRENT_LINK).resolve())
     return manifest
 
 
@@ -159,12 +160,23 @@ def _point_current_at(serve_dir: Path, build: Path) -> None:
 
 
 def _prune(builds: Path, keep: int, protect: Path) -> None:
-    """Delete all but the newest ``keep`` promoted builds (open readers keep their files)."""
+    """Keep the newest ``keep`` promoted builds and the newest ``keep`` backfill builds apart, so
+    backfills never push out a past snapshot; never delete the current one. Readers with a
+    deleted build open keep their files."""
     finished = sorted(
         (p for p in builds.iterdir() if p.is_dir() and not p.name.startswith(".")),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
-    for old in finished[keep:]:
-        if old != protect:
-            shutil.rmtree(old, ignore_errors=True)
+    for promoted in (True, False):
+        kind = [p for p in finished if _is_promoted(p) is promoted]
+        for old in kind[keep:]:
+            if old.resolve() != protect:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _is_promoted(build: Path) -> bool:
+    try:
+        return Manifest.read(build / MANIFEST_FILE).promoted
+    except (OSError, ValueError, TypeError):
+        return True  # an unreadable build is pruned like a normal one

@@ -104,9 +104,14 @@ def export_tables(
     columns_by_table: Mapping[str, list[str]],
     target_database: str,
     parquet_dir: str,
+    as_of,
 ) -> dict[str, int]:
     """Copy the given columns of ``schema.<table>`` into a new DuckDB file (same schema and
-    names) and into one Parquet file per table; return the row counts."""
+    names) and into one Parquet file per table; return the row counts.
+
+    Tables with an ``as_of_date`` column keep history across refreshes; only the rows up to
+    ``as_of`` are exported, so the snapshot of a backfill holds nothing from later refreshes.
+    """
     alias = "snapshot"
     conn.execute(f"attach {quote_literal(target_database)} as {alias}")
     try:
@@ -116,7 +121,10 @@ def export_tables(
             select = ", ".join(quote_ident(c) for c in columns)
             source = qualified(schema, table)
             target = f"{alias}.{qualified(schema, table)}"
-            conn.execute(f"create table {target} as select {select} from {source}")
+            where = ""
+            if "as_of_date" in columns:
+                where = f" where as_of_date <= cast({quote_literal(as_of.isoformat())} as date)"
+            conn.execute(f"create table {target} as select {select} from {source}{where}")
             parquet = quote_literal(f"{parquet_dir}/{table}.parquet")
             conn.execute(f"copy {target} to {parquet} (format parquet)")
             (counts[table],) = conn.execute(f"select count(*) from {target}").fetchone()

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+# dbt beside this Python, for `.venv/bin/python -m pytest` without the venv on PATH.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 # dagster-dbt reads the manifest when pipeline.definitions is imported; `make test` prepares it,
-# this covers a bare `pytest` run.
+# this covers a bare `pytest` run, and a manifest older than the dbt files it was parsed from
+# (which fails later with an unhelpful KeyError on the new model).
 from pipeline.project import dbt_project  # noqa: E402
 
-if not dbt_project.manifest_path.exists():
+
+def _manifest_is_stale() -> bool:
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        return True
+    sources = [p for p in dbt_project.project_dir.rglob("*") if p.suffix in {".sql", ".yml", ".csv"}
+               and "target" not in p.parts and "dbt_packages" not in p.parts]
+    return max(p.stat().st_mtime for p in sources) > manifest.stat().st_mtime
+
+
+if _manifest_is_stale():
     dbt_project.preparer.prepare(dbt_project)
 
 # A fixed as-of date, so tests do not depend on the day they run.

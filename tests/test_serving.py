@@ -82,3 +82,23 @@ def test_old_builds_are_pruned(warehouse, tmp_path):
     builds = [publish(warehouse, serve_dir, run_id=f"run{i:05d}") for i in range(5)]
     kept = sorted(p.name for p in (serve_dir / "builds").iterdir())
     assert kept == sorted(b.build_id for b in builds[-3:])
+
+
+def test_history_tables_are_published_up_to_the_snapshots_as_of(warehouse, tmp_path):
+    warehouse.execute(
+        "create table marts.customer_segment_history as select * from (values "
+        "(date '2026-10-25', 'C1'), (date '2026-11-09', 'C1'), (date '2026-11-24', 'C1')) "
+        "t(as_of_date, customer_code)"
+    )
+    backfill = publish(warehouse, tmp_path / "serve", as_of="2026-11-09")
+    assert backfill.row_counts["customer_segment_history"] == 2
+
+
+def test_backfills_never_push_out_a_promoted_snapshot(warehouse, tmp_path):
+    serve_dir = tmp_path / "serve"
+    promoted = [publish(warehouse, serve_dir, as_of="2026-11-24", run_id=f"run{i:05d}") for i in range(3)]
+    for i in range(3):
+        publish(warehouse, serve_dir, as_of="2026-10-01", run_id=f"old{i:05d}")
+    kept = {p.name for p in (serve_dir / "builds").iterdir()}
+    assert {b.build_id for b in promoted} <= kept
+    assert len(kept) == 6
