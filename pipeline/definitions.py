@@ -15,6 +15,7 @@ from pipeline.assets.customers import customer_rfm
 from pipeline.assets.dbt import customer_marts, star_schema
 from pipeline.assets.publish import bi_snapshot
 from pipeline.assets.raw import synthetic_raw_data
+from pipeline.assets.report import dashboard
 from pipeline.checks import customer_rfm_checks
 from pipeline.jobs import refresh_job
 from pipeline.resources import build_resources
@@ -30,6 +31,7 @@ ASSETS = [
     customer_clusters,
     customer_marts,
     bi_snapshot,
+    dashboard,
 ]
 CHECKS = [customer_rfm_checks]
 

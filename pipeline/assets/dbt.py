@@ -30,6 +30,7 @@ GROUPS_BY_FOLDER = {
     ("marts", "core"): "star_schema",
     ("marts", "customer_base"): "customer_base",
     ("marts", "customers"): "customer_marts",
+    ("marts", "insights"): "business_insights",
 }
 
 

@@ -26,6 +26,17 @@ clusters as (
     select * from {{ source('analytics', 'customer_clusters') }}
 ),
 
+next_category as (
+    select customer_code, category as next_best_category, score as next_best_category_score
+    from {{ ref('customer_next_categories') }}
+    where recommendation_rank = 1
+),
+
+discounts as (
+    select customer_code, suggested_discount_pct, discount_reason
+    from {{ ref('customer_discount_offers') }}
+),
+
 segment_map as (
     select segment, action from {{ ref('rfm_segment_map') }}
 ),
@@ -88,6 +99,10 @@ final as (
         cltv.value_tier,
         clusters.cluster_id,
         clusters.cluster_name,
+        next_category.next_best_category,
+        next_category.next_best_category_score,
+        discounts.suggested_discount_pct,
+        discounts.discount_reason,
         {{ as_of_date() }} as as_of_date
     from customers
     inner join summary
@@ -104,6 +119,10 @@ final as (
         on customers.customer_code = cltv.customer_code
     left join clusters
         on customers.customer_code = clusters.customer_code
+    left join next_category
+        on customers.customer_code = next_category.customer_code
+    left join discounts
+        on customers.customer_code = discounts.customer_code
 )
 
 select * from final

@@ -1,0 +1,1 @@
+"""Reports built from the marts: pure functions, no Dagster imports."""

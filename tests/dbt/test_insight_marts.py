@@ -1,0 +1,241 @@
+"""The business-insight marts' arithmetic on hand-made data, with real dbt builds.
+
+The star schema and the insight marts are built from known order lines; the action marts
+(next categories, discounts) from hand-written analytics.* tables standing in for the Python
+models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.rawdata import dbt_build, random_order_lines, write_raw
+
+AS_OF = dt.date(2026, 11, 24)
+# Three customer segments (market -> one sub_zone and region).
+PROFILES = [
+    ("India", "India", "APAC", "E-Commerce", "Retailer"),
+    ("USA", "NA", "NA", "Brick & Mortar", "Direct"),
+    ("Germany", "NE", "EU", "E-Commerce", "Distributor"),
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("insights")
+    database = root / "warehouse.duckdb"
+    lines = random_order_lines(240, AS_OF, seed=11, days=900)
+    write_raw(database, lines, extra_customers=2)
+    with duckdb.connect(str(database)) as conn:
+        for i, (market, sub_zone, region, platform, channel) in enumerate(PROFILES):
+            conn.execute(
+                "update raw.customers set market = ?, sub_zone = ?, region = ?, platform = ?, channel = ? "
+                "where hash(customer_code) % 3 = ?",
+                [market, sub_zone, region, platform, channel, i],
+            )
+    dbt_vars = {"as_of_date": AS_OF.isoformat()}
+    dbt_build(database, root / "target", ["--exclude", "path:models/marts/customers"], dbt_vars)
+    # stand-ins for the Python models' outputs, then the action marts on top of them
+    with duckdb.connect(str(database)) as conn:
+        summary = conn.sql("select customer_code, has_orders from marts.customer_summary").df()
+        rng = np.random.default_rng(5)
+        with_orders = summary["has_orders"].to_numpy()
+        segments = np.where(with_orders, rng.choice(["Champions", "Lost", "At Risk"], len(summary)), "No Orders")
+        rfm = pd.DataFrame(
+            {
+                "customer_code": summary["customer_code"],
+                "r_score": np.where(with_orders, rng.integers(1, 6, len(summary)), 0),
+                "segment": segments,
+            }
+        )
+        cltv = pd.DataFrame(
+            {
+                "customer_code": summary["customer_code"],
+                "value_tier": np.where(with_orders, rng.choice(["high", "medium", "low"], len(summary)), "none"),
+                "p_alive": np.where(with_orders, rng.uniform(0, 1, len(summary)), np.nan),
+                "clv_12m": np.where(with_orders, rng.uniform(0, 500, len(summary)), 0.0),
+            }
+        )
+        conn.execute("create schema if not exists analytics")
+        conn.execute("create or replace table analytics.customer_rfm as select * from rfm")
+        conn.execute("create or replace table analytics.customer_cltv as select * from cltv")
+    dbt_build(
+        database,
+        root / "target",
+        ["--select", "customer_next_categories customer_discount_offers"],
+        dbt_vars,
+    )
+    return database
+
+
+@pytest.fixture(scope="module")
+def conn(built):
+    with duckdb.connect(str(built), read_only=True) as connection:
+        yield connection
+
+
+def frame(conn, sql):
+    return conn.execute(sql).df()
+
+
+def test_finance_margin_is_net_minus_cost_and_adds_up(conn):
+    # decimals: exact in SQL
+    bad = conn.execute(
+        "select count(*) filter (where gross_margin <> net_sales - manufacturing_cost "
+        "or net_sales <> gross_sales - pre_invoice_discounts) from marts.insight_finance_monthly"
+    ).fetchone()[0]
+    assert bad == 0
+    ours = conn.execute(
+        "select sum(net_sales), sum(gross_margin), sum(manufacturing_cost) from marts.insight_finance_monthly"
+    ).fetchone()
+    totals = conn.execute(
+        "select sum(net_sales_amount), sum(gross_margin_amount), sum(manufacturing_cost_amount) from marts.fact_sales"
+    ).fetchone()
+    assert ours == totals
+    fin = frame(conn, "select * from marts.insight_finance_monthly")
+    np.testing.assert_allclose(
+        fin["gross_margin_pct"], fin["gross_margin"].astype(float) / fin["net_sales"].astype(float)
+    )
+    # every segment of the hand-made data shows up
+    assert set(fin["market"]) == {p[0] for p in PROFILES}
+
+
+def test_finance_year_over_year(conn):
+    fin = frame(conn, "select * from marts.insight_finance_monthly")
+    key = ["market", "platform", "channel"]
+    earlier = fin.assign(month_start_date=fin["month_start_date"] + pd.DateOffset(years=1))
+    joined = fin.merge(earlier[[*key, "month_start_date", "net_sales"]], on=[*key, "month_start_date"],
+                       how="left", suffixes=("", "_expected"))
+    assert joined["net_sales_expected"].notna().sum() > 10
+    pd.testing.assert_series_equal(
+        joined["net_sales_previous_year"].astype(float), joined["net_sales_expected"].astype(float),
+        check_names=False,
+    )
+    has = joined["net_sales_expected"].notna()
+    np.testing.assert_allclose(
+        joined.loc[has, "net_sales_yoy_pct"],
+        (joined.loc[has, "net_sales"] / joined.loc[has, "net_sales_expected"]).astype(float) - 1,
+    )
+    totals = "select sum(net_sales), sum(gross_margin) from marts.{}"
+    assert conn.execute(totals.format("insight_finance_yearly")).fetchone() == conn.execute(
+        totals.format("insight_finance_monthly")
+    ).fetchone()
+
+
+def test_segment_shares_add_up_and_the_growth_rule(conn):
+    seg = frame(conn, "select * from marts.insight_segment_performance")
+    assert len(seg) == 3
+    for column in ("net_sales_share", "gross_margin_share", "net_sales_share_last_12m"):
+        assert seg[column].sum() == pytest.approx(1.0)
+    customers = conn.execute("select count(distinct customer_code) from marts.fact_sales").fetchone()[0]
+    assert seg["customers"].sum() == customers
+    np.testing.assert_allclose(seg["avg_order_value"], seg["net_sales"].astype(float) / seg["orders"])
+    np.testing.assert_allclose(seg["purchase_frequency"], seg["orders"] / seg["customers"])
+    # the documented rule, recomputed
+    small = seg["net_sales_share_last_12m"] < 1 / 3
+    fast = seg["net_sales_growth_pct"] > seg["total_net_sales_growth_pct"]
+    expected = np.select([small & fast, fast, small], ["growth opportunity", "star", "watch"], "core")
+    assert seg["growth_quadrant"].tolist() == expected.tolist()
+    assert (seg["is_growth_opportunity"] == (small & fast)).all()
+
+
+def test_segment_retention(conn):
+    lines = frame(
+        conn,
+        "select f.customer_code, f.date, c.platform, c.channel, c.region from marts.fact_sales f "
+        "join marts.dim_customer c using (customer_code)",
+    )
+    as_of = pd.Timestamp(AS_OF)
+    last = lines[lines["date"] > as_of - pd.DateOffset(months=12)]
+    prior = lines[(lines["date"] > as_of - pd.DateOffset(months=24)) & (lines["date"] <= as_of - pd.DateOffset(months=12))]
+    seg = frame(conn, "select * from marts.insight_segment_performance").set_index("region")
+    for region, rows in seg.iterrows():
+        before = set(prior.loc[prior["region"] == region, "customer_code"])
+        after = set(last.loc[last["region"] == region, "customer_code"])
+        assert rows["active_customers_prior_12m"] == len(before)
+        assert rows["retained_customers"] == len(before & after)
+        assert rows["retention_rate"] == pytest.approx(len(before & after) / len(before))
+
+
+def test_cohort_counts(conn):
+    cohorts = frame(conn, "select * from marts.insight_customer_cohorts")
+    lines = frame(conn, "select customer_code, date, net_sales_amount from marts.fact_sales")
+    lines["month"] = pd.to_datetime(lines["date"]).dt.to_period("M")
+    first = lines.groupby("customer_code")["month"].min().rename("cohort")
+    lines = lines.join(first, on="customer_code")
+    lines["since"] = (lines["month"] - lines["cohort"]).apply(lambda d: d.n)
+    expected = lines.groupby(["cohort", "since"])["customer_code"].nunique()
+    cohorts["cohort"] = pd.to_datetime(cohorts["cohort_month"]).dt.to_period("M")
+    ours = cohorts.set_index(["cohort", "months_since_first_order"])["active_customers"]
+    assert ours[ours > 0].sort_index().tolist() == expected.sort_index().tolist()
+    assert (ours.reindex(expected.index).to_numpy() == expected.to_numpy()).all()
+    # cohort sizes, month 0, the spine up to the as-of month and the money
+    sizes = first.value_counts()
+    month0 = cohorts[cohorts["months_since_first_order"] == 0].set_index("cohort")
+    assert (month0["cohort_customers"] == sizes.reindex(month0.index)).all()
+    assert (month0["active_customers"] == month0["cohort_customers"]).all()
+    assert (month0["retention_rate"] == 1).all()
+    as_of_month = pd.Period(AS_OF, "M")
+    assert len(cohorts) == sum((as_of_month - c).n + 1 for c in sizes.index)
+    assert cohorts["net_sales"].sum() == pytest.approx(lines["net_sales_amount"].sum())
+    assert cohorts["cohort_month_key"].is_unique
+
+
+def test_bestsellers_and_lifecycle(conn):
+    best = frame(conn, "select * from marts.insight_product_bestsellers")
+    top = best[best["rank_by_quantity"] == 1]
+    most = best.groupby(["fiscal_year", "market"])["sold_quantity"].max()
+    assert top.set_index(["fiscal_year", "market"])["sold_quantity"].sort_index().tolist() == most.sort_index().tolist()
+    life = frame(conn, "select * from marts.insight_product_lifecycle")
+    assert sorted(life["product_code"]) == ["P0", "P1", "P2"]
+    trends = frame(conn, "select * from marts.insight_category_trends")
+    net = "select sum(net_sales) from marts.{}"
+    assert conn.execute(net.format("insight_category_trends")).fetchone() == conn.execute(
+        net.format("insight_product_bestsellers")
+    ).fetchone()
+
+
+def test_next_categories_are_popular_in_the_segment_and_not_yet_bought(conn):
+    recs = frame(conn, "select * from marts.customer_next_categories")
+    spend = frame(conn, "select customer_code, category from marts.customer_category_spend")
+    rfm = frame(conn, "select customer_code, segment from analytics.customer_rfm where r_score > 0")
+    bought = set(zip(spend["customer_code"], spend["category"]))
+    assert not any((c, k) in bought for c, k in zip(recs["customer_code"], recs["category"]))
+    assert recs.groupby("customer_code").size().max() <= 3
+    penetration = (
+        spend.merge(rfm, on="customer_code").groupby(["segment", "category"]).size()
+        / rfm.groupby("segment").size()
+    ).rename("expected")
+    joined = recs.join(penetration, on=["segment", "category"])
+    np.testing.assert_allclose(joined["score"], joined["expected"])
+    # with three categories, a customer who bought one gets the two others, in score order
+    assert len(recs) > 0
+    assert (recs.sort_values(["customer_code", "recommendation_rank"]).groupby("customer_code")["score"]
+            .apply(lambda s: s.is_monotonic_decreasing)).all()
+
+
+def test_discounts_follow_the_rule_and_never_go_below_cost(conn):
+    offers = frame(conn, "select * from marts.customer_discount_offers")
+    assert len(offers) == conn.execute("select count(*) from marts.customer_summary").fetchone()[0]
+    base = np.select(
+        [
+            (offers["value_tier"] == "high") & (offers["p_alive"] < 0.5),
+            offers["value_tier"] == "high",
+            (offers["value_tier"] == "medium") & (offers["p_alive"] < 0.5),
+            offers["value_tier"] == "medium",
+        ],
+        [0.15, 0.05, 0.10, 0.05],
+        0.0,
+    )
+    np.testing.assert_allclose(offers["base_discount_pct"], base)
+    rate = offers["gross_margin_rate"].fillna(0).astype(float)
+    expected = np.where(rate <= 0, 0.0, np.minimum(base, np.floor(rate * 100) / 100))
+    np.testing.assert_allclose(offers["suggested_discount_pct"], expected)
+    assert (offers["suggested_discount_pct"] <= rate + 1e-12).all()
+    assert (offers.loc[offers["value_tier"] == "none", "suggested_discount_pct"] == 0).all()
+    assert set(offers["discount_reason"]) <= {"win back", "loyalty reward", "no discount", "no margin"}

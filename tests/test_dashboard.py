@@ -1,0 +1,120 @@
+"""The HTML dashboard: built by a real small refresh, rendered in headless Chromium.
+
+The browser test needs Debian's ``chromium`` (.ci/run installs it); without it, it skips.
+Its screenshot lands in test-artifacts/dashboard.png for CI to keep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipeline import settings
+from pipeline.definitions import build_definitions
+from pipeline.reporting.dashboard import build_dashboard
+from pipeline.schedules import refresh_run_config
+
+AS_OF = "2026-11-24"
+ARTIFACTS = settings.REPO_ROOT / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--enable-logging=stderr",
+    "--v=0",
+]
+
+
+@pytest.fixture(scope="module")
+def refreshed(tmp_path_factory):
+    """One full refresh at 1,500 customers; the dashboard asset writes serve/dashboard.html."""
+    data_dir = tmp_path_factory.mktemp("dashboard") / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIPELINE_DATA_DIR", str(data_dir))
+        mp.setenv("PIPELINE_CUSTOMERS", "1500")
+        mp.setenv("DBT_TARGET_PATH", str(data_dir.parent / "dbt_target"))
+        current = settings.load(as_of=dt.date.fromisoformat(AS_OF))
+        result = build_definitions(current).resolve_job_def("refresh").execute_in_process(
+            run_config=refresh_run_config(dt.date.fromisoformat(AS_OF)),
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+    assert result.success, "the refresh failed"
+    return current, result
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium; .ci/run does it)")
+    return path
+
+
+def run_chromium(html: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000",
+         *args, html.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_dashboard_is_written_beside_the_snapshot(refreshed):
+    current, result = refreshed
+    path = current.data_dir / "serve" / "dashboard.html"
+    assert path.exists()
+    assert not list(path.parent.glob(".dashboard.html.*.tmp"))
+    text = path.read_text()
+    # self-contained: plotly.js inline exactly once, no script fetched from anywhere
+    assert text.count("<script type=\"text/javascript\">/**") == 1 or "plotly.js v" in text
+    assert not re.search(r"<script[^>]+src=", text)
+    assert f"As of {AS_OF}" in text
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert dg.AssetKey(["serve", "dashboard"]) in materialized
+
+
+def test_dashboard_of_an_empty_warehouse_says_what_is_missing():
+    with duckdb.connect() as conn:
+        page = build_dashboard(conn)
+    assert 'data-charts="0"' in page
+    assert "No data for revenue over time yet." in page
+
+
+def test_dashboard_renders_every_chart_in_headless_chromium(refreshed, tmp_path):
+    current, _ = refreshed
+    html = current.data_dir / "serve" / "dashboard.html"
+    expected = int(re.search(r'data-charts="(\d+)"', html.read_text()).group(1))
+    assert expected >= 12
+
+    dom_run = run_chromium(html, tmp_path / "profile-dom", "--dump-dom")
+    assert dom_run.returncode == 0, dom_run.stderr[-2000:]
+    dom = dom_run.stdout
+    sections = dom.split('<div class="chart">')[1:]
+    assert len(sections) == expected
+    undrawn = [i for i, s in enumerate(sections, 1) if "js-plotly-plot" not in s or 'class="main-svg"' not in s]
+    assert undrawn == [], f"charts not drawn: {undrawn}"
+    assert "No data for" not in dom
+    console = [line for line in dom_run.stderr.splitlines() if "CONSOLE" in line]
+    errors = [line for line in console if "ERROR:CONSOLE" in line or "Uncaught" in line or "Error" in line]
+    assert errors == [], errors
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "dashboard.png"
+    screenshot.unlink(missing_ok=True)
+    shot = run_chromium(
+        html, tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1400,3000"
+    )
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert screenshot.exists() and screenshot.stat().st_size > 50_000
