@@ -91,9 +91,106 @@ SETTINGS: dict[str, Setting] = {
         "auto",
         "Number of clusters: 'auto' chooses by silhouette over the range, a number overrides it.",
     ),
+    "source": Setting(
+        "PIPELINE_SOURCE",
+        "synthetic",
+        "Where raw.* comes from: 'synthetic' (the seeded simulator) or 'files' (your own CSV/Parquet files).",
+    ),
+    "import_dir": Setting(
+        "PIPELINE_IMPORT_DIR",
+        "data/import",
+        "Folder the file import reads (PIPELINE_SOURCE=files); new files are picked up by the next refresh.",
+    ),
+    "import_layout": Setting(
+        "PIPELINE_IMPORT_LAYOUT",
+        "atliq",
+        "Layout of the imported files: 'atliq' (AtliQ tables) or 'transactions' (one transactions file or several).",
+    ),
+    "import_transactions_pattern": Setting(
+        "PIPELINE_IMPORT_TRANSACTIONS_PATTERN",
+        "transactions*",
+        "File-name pattern (glob, without extension) of the transactions files; .csv and .parquet match.",
+    ),
+    "import_column_customer": Setting(
+        "PIPELINE_IMPORT_COLUMN_CUSTOMER",
+        "customer_id",
+        "Transactions layout: column with the customer id.",
+    ),
+    "import_column_date": Setting(
+        "PIPELINE_IMPORT_COLUMN_DATE",
+        "order_date",
+        "Transactions layout: column with the order date.",
+    ),
+    "import_column_amount": Setting(
+        "PIPELINE_IMPORT_COLUMN_AMOUNT",
+        "amount",
+        "Transactions layout: column with the amount (net revenue of the order or order line).",
+    ),
+    "import_column_order": Setting(
+        "PIPELINE_IMPORT_COLUMN_ORDER",
+        "none",
+        "Transactions layout: optional column with the order id ('none': every row is one order).",
+    ),
+    "import_column_product": Setting(
+        "PIPELINE_IMPORT_COLUMN_PRODUCT",
+        "none",
+        "Transactions layout: optional column with the product code ('none': one product, ALL).",
+    ),
+    "import_column_quantity": Setting(
+        "PIPELINE_IMPORT_COLUMN_QUANTITY",
+        "none",
+        "Transactions layout: optional quantity column, validated (numeric, not negative) but not loaded.",
+    ),
+    "import_customer_platform": Setting(
+        "PIPELINE_IMPORT_CUSTOMER_PLATFORM",
+        "E-Commerce",
+        "Transactions layout: platform given to every customer (Brick & Mortar or E-Commerce).",
+    ),
+    "import_customer_channel": Setting(
+        "PIPELINE_IMPORT_CUSTOMER_CHANNEL",
+        "Direct",
+        "Transactions layout: channel given to every customer (Direct, Distributor or Retailer).",
+    ),
+    "import_customer_region": Setting(
+        "PIPELINE_IMPORT_CUSTOMER_REGION",
+        "APAC",
+        "Transactions layout: region given to every customer (APAC, EU, NA or LATAM); market and sub_zone are Unknown.",
+    ),
+    "import_csv_delimiter": Setting(
+        "PIPELINE_IMPORT_CSV_DELIMITER",
+        ",",
+        "CSV field delimiter (one character; 'tab' for a tab).",
+    ),
+    "import_csv_header": Setting(
+        "PIPELINE_IMPORT_CSV_HEADER",
+        "true",
+        "Whether CSV files start with a header row; without one, columns are named column0, column1, ...",
+    ),
+    "import_csv_encoding": Setting(
+        "PIPELINE_IMPORT_CSV_ENCODING",
+        "utf-8",
+        "Encoding of CSV files: utf-8, utf-16 or latin-1.",
+    ),
+    "import_date_format": Setting(
+        "PIPELINE_IMPORT_DATE_FORMAT",
+        "%Y-%m-%d",
+        "strptime format(s) of dates in the files; several separated by ';' are tried in order.",
+    ),
+    "import_decimal_separator": Setting(
+        "PIPELINE_IMPORT_DECIMAL_SEPARATOR",
+        ".",
+        "Decimal separator of numbers in CSV files: '.' or ','.",
+    ),
 }
 
 CLTV_SPENDS = ("margin", "revenue")
+SOURCES = ("synthetic", "files")
+IMPORT_LAYOUTS = ("atliq", "transactions")
+CSV_ENCODINGS = ("utf-8", "utf-16", "latin-1")
+# dim_customer's accepted values
+PLATFORMS = ("Brick & Mortar", "E-Commerce")
+CHANNELS = ("Direct", "Distributor", "Retailer")
+REGIONS = ("APAC", "EU", "NA", "LATAM")
 
 
 @dataclass(frozen=True)
@@ -112,6 +209,24 @@ class Settings:
     cluster_k_min: int = 2
     cluster_k_max: int = 10
     cluster_k: int | None = None  # None = choose by silhouette
+    source: str = "synthetic"
+    import_dir: Path | None = None  # None = <repo>/data/import
+    import_layout: str = "atliq"
+    import_transactions_pattern: str = "transactions*"
+    import_column_customer: str = "customer_id"
+    import_column_date: str = "order_date"
+    import_column_amount: str = "amount"
+    import_column_order: str | None = None
+    import_column_product: str | None = None
+    import_column_quantity: str | None = None
+    import_customer_platform: str = "E-Commerce"
+    import_customer_channel: str = "Direct"
+    import_customer_region: str = "APAC"
+    import_csv_delimiter: str = ","
+    import_csv_header: bool = True
+    import_csv_encoding: str = "utf-8"
+    import_date_formats: tuple[str, ...] = ("%Y-%m-%d",)
+    import_decimal_separator: str = "."
 
     @property
     def warehouse(self) -> Path:
@@ -169,6 +284,46 @@ def _parse_k(raw: str) -> int | None:
     return None if raw.strip().lower() == "auto" else _parse_int("cluster_k", raw, 1)
 
 
+def _parse_exact(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    if raw not in choices:
+        raise SettingsError(f"{SETTINGS[name].env}={raw!r} must be one of {', '.join(choices)}")
+    return raw
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "yes", "1"):
+        return True
+    if value in ("false", "no", "0"):
+        return False
+    raise SettingsError(f"{SETTINGS[name].env}={raw!r} must be true or false")
+
+
+def _parse_optional_column(raw: str) -> str | None:
+    # column names are kept as written (spaces included): only 'none' or nothing means unmapped
+    return None if raw == "" or raw.strip().lower() == "none" else raw
+
+
+def _parse_required_column(name: str, raw: str) -> str:
+    if raw == "":
+        raise SettingsError(f"{SETTINGS[name].env} must name a column")
+    return raw
+
+
+def _parse_delimiter(raw: str) -> str:
+    value = "\t" if raw.lower() == "tab" else raw
+    if len(value) != 1:
+        raise SettingsError(f"PIPELINE_IMPORT_CSV_DELIMITER={raw!r} must be one character or 'tab'")
+    return value
+
+
+def _parse_date_formats(raw: str) -> tuple[str, ...]:
+    formats = tuple(f.strip() for f in raw.split(";") if f.strip())
+    if not formats or any("%" not in f for f in formats):
+        raise SettingsError(f"PIPELINE_IMPORT_DATE_FORMAT={raw!r} is not a strptime format like %Y-%m-%d")
+    return formats
+
+
 def _resolve_path(raw: str) -> Path:
     path = Path(raw).expanduser()
     return (path if path.is_absolute() else REPO_ROOT / path).resolve()
@@ -193,6 +348,26 @@ def load(environ: dict[str, str] | None = None, **overrides: object) -> Settings
         cluster_k_min=_parse_int("cluster_k_min", raw["cluster_k_min"], 2),
         cluster_k_max=_parse_int("cluster_k_max", raw["cluster_k_max"], 2),
         cluster_k=_parse_k(raw["cluster_k"]),
+        source=_parse_choice("source", raw["source"], SOURCES),
+        import_dir=_resolve_path(raw["import_dir"]),
+        import_layout=_parse_choice("import_layout", raw["import_layout"], IMPORT_LAYOUTS),
+        import_transactions_pattern=raw["import_transactions_pattern"] or "transactions*",
+        import_column_customer=_parse_required_column("import_column_customer", raw["import_column_customer"]),
+        import_column_date=_parse_required_column("import_column_date", raw["import_column_date"]),
+        import_column_amount=_parse_required_column("import_column_amount", raw["import_column_amount"]),
+        import_column_order=_parse_optional_column(raw["import_column_order"]),
+        import_column_product=_parse_optional_column(raw["import_column_product"]),
+        import_column_quantity=_parse_optional_column(raw["import_column_quantity"]),
+        import_customer_platform=_parse_exact("import_customer_platform", raw["import_customer_platform"], PLATFORMS),
+        import_customer_channel=_parse_exact("import_customer_channel", raw["import_customer_channel"], CHANNELS),
+        import_customer_region=_parse_exact("import_customer_region", raw["import_customer_region"], REGIONS),
+        import_csv_delimiter=_parse_delimiter(raw["import_csv_delimiter"]),
+        import_csv_header=_parse_bool("import_csv_header", raw["import_csv_header"]),
+        import_csv_encoding=_parse_choice("import_csv_encoding", raw["import_csv_encoding"], CSV_ENCODINGS),
+        import_date_formats=_parse_date_formats(raw["import_date_format"]),
+        import_decimal_separator=_parse_choice(
+            "import_decimal_separator", raw["import_decimal_separator"], (".", ",")
+        ),
     )
     unknown = set(overrides) - {f.name for f in fields(Settings)}
     if unknown:

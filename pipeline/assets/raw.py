@@ -75,3 +75,106 @@ def synthetic_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
                         "seed": current.seed,
                     },
                 )
+
+
+# --- bring your own data (PIPELINE_SOURCE=files) ---------------------------------------------
+
+IMPORT_TABLES = {
+    "import_files": "Load log of the file import: one row per file (name, content hash, rows read, "
+    "and as of the latest refresh rows loaded, quarantined and the count per reason).",
+    "quarantine": "Input rows of the latest refresh that were not loaded: file, row, input table, "
+    "reason and the original values as JSON.",
+}
+ROWS_ACCOUNTED_CHECK = "every_input_row_loaded_or_quarantined"
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["raw", name], description=text, group_name="raw", kinds={"python", "duckdb"})
+        for name, text in {**RAW_TABLES, **IMPORT_TABLES}.items()
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            ROWS_ACCOUNTED_CHECK,
+            asset=dg.AssetKey(["raw", "import_files"]),
+            blocking=True,
+            description="For every imported file: input rows = loaded + quarantined.",
+        )
+    ],
+    name="imported_raw_data",
+)
+def imported_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
+    """Load the files of PIPELINE_IMPORT_DIR (layout PIPELINE_IMPORT_LAYOUT) into raw.*: new files
+    are staged once (tracked by name and content hash), every row is validated, bad rows go to
+    raw.quarantine. Input that cannot be loaded at all fails with a FileImportError."""
+    from pipeline.ingest import ImportConfig, importer
+
+    current = settings.current
+    config = ImportConfig.from_settings(current)
+    Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
+    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
+        report = importer.run_import(conn, config)
+        unaccounted = importer.unaccounted_files(conn, config.layout)
+        quarantined_by_table = dict(
+            conn.execute("select input_table, count(*) from raw.quarantine group by 1 order by 1").fetchall()
+        )
+        common = {"as_of": current.as_of.isoformat(), "layout": config.layout}
+        for table, n_rows in report.tables.items():
+            yield dg.MaterializeResult(
+                asset_key=["raw", table],
+                metadata={
+                    "dagster/row_count": n_rows,
+                    "dagster/table_name": f"raw.{table}",
+                    "dagster/column_schema": _column_schema(warehouse.table_columns(conn, "raw", table)),
+                    **common,
+                },
+            )
+        per_file = "\n".join(
+            ["| file | rows | loaded | quarantined | reasons |", "|---|---|---|---|---|"]
+            + [
+                f"| {f['file_name']} | {f['rows']} | {f['loaded']} | {f['quarantined']} | "
+                + ", ".join(f"{k}: {v}" for k, v in f["reasons"].items())
+                + " |"
+                for f in report.files
+            ]
+        )
+        yield dg.MaterializeResult(
+            asset_key=["raw", "import_files"],
+            metadata={
+                "dagster/row_count": len(report.files),
+                "new_files": ", ".join(report.new_files) or "none",
+                "already_loaded_files": len(report.known_files),
+                "ignored_files": ", ".join(report.ignored_files) or "none",
+                "input_rows": report.input_rows,
+                "loaded_rows": report.loaded_rows,
+                "quarantined_rows": report.quarantined_rows,
+                "files": dg.MetadataValue.md(per_file),
+                **common,
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=["raw", "quarantine"],
+            metadata={
+                "dagster/row_count": report.quarantined_rows,
+                **{f"quarantined/{reason}": n for reason, n in sorted(report.reasons.items())},
+                **{f"quarantined_from/{table}": n for table, n in quarantined_by_table.items()},
+                **common,
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name=ROWS_ACCOUNTED_CHECK,
+            asset_key=dg.AssetKey(["raw", "import_files"]),
+            passed=not unaccounted,
+            metadata={
+                "files": len(report.files),
+                "input_rows": report.input_rows,
+                "loaded_plus_quarantined": report.loaded_rows + report.quarantined_rows,
+                "unaccounted_files": ", ".join(f"{n} ({r} rows, {l} loaded, {qn} quarantined)" for n, r, l, qn in unaccounted) or "none",
+            },
+        )
+
+
+def raw_assets_for(assets: list, source: str) -> list:
+    """``assets`` with the raw producer the source setting selects (exactly one of the two)."""
+    chosen, other = (imported_raw_data, synthetic_raw_data) if source == "files" else (synthetic_raw_data, imported_raw_data)
+    return [chosen if a is other else a for a in assets]

@@ -1,0 +1,70 @@
+"""What the file import needs from the settings, and its one error type."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class FileImportError(Exception):
+    """Input that cannot be loaded at all (missing file or column, empty or unreadable file,
+    changed content). The message names the file and what to do; never a raw DuckDB trace."""
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    delimiter: str = ","
+    header: bool = True
+    encoding: str = "utf-8"
+    decimal_separator: str = "."
+
+
+@dataclass(frozen=True)
+class TransactionColumns:
+    """Source column names of the transactions layout (None = not mapped)."""
+
+    customer: str = "customer_id"
+    date: str = "order_date"
+    amount: str = "amount"
+    order: str | None = None
+    product: str | None = None
+    quantity: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    directory: Path
+    as_of: dt.date
+    layout: str = "atliq"
+    csv: CsvOptions = CsvOptions()
+    date_formats: tuple[str, ...] = ("%Y-%m-%d",)
+    transactions_pattern: str = "transactions*"
+    columns: TransactionColumns = TransactionColumns()
+    # transactions layout: platform, channel, region of every derived customer
+    customer_defaults: tuple[str, str, str] = ("E-Commerce", "Direct", "APAC")
+
+    @classmethod
+    def from_settings(cls, s) -> "ImportConfig":
+        return cls(
+            directory=Path(s.import_dir),
+            as_of=s.as_of,
+            layout=s.import_layout,
+            csv=CsvOptions(
+                delimiter=s.import_csv_delimiter,
+                header=s.import_csv_header,
+                encoding=s.import_csv_encoding,
+                decimal_separator=s.import_decimal_separator,
+            ),
+            date_formats=tuple(s.import_date_formats),
+            transactions_pattern=s.import_transactions_pattern,
+            customer_defaults=(s.import_customer_platform, s.import_customer_channel, s.import_customer_region),
+            columns=TransactionColumns(
+                customer=s.import_column_customer,
+                date=s.import_column_date,
+                amount=s.import_column_amount,
+                order=s.import_column_order,
+                product=s.import_column_product,
+                quantity=s.import_column_quantity,
+            ),
+        )

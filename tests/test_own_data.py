@@ -1,0 +1,110 @@
+"""The whole pipeline on an imported transactions file: the customer summary equals lifetimes'
+own, and a file dropped in before the next refresh is picked up without double counting."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import settings
+from pipeline.definitions import build_definitions
+from pipeline.schedules import refresh_run_config
+
+AS_OF = dt.date(2026, 11, 24)
+
+
+def transactions(seed: int, customers: range, days: int = 900) -> pd.DataFrame:
+    """BG/NBD-like histories: a purchase rate and a dropout chance after each purchase."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in customers:
+        first = AS_OF - dt.timedelta(days=int(rng.integers(30, days)))
+        rate, dropout = rng.gamma(1.5, 1 / 40), rng.beta(1.0, 4.0)
+        t = 0.0
+        while True:
+            date = first + dt.timedelta(days=int(t))
+            if date > AS_OF:
+                break
+            rows.append({"client": f"K{c:04d}", "day": date.isoformat(), "total": round(float(rng.gamma(2.0, 40.0)) + 1, 2)})
+            if rng.random() < dropout:
+                break
+            t += rng.exponential(1 / rate)
+    return pd.DataFrame(rows).drop_duplicates()
+
+
+def run_refresh(defs):
+    return defs.resolve_job_def("refresh").execute_in_process(
+        run_config=refresh_run_config(AS_OF), instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+
+
+def summary(warehouse) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute(
+            "select customer_code, cast(frequency as double) as frequency, cast(recency as double) as recency, "
+            "cast(t as double) as T from marts.customer_summary where has_orders order by customer_code"
+        ).df().set_index("customer_code")
+
+
+def expected(frame: pd.DataFrame) -> pd.DataFrame:
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    tx = frame.assign(day=pd.to_datetime(frame["day"]))
+    out = summary_data_from_transaction_data(tx, "client", "day", observation_period_end=pd.Timestamp(AS_OF), freq="D")
+    out.index.name = "customer_code"
+    return out[["frequency", "recency", "T"]].astype(float).sort_index()
+
+
+def test_refresh_on_imported_transactions_then_a_new_file(tmp_path, monkeypatch):
+    import_dir = tmp_path / "import"
+    import_dir.mkdir()
+    first = transactions(1, range(0, 600))
+    first.to_csv(import_dir / "transactions_2026_10.csv", index=False)
+    for name, value in {
+        "PIPELINE_SOURCE": "files",
+        "PIPELINE_IMPORT_DIR": str(import_dir),
+        "PIPELINE_IMPORT_LAYOUT": "transactions",
+        "PIPELINE_IMPORT_COLUMN_CUSTOMER": "client",
+        "PIPELINE_IMPORT_COLUMN_DATE": "day",
+        "PIPELINE_IMPORT_COLUMN_AMOUNT": "total",
+        "PIPELINE_CLUSTER_K_MAX": "4",
+    }.items():
+        monkeypatch.setenv(name, value)
+    current = settings.load()
+    defs = build_definitions(current)
+    keys = defs.resolve_all_asset_keys()
+    assert dg.AssetKey(["raw", "quarantine"]) in keys
+
+    result = run_refresh(defs)
+    assert result.success
+    failed = [e.asset_check_key for e in result.get_asset_check_evaluations() if not e.passed]
+    assert failed == []
+    got = summary(current.warehouse)
+    pd.testing.assert_frame_equal(got, expected(first), check_names=False)
+    with duckdb.connect(str(current.warehouse), read_only=True) as conn:
+        net, lines = conn.execute("select sum(net_sales_amount), count(*) from marts.fact_sales").fetchone()
+        assert float(net) == pytest.approx(first["total"].sum(), abs=1e-6)
+        assert lines == len(first)
+        assert conn.execute("select count(*) from information_schema.tables where table_schema = 'truth'").fetchone()[0] == 0
+
+    # a new file arrives; the old one is not loaded twice
+    second = transactions(2, range(500, 800))
+    second.to_csv(import_dir / "transactions_2026_11.csv", index=False)
+    result = run_refresh(defs)
+    assert result.success
+    both = pd.concat([first, second]).drop_duplicates()
+    pd.testing.assert_frame_equal(summary(current.warehouse), expected(both), check_names=False)
+    with duckdb.connect(str(current.warehouse), read_only=True) as conn:
+        log = conn.execute("select file_name, rows, loaded, quarantined from raw.import_files order by file_name").fetchall()
+        (lines,) = conn.execute("select count(*) from marts.fact_sales").fetchone()
+    exact_dups = len(pd.concat([first, second])) - len(both)
+    assert log == [
+        ("transactions_2026_10.csv", len(first), len(first), 0),
+        ("transactions_2026_11.csv", len(second), len(second) - exact_dups, exact_dups),
+    ]
+    assert lines == len(both)
