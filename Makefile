@@ -7,13 +7,19 @@ export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test ui setup prepare lock bench clean
+.PHONY: run test test-spark ui setup prepare lock bench clean
 
 run: prepare ## set up, then materialize every asset on the synthetic default
 	$(BIN)/python -m pipeline.cli refresh
 
 test: prepare ## set up, then run the whole test suite
 	$(BIN)/python -m pytest
+
+# Optional: install the 'spark' extra (dbt-spark session method, pyspark: ~456 MB once; needs
+# Java 17) and check that the order-line dbt models give the same rows on Spark as on DuckDB.
+test-spark: prepare ## build the order-line dbt models on a local Spark and compare with DuckDB
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,spark]"
+	PIPELINE_SPARK_REQUIRED=1 $(BIN)/python -m pytest -m spark tests/spark
 
 ui: prepare ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
