@@ -7,7 +7,7 @@ export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-spark ui setup prepare lock bench clean
+.PHONY: run test test-spark ui api setup prepare lock bench clean
 
 run: prepare ## set up, then materialize every asset on the synthetic default
 	$(BIN)/python -m pipeline.cli refresh
@@ -23,6 +23,10 @@ test-spark: prepare ## build the order-line dbt models on a local Spark and comp
 
 ui: prepare ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
+
+# Reads only the published snapshot (data/serve/current); PIPELINE_API_HOST / PIPELINE_API_PORT.
+api: setup ## the HTTP API on http://127.0.0.1:8000 (docs at /docs)
+	$(BIN)/python -m pipeline.api
 
 bench: prepare ## full refresh at a given scale: make bench CUSTOMERS=1000000
 	$(BIN)/python -m benchmarks.run --customers $${CUSTOMERS:-100000}

@@ -181,6 +181,12 @@ SETTINGS: dict[str, Setting] = {
         ".",
         "Decimal separator of numbers in CSV files: '.' or ','.",
     ),
+    "api_host": Setting(
+        "PIPELINE_API_HOST",
+        "127.0.0.1",
+        "Address the HTTP API (make api) listens on; the default serves this machine only.",
+    ),
+    "api_port": Setting("PIPELINE_API_PORT", "8000", "Port of the HTTP API (make api)."),
 }
 
 CLTV_SPENDS = ("margin", "revenue")
@@ -227,6 +233,8 @@ class Settings:
     import_csv_encoding: str = "utf-8"
     import_date_formats: tuple[str, ...] = ("%Y-%m-%d",)
     import_decimal_separator: str = "."
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
 
     @property
     def warehouse(self) -> Path:
@@ -324,6 +332,13 @@ def _parse_date_formats(raw: str) -> tuple[str, ...]:
     return formats
 
 
+def _parse_port(raw: str) -> int:
+    value = _parse_int("api_port", raw, 1)
+    if value > 65535:
+        raise SettingsError(f"PIPELINE_API_PORT={raw!r} must be <= 65535")
+    return value
+
+
 def _resolve_path(raw: str) -> Path:
     path = Path(raw).expanduser()
     return (path if path.is_absolute() else REPO_ROOT / path).resolve()
@@ -368,6 +383,8 @@ def load(environ: dict[str, str] | None = None, **overrides: object) -> Settings
         import_decimal_separator=_parse_choice(
             "import_decimal_separator", raw["import_decimal_separator"], (".", ",")
         ),
+        api_host=raw["api_host"].strip() or "127.0.0.1",
+        api_port=_parse_port(raw["api_port"]),
     )
     unknown = set(overrides) - {f.name for f in fields(Settings)}
     if unknown:

@@ -515,7 +515,10 @@ def test_a_backfill_is_built_but_not_promoted(world, backfill):
     assert backfill.before.target is not None
     assert same_snapshot(backfill.after, backfill.before)
     assert manifest_of(backfill.after)["as_of"] == LATER_AS_OF
-    assert backfill.after.serve_entries == backfill.before.serve_entries
+    # the only new entry is the backfill's own dashboard, beside (not over) the current one
+    added = backfill.after.serve_entries - backfill.before.serve_entries
+    assert added == {f"dashboard-{BACKFILL_AS_OF}.html"}
+    assert backfill.before.serve_entries <= backfill.after.serve_entries
     assert leftovers(world.serve) == []
 
     # The backfill's own build sits beside it, complete, and says what it is.

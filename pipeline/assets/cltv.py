@@ -159,7 +159,7 @@ def cltv_evaluation(
             "as_of": current.as_of.isoformat(),
             "holdout_days": current.backtest_holdout_days,
             "beats_baseline": beats,
-            "metrics": dg.MetadataValue.md(markdown_table(metrics.round(4))),
+            "metrics": dg.MetadataValue.md(markdown_table(metrics.drop(columns="as_of_date").round(4))),
         }
     )
     yield dg.AssetCheckResult(
