@@ -14,8 +14,8 @@ from pipeline.assets.clusters import customer_clusters
 from pipeline.assets.customers import customer_rfm
 from pipeline.assets.dbt import customer_marts, star_schema
 from pipeline.assets.publish import bi_snapshot
-from pipeline.assets.report import dashboard
 from pipeline.assets.raw import raw_assets_for, synthetic_raw_data
+from pipeline.assets.report import dashboard
 from pipeline.checks import customer_rfm_checks
 from pipeline.jobs import refresh_job
 from pipeline.resources import build_resources

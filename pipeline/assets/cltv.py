@@ -12,10 +12,10 @@ from pipeline import warehouse
 from pipeline.analytics import backtest, cltv
 from pipeline.assets.dbt import star_schema
 from pipeline.assets.metadata import markdown_table
+from pipeline.assets.raw import TRUTH_CUSTOMERS
 from pipeline.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
 
-TRUTH_CUSTOMERS = dg.AssetKey(["truth", "customers"])
 SUMMARY_COLUMNS = (
     "customer_code",
     "has_orders",

@@ -11,11 +11,9 @@ from pipeline.analytics import cluster_profiles, clusters
 from pipeline.assets.customers import customer_rfm
 from pipeline.assets.dbt import star_schema
 from pipeline.assets.metadata import markdown_table
+from pipeline.assets.raw import TRUTH_CUSTOMERS
 from pipeline.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
-
-TRUTH_CUSTOMERS = dg.AssetKey(["truth", "customers"])
-
 
 CLUSTERS_KEY = dg.AssetKey(["analytics", "customer_clusters"])
 # History tables written with the assignments: one row set per as-of date each.

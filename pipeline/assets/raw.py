@@ -27,6 +27,9 @@ TRUTH_TABLES = {
     "predictions. Never read by the models.",
 }
 
+# What the model assets compare with on synthetic data (absent when importing files).
+TRUTH_CUSTOMERS = dg.AssetKey(["truth", "customers"])
+
 SPECS = [
     dg.AssetSpec(["raw", name], description=text, group_name="raw", kinds={"python", "duckdb"})
     for name, text in RAW_TABLES.items()
@@ -48,16 +51,7 @@ def synthetic_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
     one simulation and must agree with each other.
     """
     current = settings.current
-    data = simulate(
-        SimulationConfig(
-            customers=current.customers,
-            seed=current.seed,
-            start_date=current.start_date,
-            history_days=current.history_days,
-            as_of=current.as_of,
-            truth_horizon_days=current.truth_horizon_days,
-        )
-    )
+    data = simulate(SimulationConfig.from_settings(current))
     Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
         for schema, frames in data.tables().items():

@@ -8,9 +8,9 @@ from dagster_duckdb import DuckDBResource
 from pipeline import serving
 from pipeline.assets.publish import MART_KEYS, bi_snapshot
 from pipeline.freshness import REFRESH_FRESHNESS
+from pipeline.reporting.dashboard import write_dashboard
 from pipeline.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
-from pipeline.reporting.dashboard import write_dashboard
 
 DASHBOARD_FILE = "dashboard.html"
 
