@@ -98,6 +98,14 @@ def list_tables(conn: duckdb.DuckDBPyConnection, schema: str) -> list[str]:
     return [name for (name,) in rows]
 
 
+def _bi_column(name: str, dtype: str) -> str:
+    """A column as BI tools can read it: DuckDB sums integers into 128-bit HUGEINTs, which many
+    BI drivers and Parquet readers reject; counts and quantities fit a BIGINT."""
+    if dtype in ("HUGEINT", "UHUGEINT"):
+        return f"cast({quote_ident(name)} as bigint) as {quote_ident(name)}"
+    return quote_ident(name)
+
+
 def export_tables(
     conn: duckdb.DuckDBPyConnection,
     schema: str,
@@ -118,7 +126,8 @@ def export_tables(
         conn.execute(f"create schema {alias}.{quote_ident(schema)}")
         counts = {}
         for table, columns in columns_by_table.items():
-            select = ", ".join(quote_ident(c) for c in columns)
+            types = dict(table_columns(conn, schema, table))
+            select = ", ".join(_bi_column(c, types[c]) for c in columns)
             source = qualified(schema, table)
             target = f"{alias}.{qualified(schema, table)}"
             where = ""

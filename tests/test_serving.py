@@ -102,3 +102,14 @@ def test_backfills_never_push_out_a_promoted_snapshot(warehouse, tmp_path):
     kept = {p.name for p in (serve_dir / "builds").iterdir()}
     assert {b.build_id for b in promoted} <= kept
     assert len(kept) == 6
+
+
+def test_hugeint_counts_are_published_as_bigint(warehouse, tmp_path):
+    warehouse.execute(
+        "create table marts.counts as select sum(range) as n from range(10)"  # sum -> HUGEINT
+    )
+    assert warehouse.execute("describe marts.counts").fetchall()[0][1] == "HUGEINT"
+    publish(warehouse, tmp_path / "serve")
+    with open_current(tmp_path / "serve") as snapshot:
+        assert snapshot.execute("describe marts.counts").fetchall()[0][1] == "BIGINT"
+        assert snapshot.execute("select n from marts.counts").fetchall() == [(45,)]
