@@ -27,6 +27,7 @@ CUSTOMER_MARTS = "path:models/marts/customers"
 GROUPS_BY_FOLDER = {
     (): "reference",  # seeds sit at the top of their folder
     ("staging",): "staging",
+    ("intermediate",): "customer_base",
     ("marts", "core"): "star_schema",
     ("marts", "customer_base"): "customer_base",
     ("marts", "customers"): "customer_marts",

@@ -36,10 +36,12 @@ pytestmark = pytest.mark.spark
 
 AS_OF = dt.date(2026, 11, 24)
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
-# Every model that scans order lines: staging, the star schema, the customer base, the insights.
+# Every model that scans order lines: staging, intermediate, the star schema, the customer base,
+# the insights.
 # models/marts/customers read tables the Python assets write (source 'analytics'): not here.
 SELECTION = [
     "path:models/staging",
+    "path:models/intermediate",
     "path:models/marts/core",
     "path:models/marts/customer_base",
     "path:models/marts/insights",
@@ -142,14 +144,16 @@ def builds(tmp_path_factory):
     built = {r["unique_id"] for r in run_results["results"] if r["status"] in ("success", "pass")}
     models = {manifest["nodes"][u]["name"]: manifest["nodes"][u]["config"]["materialized"]
               for u in built if u.startswith("model.")}
+    schemas = {manifest["nodes"][u]["name"]: manifest["nodes"][u]["schema"]
+               for u in built if u.startswith("model.")}
     return {"database": database, "warehouse": root / "spark" / "warehouse", "models": models,
-            "run_results": run_results}
+            "schemas": schemas, "run_results": run_results}
 
 
 def test_every_order_line_model_built_on_spark(builds):
     models = builds["models"]
-    expected = {p.stem for d in ("staging", "marts/core", "marts/customer_base", "marts/insights")
-                for p in (DBT_DIR / "models" / d).glob("*.sql")}
+    expected = {p.stem for path in SELECTION
+                for p in (DBT_DIR / path.removeprefix("path:")).glob("*.sql")}
     assert set(models) == expected
     failed = [r["unique_id"] for r in builds["run_results"]["results"]
               if r["status"] not in ("success", "pass")]
@@ -172,16 +176,17 @@ def compared(builds):
     out = {}
     with duckdb.connect(str(builds["database"]), read_only=True) as conn:
         for table in _tables(builds):
-            duck = conn.sql(f"select * from marts.{table}")
+            schema = builds["schemas"][table]
+            duck = conn.sql(f"select * from {schema}.{table}")
             columns, types = duck.columns, [str(t) for t in duck.types]
             floats = [c for c, t in zip(columns, types) if t.startswith(("DECIMAL", "DOUBLE", "FLOAT"))]
             exact = [c for c in columns if c not in floats]
             order = ", ".join(exact + floats)
-            files = builds["warehouse"] / "marts.db" / table / "*.parquet"
+            files = builds["warehouse"] / f"{schema}.db" / table / "*.parquet"
             spark = conn.sql(f"select * from read_parquet('{files}')")
             assert [c.lower() for c in spark.columns] == columns, table
             out[table] = (
-                conn.sql(f"select * from marts.{table} order by {order}").df(),
+                conn.sql(f"select * from {schema}.{table} order by {order}").df(),
                 conn.sql(f"select * from read_parquet('{files}') order by {order}").df(),
                 floats,
             )

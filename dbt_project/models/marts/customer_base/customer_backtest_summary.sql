@@ -10,14 +10,8 @@
 {%- set cutoff = "cast(" ~ dbt.dateadd('day', -holdout_days, as_of_date()) ~ " as date)" -%}
 
 with purchase_days as (
-    select
-        customer_code,
-        date,
-        sum(net_sales_amount) as net_sales,
-        sum(gross_margin_amount) as gross_margin
-    from {{ ref('fact_sales') }}
-    where date <= {{ as_of_date() }}
-    group by customer_code, date
+    select customer_code, date, net_sales, gross_margin
+    from {{ ref('int_purchase_days_aggregated') }}
 ),
 
 calibration_days as (

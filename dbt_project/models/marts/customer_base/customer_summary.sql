@@ -3,17 +3,7 @@
     freq='D': purchases are counted per day, the first purchase day is not a repeat, and monetary
     value is the mean of the repeat days' totals (0 without repeats). -#}
 with purchase_days as (
-    -- the one scan of the order lines: an order has one date, so orders per customer are the
-    -- sum of the distinct orders of each day
-    select
-        customer_code,
-        date,
-        sum(net_sales_amount) as net_sales,
-        sum(gross_margin_amount) as gross_margin,
-        count(distinct order_id) as orders
-    from {{ ref('fact_sales') }}
-    where date <= {{ as_of_date() }}
-    group by customer_code, date
+    select * from {{ ref('int_purchase_days_aggregated') }}
 ),
 
 lifetime as (
