@@ -84,6 +84,11 @@ SETTINGS: dict[str, Setting] = {
         "180",
         "Days before the as-of date held out to backtest the CLTV model every refresh.",
     ),
+    "rfm_new_customer_days": Setting(
+        "PIPELINE_RFM_NEW_CUSTOMER_DAYS",
+        "90",
+        "RFM segment New Customers: first order within this many days up to the as-of date (checked before the scores; 0 = off).",
+    ),
     "cluster_k_min": Setting("PIPELINE_CLUSTER_K_MIN", "2", "Smallest number of clusters tried."),
     "cluster_k_max": Setting("PIPELINE_CLUSTER_K_MAX", "10", "Largest number of clusters tried."),
     "cluster_k": Setting(
@@ -212,6 +217,7 @@ class Settings:
     cltv_spend: str = "margin"
     cltv_discount_rate: float = 0.10
     backtest_holdout_days: int = 180
+    rfm_new_customer_days: int = 90
     cluster_k_min: int = 2
     cluster_k_max: int = 10
     cluster_k: int | None = None  # None = choose by silhouette
@@ -360,6 +366,7 @@ def load(environ: dict[str, str] | None = None, **overrides: object) -> Settings
         cltv_spend=_parse_choice("cltv_spend", raw["cltv_spend"], CLTV_SPENDS),
         cltv_discount_rate=_parse_float("cltv_discount_rate", raw["cltv_discount_rate"], 0.0, 1.0),
         backtest_holdout_days=_parse_int("backtest_holdout_days", raw["backtest_holdout_days"], 1),
+        rfm_new_customer_days=_parse_int("rfm_new_customer_days", raw["rfm_new_customer_days"], 0),
         cluster_k_min=_parse_int("cluster_k_min", raw["cluster_k_min"], 2),
         cluster_k_max=_parse_int("cluster_k_max", raw["cluster_k_max"], 2),
         cluster_k=_parse_k(raw["cluster_k"]),

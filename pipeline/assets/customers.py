@@ -21,6 +21,7 @@ SUMMARY_COLUMNS = [
     "days_since_last_order",
     "order_count",
     "total_net_sales",
+    "first_order_date",
 ]
 
 
@@ -34,19 +35,23 @@ SUMMARY_COLUMNS = [
     kinds={"python", "duckdb"},
 )
 def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    """RFM scores (1-5 by quintile, recency reversed; 0 = no orders), the named segment from the
-    segment map (reference.rfm_segment_map, first match wins) and the Pareto flag (the fewest top
-    customers by net sales making at least half of it). One row per customer."""
+    """RFM scores (1-5 by quintile, recency reversed; 0 = no orders), FM (mean of F and M rounded
+    half up), the new-customer flag (first order within PIPELINE_RFM_NEW_CUSTOMER_DAYS), the named
+    segment from the R x FM segment map (reference.rfm_segment_map, first match wins) and the
+    Pareto flag (the fewest top customers by net sales making at least half of it). One row per
+    customer."""
+    current = settings.current
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
         summary = warehouse.read_table(conn, "marts", "customer_summary", SUMMARY_COLUMNS)
         segment_map = warehouse.read_table(
             conn, "reference", "rfm_segment_map", list(rfm.MAP_COLUMNS), order_by="priority"
         )
-        scores = rfm.rfm_scores(summary)
-        scores["segment"] = rfm.assign_segments(scores, segment_map)
+        scores = rfm.segment_customers(
+            summary, segment_map, current.as_of, current.rfm_new_customer_days
+        )
         pareto = rfm.pareto_cut(summary["customer_code"], summary["total_net_sales"])
         scores["is_pareto"] = pareto.flags.to_numpy()
-        scores.insert(0, "as_of_date", pd.Timestamp(settings.current.as_of))
+        scores.insert(0, "as_of_date", pd.Timestamp(current.as_of))
         warehouse.replace_tables(conn, "analytics", {"customer_rfm": scores})
 
     distribution = (
@@ -58,7 +63,8 @@ def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.Mater
         metadata={
             "dagster/row_count": len(scores),
             "dagster/table_name": "analytics.customer_rfm",
-            "as_of": settings.current.as_of.isoformat(),
+            "as_of": current.as_of.isoformat(),
+            "new_customer_days": current.rfm_new_customer_days,
             "segments": dg.MetadataValue.md(markdown_table(distribution)),
             "pareto_customers": pareto.customers,
             "pareto_customer_share": round(pareto.customer_share, 4),
