@@ -251,6 +251,7 @@ class Settings:
         return {
             "as_of_date": self.as_of.isoformat(),
             "holdout_days": self.backtest_holdout_days,
+            "cltv_spend": self.cltv_spend,
         }
 
     def dbt_env(self) -> dict[str, str]:

@@ -53,12 +53,18 @@ def built(tmp_path_factory):
                 "segment": segments,
             }
         )
+        # expected purchases and order value drive the offers; one customer with orders in ten
+        # has null CLTV columns, as when no model could be fitted
+        unfitted = with_orders & (rng.uniform(0, 1, len(summary)) < 0.1)
+        predicted = with_orders & ~unfitted
         cltv = pd.DataFrame(
             {
                 "customer_code": summary["customer_code"],
                 "value_tier": np.where(with_orders, rng.choice(["high", "medium", "low"], len(summary)), "none"),
-                "p_alive": np.where(with_orders, rng.uniform(0, 1, len(summary)), np.nan),
-                "clv_12m": np.where(with_orders, rng.uniform(0, 500, len(summary)), 0.0),
+                "p_alive": np.where(predicted, rng.uniform(0, 1, len(summary)), np.nan),
+                "expected_purchases_365d": np.where(predicted, rng.gamma(1.0, 1.0, len(summary)), np.nan),
+                "expected_order_value": np.where(predicted, rng.uniform(5, 300, len(summary)), np.nan),
+                "clv_12m": np.where(predicted, rng.uniform(0, 500, len(summary)), np.nan),
             }
         )
         conn.execute("create schema if not exists analytics")
@@ -219,23 +225,53 @@ def test_next_categories_are_popular_in_the_segment_and_not_yet_bought(conn):
             .apply(lambda s: s.is_monotonic_decreasing)).all()
 
 
-def test_discounts_follow_the_rule_and_never_go_below_cost(conn):
-    offers = frame(conn, "select * from marts.customer_discount_offers")
-    assert len(offers) == conn.execute("select count(*) from marts.customer_summary").fetchone()[0]
-    base = np.select(
+def expected_offers(offers: pd.DataFrame, summary: pd.DataFrame, cltv: pd.DataFrame) -> pd.DataFrame:
+    """The documented offer rule, recomputed in pandas (spend = margin)."""
+    frame = summary.merge(cltv, on="customer_code", how="left")
+    frame["margin"] = frame["expected_purchases_365d"] * frame["expected_order_value"]
+    known = frame["margin"].notna() & frame["p_alive"].notna()
+    higher = frame.loc[known, "margin"].apply(lambda v: (frame.loc[known, "margin"] > v).sum())
+    frame["share"] = np.nan
+    frame.loc[known, "share"] = higher / known.sum()
+    eligible = known & (frame["share"] < 0.3)
+    frame["offer"] = np.select(
         [
-            (offers["value_tier"] == "high") & (offers["p_alive"] < 0.5),
-            offers["value_tier"] == "high",
-            (offers["value_tier"] == "medium") & (offers["p_alive"] < 0.5),
-            offers["value_tier"] == "medium",
+            ~frame["has_orders"].astype(bool).to_numpy(),
+            ~known.to_numpy(),
+            ~eligible.to_numpy(),
+            (frame["p_alive"].astype(float) < 0.5).to_numpy(),
+            (frame["frequency"].astype(float).fillna(-1) == 0).to_numpy(),
         ],
-        [0.15, 0.05, 0.10, 0.05],
-        0.0,
+        ["no orders", "no prediction", "not eligible", "win back", "second purchase"],
+        "loyalty reward",
     )
-    np.testing.assert_allclose(offers["base_discount_pct"], base)
+    frame["base"] = frame["offer"].map({"win back": 0.15, "second purchase": 0.05, "loyalty reward": 0.05}).fillna(0.0)
+    return frame.set_index("customer_code")
+
+
+def test_offers_go_to_the_top_expected_margin_and_never_below_cost(conn):
+    offers = frame(conn, "select * from marts.customer_discount_offers").set_index("customer_code")
+    summary = frame(conn, "select customer_code, has_orders, frequency from marts.customer_summary")
+    cltv = frame(conn, "select * from analytics.customer_cltv").drop(columns="value_tier")
+    expected = expected_offers(offers, summary, cltv).reindex(offers.index)
+    assert len(offers) == len(summary)
+    np.testing.assert_allclose(
+        offers["expected_margin_12m"].astype(float), expected["margin"].astype(float), rtol=1e-9
+    )
+    np.testing.assert_allclose(offers["base_discount_pct"], expected["base"])
     rate = offers["gross_margin_rate"].fillna(0).astype(float)
-    expected = np.where(rate <= 0, 0.0, np.minimum(base, np.floor(rate * 100) / 100))
-    np.testing.assert_allclose(offers["suggested_discount_pct"], expected)
+    capped = np.where(rate <= 0, 0.0, np.minimum(expected["base"], np.floor(rate * 100) / 100))
+    np.testing.assert_allclose(offers["suggested_discount_pct"], capped)
+    reason = np.where((expected["base"] > 0) & (capped <= 0), "no margin", expected["offer"])
+    assert offers["discount_reason"].tolist() == reason.tolist()
+    assert (offers["is_offer"] == (offers["suggested_discount_pct"] > 0)).all()
+    # never below cost, and nothing for customers without orders or without a prediction
     assert (offers["suggested_discount_pct"] <= rate + 1e-12).all()
-    assert (offers.loc[offers["value_tier"] == "none", "suggested_discount_pct"] == 0).all()
-    assert set(offers["discount_reason"]) <= {"win back", "loyalty reward", "no discount", "no margin"}
+    unpredicted = offers["expected_margin_12m"].isna()
+    assert unpredicted.sum() > 0 and not offers.loc[unpredicted, "is_offer"].any()
+    # the hand-made data exercises every reason an offer can have
+    assert {"win back", "second purchase", "loyalty reward"} <= set(offers["discount_reason"])
+    # eligibility is by expected margin: every recipient out-values every eligible-rule reject
+    given = offers[offers["base_discount_pct"] > 0]
+    refused = offers[offers["discount_reason"] == "not eligible"]
+    assert given["expected_margin_12m"].min() > refused["expected_margin_12m"].max()

@@ -33,7 +33,7 @@ next_category as (
 ),
 
 discounts as (
-    select customer_code, suggested_discount_pct, discount_reason
+    select customer_code, expected_margin_12m, suggested_discount_pct, discount_reason, is_offer
     from {{ ref('customer_discount_offers') }}
 ),
 
@@ -83,6 +83,8 @@ final as (
         rfm.r_score,
         rfm.f_score,
         rfm.m_score,
+        rfm.fm_score,
+        rfm.is_new_customer,
         concat(
             cast(rfm.r_score as string), cast(rfm.f_score as string), cast(rfm.m_score as string)
         ) as rfm_cell,
@@ -101,6 +103,8 @@ final as (
         clusters.cluster_name,
         next_category.next_best_category,
         next_category.next_best_category_score,
+        discounts.expected_margin_12m,
+        discounts.is_offer,
         discounts.suggested_discount_pct,
         discounts.discount_reason,
         {{ as_of_date() }} as as_of_date
