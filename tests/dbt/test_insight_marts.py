@@ -111,26 +111,170 @@ def test_finance_margin_is_net_minus_cost_and_adds_up(conn):
     assert set(fin["market"]) == {p[0] for p in PROFILES}
 
 
-def test_finance_year_over_year(conn):
+KEY = ["market", "platform", "channel"]
+
+
+def finance_lines(conn) -> pd.DataFrame:
+    return frame(
+        conn,
+        "select f.date, c.market, c.platform, c.channel, cast(f.net_sales_amount as double) as net_sales, "
+        "cast(f.gross_margin_amount as double) as gross_margin "
+        "from marts.fact_sales f join marts.dim_customer c using (customer_code)",
+    )
+
+
+def expected_finance(lines: pd.DataFrame, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The like-for-like year over year, recomputed from the order lines.
+
+    Monthly: each month x market x platform x channel that sold this month or in the same days
+    a year earlier; the previous year counts the lines of the month a year earlier up to the
+    as-of date minus one year. Yearly: the monthly rows summed by fiscal year.
+    """
+    lines = lines.assign(date=pd.to_datetime(lines["date"]))
+    lines["month"] = lines["date"].dt.to_period("M").dt.to_timestamp()
+    current = lines.groupby(["month", *KEY])[["net_sales", "gross_margin"]].sum()
+    cutoff = pd.Timestamp(as_of) - pd.DateOffset(years=1)
+    earlier = lines[lines["date"] <= cutoff]
+    earlier = earlier.assign(month=earlier["month"] + pd.DateOffset(years=1))
+    previous = earlier.groupby(["month", *KEY])[["net_sales", "gross_margin"]].sum()
+    monthly = current.join(previous.add_suffix("_previous_year"), how="outer")
+    monthly[["net_sales", "gross_margin"]] = monthly[["net_sales", "gross_margin"]].fillna(0.0)
+    monthly = monthly.reset_index()
+    monthly["fiscal_year"] = monthly["month"].dt.year + (monthly["month"].dt.month >= 9).astype(int)
+    yearly = monthly.groupby(["fiscal_year", *KEY]).agg(
+        net_sales=("net_sales", "sum"),
+        net_sales_previous_year=("net_sales_previous_year", lambda v: v.sum(min_count=1)),
+    )
+    return monthly.set_index(["month", *KEY]).sort_index(), yearly.sort_index()
+
+
+def assert_finance_is_like_for_like(conn, as_of: dt.date) -> None:
+    monthly, yearly = expected_finance(finance_lines(conn), as_of)
     fin = frame(conn, "select * from marts.insight_finance_monthly")
-    key = ["market", "platform", "channel"]
-    earlier = fin.assign(month_start_date=fin["month_start_date"] + pd.DateOffset(years=1))
-    joined = fin.merge(earlier[[*key, "month_start_date", "net_sales"]], on=[*key, "month_start_date"],
-                       how="left", suffixes=("", "_expected"))
-    assert joined["net_sales_expected"].notna().sum() > 10
-    pd.testing.assert_series_equal(
-        joined["net_sales_previous_year"].astype(float), joined["net_sales_expected"].astype(float),
-        check_names=False,
-    )
-    has = joined["net_sales_expected"].notna()
+    fin["month"] = pd.to_datetime(fin["month_start_date"])
+    ours = fin.set_index(["month", *KEY]).sort_index()
+    assert ours.index.tolist() == monthly.index.tolist()
+    for column in ("net_sales", "gross_margin", "net_sales_previous_year", "gross_margin_previous_year"):
+        np.testing.assert_allclose(ours[column].astype(float), monthly[column], rtol=1e-12, err_msg=column)
+    has = monthly["net_sales_previous_year"].notna() & (monthly["net_sales_previous_year"] != 0)
     np.testing.assert_allclose(
-        joined.loc[has, "net_sales_yoy_pct"],
-        (joined.loc[has, "net_sales"] / joined.loc[has, "net_sales_expected"]).astype(float) - 1,
+        ours.loc[has, "net_sales_yoy_pct"].astype(float),
+        monthly.loc[has, "net_sales"] / monthly.loc[has, "net_sales_previous_year"] - 1,
+        rtol=1e-9,
     )
+    as_of_month = pd.Timestamp(as_of).to_period("M")
+    partial = pd.Timestamp(as_of) < as_of_month.to_timestamp(how="end").normalize()
+    expected_mtd = (fin["month"].dt.to_period("M") == as_of_month) & partial
+    assert (fin["is_month_to_date"] == expected_mtd).all()
+    year = frame(conn, "select * from marts.insight_finance_yearly").set_index(["fiscal_year", *KEY]).sort_index()
+    assert year.index.tolist() == yearly.index.tolist()
+    for column in ("net_sales", "net_sales_previous_year"):
+        np.testing.assert_allclose(year[column].astype(float), yearly[column], rtol=1e-12, err_msg=column)
+
+
+def test_finance_year_over_year_is_like_for_like(conn):
+    assert_finance_is_like_for_like(conn, AS_OF)
     totals = "select sum(net_sales), sum(gross_margin) from marts.{}"
     assert conn.execute(totals.format("insight_finance_yearly")).fetchone() == conn.execute(
         totals.format("insight_finance_monthly")
     ).fetchone()
+
+
+# --- year over year at the edges of months and fiscal years ---------------------------------
+
+# A shop whose every line is placed on purpose around the as-of date a year earlier, plus
+# random history: India sells on the as-of day's month a year earlier before and after the
+# as-of day; USA sold in the previous year only (a month x market row with no current sales).
+YOY_AS_OFS = ["2026-12-02", "2026-08-31", "2026-08-30"]
+
+
+def placed_lines(as_of: dt.date) -> pd.DataFrame:
+    year_ago = as_of.replace(year=as_of.year - 1)
+    rows = [
+        ("CIND", year_ago - dt.timedelta(days=1), 1),  # inside the compared span
+        ("CIND", year_ago, 2),  # the compared span's last day
+        ("CIND", year_ago + dt.timedelta(days=1), 4),  # after it: not compared
+        ("CIND", as_of, 8),
+        ("CUSA", year_ago.replace(day=1) - dt.timedelta(days=40), 16),  # prior year only
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "order_id": f"X{i}", "line_number": 1, "order_date": pd.Timestamp(day),
+                "customer_code": code, "product_code": "P1", "sold_quantity": quantity,
+            }
+            for i, (code, day, quantity) in enumerate(rows)
+        ]
+    )
+
+
+@pytest.fixture(scope="module", params=YOY_AS_OFS)
+def yoy(request, tmp_path_factory):
+    as_of = dt.date.fromisoformat(request.param)
+    root = tmp_path_factory.mktemp("yoy")
+    database = root / "warehouse.duckdb"
+    lines = pd.concat([random_order_lines(60, as_of, seed=3, days=800), placed_lines(as_of)], ignore_index=True)
+    write_raw(database, lines)
+    with duckdb.connect(str(database)) as conn:
+        conn.execute(
+            "update raw.customers set market = 'USA', sub_zone = 'NA', region = 'NA', "
+            "platform = 'Brick & Mortar', channel = 'Direct' where customer_code = 'CUSA'"
+        )
+    dbt_build(database, root / "target", ["--select", "+insight_finance_yearly"], {"as_of_date": as_of.isoformat()})
+    with duckdb.connect(str(database), read_only=True) as conn:
+        yield as_of, conn
+
+
+def test_year_over_year_compares_the_same_days(yoy):
+    as_of, conn = yoy
+    assert_finance_is_like_for_like(conn, as_of)
+
+
+def test_the_as_of_month_is_compared_with_the_same_days_a_year_earlier(yoy):
+    as_of, conn = yoy
+    month = dt.date(as_of.year, as_of.month, 1)
+    lines = finance_lines(conn)
+    lines["date"] = pd.to_datetime(lines["date"])
+    india = lines[(lines["market"] == "India")]
+    year_ago = pd.Timestamp(as_of.replace(year=as_of.year - 1))
+    same_days = india[(india["date"] >= year_ago.replace(day=1)) & (india["date"] <= year_ago)]["net_sales"].sum()
+    whole_month = india[india["date"].dt.to_period("M") == year_ago.to_period("M")]["net_sales"].sum()
+    month_end = as_of.day == (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).day
+    if month_end:  # the whole month is compared (the line placed after it is in September)
+        assert whole_month == same_days
+    else:  # the line placed after the compared day is left out
+        assert whole_month > same_days
+    row = conn.execute(
+        "select net_sales_previous_year, is_month_to_date from marts.insight_finance_monthly "
+        "where month_start_date = ? and market = 'India'",
+        [month],
+    ).fetchone()
+    assert float(row[0]) == pytest.approx(same_days)
+    assert row[1] is (not month_end)
+
+
+def test_prior_year_rows_without_current_sales_are_kept(yoy):
+    _, conn = yoy
+    usa = frame(
+        conn,
+        "select net_sales, net_sales_previous_year from marts.insight_finance_monthly where market = 'USA'",
+    )
+    assert len(usa) == 2  # the month it sold, and the same month a year later with no sales
+    assert (usa["net_sales"].astype(float) == 0).sum() == 1
+    assert usa["net_sales_previous_year"].notna().sum() == 1
+
+
+def test_a_fiscal_year_closes_only_on_its_last_day(yoy):
+    as_of, conn = yoy
+    fiscal_year = as_of.year + (1 if as_of.month >= 9 else 0)
+    flags = dict(
+        conn.execute(
+            "select fiscal_year, bool_or(is_year_to_date) from marts.insight_finance_yearly group by 1"
+        ).fetchall()
+    )
+    closed = (as_of.month, as_of.day) == (8, 31)
+    assert flags[fiscal_year] is (not closed)
+    assert not any(v for fy, v in flags.items() if fy != fiscal_year)
 
 
 def test_segment_shares_add_up_and_the_growth_rule(conn):
