@@ -75,6 +75,17 @@ def headline(conn: duckdb.DuckDBPyConnection) -> dict[str, object]:
         """,
     )
     pareto = _query(conn, f"select * from {SCHEMA}.customer_pareto_summary")
+    # the latest fiscal year against the same days a year earlier (like for like)
+    growth = _query(
+        conn,
+        f"""
+        select fiscal_year, bool_or(is_year_to_date) as is_year_to_date,
+            sum(net_sales) / nullif(sum(net_sales_previous_year), 0) - 1 as net_sales_yoy_pct
+        from {SCHEMA}.insight_finance_yearly
+        where fiscal_year = (select max(fiscal_year) from {SCHEMA}.insight_finance_yearly)
+        group by fiscal_year
+        """,
+    )
     out: dict[str, object] = {}
     if not row.empty:
         r = row.iloc[0]
@@ -90,6 +101,11 @@ def headline(conn: duckdb.DuckDBPyConnection) -> dict[str, object]:
         p = pareto.iloc[0]
         out["pareto_customer_share"] = float(p["pareto_customers"]) / max(int(p["customers"]), 1)
         out["pareto_net_sales_share"] = float(p["pareto_net_sales_share"])
+    if not growth.empty:
+        g = growth.iloc[0]
+        out["fiscal_year"] = int(g["fiscal_year"])
+        out["fiscal_year_to_date"] = bool(g["is_year_to_date"])
+        out["net_sales_yoy_pct"] = None if pd.isna(g["net_sales_yoy_pct"]) else float(g["net_sales_yoy_pct"])
     return out
 
 
@@ -105,6 +121,12 @@ def _cards(numbers: dict[str, object]) -> str:
             "Pareto",
             pct(numbers.get("pareto_customer_share")),
             f"of customers make {pct(numbers.get('pareto_net_sales_share'))} of net sales",
+        ),
+        (
+            f"FY{numbers.get('fiscal_year', '')} net sales vs last year",
+            "n/a" if numbers.get("net_sales_yoy_pct") is None else f"{numbers['net_sales_yoy_pct']:+.1%}",
+            "year to date, same days a year earlier" if numbers.get("fiscal_year_to_date")
+            else "whole fiscal year",
         ),
         ("As of", str(numbers.get("as_of_date", "n/a")), "every score is as of this date"),
     ]
@@ -191,7 +213,43 @@ def _customers(page: Page, conn) -> None:
     page.chart(fig)
 
 
+def _rfm_grid(page: Page, conn) -> None:
+    """The R x FM map: customers per cell, labelled with the cell's segment."""
+    cells = _query(
+        conn,
+        f"""
+        select r_score, fm_score, max(segment) as segment, count(*) as customers
+        from {SCHEMA}.customer_single_view
+        where has_orders and not is_new_customer
+        group by 1, 2
+        """,
+    )
+    if cells.empty:
+        return page.missing("the RFM map")
+    new = _query(
+        conn,
+        f"select count(*) as n from {SCHEMA}.customer_single_view where is_new_customer",
+    )
+    grid = cells.pivot_table(index="r_score", columns="fm_score", values="customers", fill_value=0)
+    grid = grid.reindex(index=[5, 4, 3, 2, 1], columns=[1, 2, 3, 4, 5], fill_value=0)
+    names = cells.pivot(index="r_score", columns="fm_score", values="segment")
+    names = names.reindex(index=grid.index, columns=grid.columns).fillna("")
+    text = [[f"{names.iat[i, j]}<br>{int(grid.iat[i, j]):,}" for j in range(5)] for i in range(5)]
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid.to_numpy(), x=[f"FM {c}" for c in grid.columns], y=[f"R {r}" for r in grid.index],
+            colorscale="Blues", text=text, texttemplate="%{text}", hoverinfo="text",
+        )
+    )
+    fig.update_layout(title="RFM map: customers per R x FM cell (FM = mean of F and M, rounded half up)",
+                      height=480)
+    n_new = int(new["n"].iloc[0]) if not new.empty else 0
+    page.chart(fig, f"New Customers (first order within the new-customer window, any scores): {n_new:,}; "
+                    "customers without orders are not on the map.")
+
+
 def _rfm(page: Page, conn) -> None:
+    _rfm_grid(page, conn)
     seg = _query(
         conn,
         f"select segment, customers, net_sales from {SCHEMA}.customer_segment_summary where customers > 0",
@@ -202,7 +260,7 @@ def _rfm(page: Page, conn) -> None:
         seg["net_sales"] = seg["net_sales"].astype(float)
         fig = px.treemap(
             seg, path=["segment"], values="customers", color="net_sales",
-            color_continuous_scale="Blues", title="RFM segment map (size = customers, colour = net sales)",
+            color_continuous_scale="Blues", title="RFM segments (size = customers, colour = net sales)",
         )
         page.chart(fig)
     mig = _query(
@@ -227,6 +285,65 @@ def _rfm(page: Page, conn) -> None:
         title=f"Segment migration {label}", xaxis_title="Segment now", yaxis_title="Segment before"
     )
     page.chart(fig)
+
+
+def _actions(page: Page, conn) -> None:
+    """The two actions: the next categories to suggest and the discount offers."""
+    nxt = _query(
+        conn,
+        f"""
+        select category, segment, count(*) as customers
+        from {SCHEMA}.customer_next_categories where recommendation_rank = 1
+        group by 1, 2
+        """,
+    )
+    if nxt.empty:
+        page.missing("next categories")
+    else:
+        fig = px.bar(
+            nxt, x="category", y="customers", color="segment",
+            title="Next best category: customers it is the first suggestion for, by RFM segment",
+        )
+        fig.update_xaxes(categoryorder="total descending")
+        page.chart(fig, "A customer's next categories are the ones most bought in their RFM segment "
+                        "that they have not bought yet.")
+    offers = _query(
+        conn,
+        f"""
+        select segment, discount_reason, count(*) as customers,
+            sum(expected_margin_12m) as expected_margin_12m,
+            avg(suggested_discount_pct) as avg_discount_pct
+        from {SCHEMA}.customer_single_view where is_offer
+        group by 1, 2
+        """,
+    )
+    totals = _query(
+        conn,
+        f"""
+        select count(*) filter (where is_offer) as offers,
+            count(*) filter (where has_orders) as customers_with_orders,
+            sum(expected_margin_12m) filter (where is_offer) / nullif(sum(expected_margin_12m), 0) as margin_share
+        from {SCHEMA}.customer_single_view
+        """,
+    )
+    if offers.empty:
+        return page.missing("discount offers")
+    offers["expected_margin_12m"] = offers["expected_margin_12m"].astype(float)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Customers offered a discount", "Their expected 12-month margin"))
+    for reason, rows in offers.groupby("discount_reason"):
+        by_segment = rows.set_index("segment")
+        fig.add_bar(x=by_segment.index, y=by_segment["customers"], name=reason, legendgroup=reason, row=1, col=1)
+        fig.add_bar(x=by_segment.index, y=by_segment["expected_margin_12m"], name=reason, legendgroup=reason,
+                    showlegend=False, row=1, col=2)
+    fig.update_layout(title="Discount offers by RFM segment and reason", barmode="stack")
+    note = ""
+    if not totals.empty:
+        t = totals.iloc[0]
+        share = t["margin_share"]
+        note = (f"{int(t['offers']):,} of {int(t['customers_with_orders']):,} customers with orders get an offer "
+                f"(the top 30% by expected 12-month margin, capped at their margin rate)"
+                + ("" if pd.isna(share) else f"; they hold {float(share):.0%} of the expected margin") + ".")
+    page.chart(fig, note)
 
 
 def _cltv(page: Page, conn) -> None:
@@ -439,6 +556,8 @@ def build_dashboard(conn: duckdb.DuckDBPyConnection, generated_at: dt.datetime |
     _customers(page, conn)
     page.heading("RFM segments")
     _rfm(page, conn)
+    page.heading("Actions: next categories and discount offers")
+    _actions(page, conn)
     page.heading("Customer lifetime value")
     _cltv(page, conn)
     page.heading("CLTV model backtest")
