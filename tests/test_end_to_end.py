@@ -359,3 +359,101 @@ def test_cluster_marts_describe_each_cluster(conn):
     assert scalar(conn, f"select count(*) from marts.cluster_k_curve where as_of_date = date '{AS_OF}'") == 9
     crosstab_total = scalar(conn, "select sum(customers) from marts.cluster_segment_crosstab")
     assert crosstab_total == scalar(conn, "select count(*) from marts.customer_single_view where has_orders")
+
+
+# --- issue 14: segments and offers checked against the simulator's truth ---------------------
+# The truth schema holds each customer's latent state at the as-of date and what they really did
+# over the next year; the segment names and the offers must agree with it. Assertions compare
+# segments with each other, never with fixed numbers.
+
+
+@pytest.fixture(scope="module")
+def segment_truth(conn):
+    """Per segment: size, past value and the truth profile (1,500 customers, as of AS_OF)."""
+    return conn.execute(
+        """
+        select
+            v.segment,
+            count(*) as customers,
+            avg(v.total_net_sales) as past_net_sales,
+            avg(v.order_count) as past_orders,
+            avg(case when t.alive_at_as_of then 1.0 else 0.0 end) as true_alive_share,
+            avg(t.future_gross_margin) as true_future_margin,
+            median(t.purchase_rate) as true_median_purchase_rate,
+            -- expected purchases per day at the as-of date: the rate of the customers still alive
+            avg(case when t.alive_at_as_of then t.purchase_rate else 0 end) as true_live_rate
+        from marts.customer_single_view as v
+        inner join truth.customers as t on v.customer_code = t.customer_code
+        where v.has_orders
+        group by v.segment
+        """
+    ).df().set_index("segment")
+
+
+def test_champions_have_the_highest_true_future_value(segment_truth):
+    assert segment_truth.loc["Champions", "customers"] > 0
+    assert segment_truth["true_future_margin"].idxmax() == "Champions"
+
+
+def test_new_customers_are_exactly_those_acquired_inside_the_window(conn, refreshed):
+    window = refreshed.settings.rfm_new_customer_days
+    segment = {
+        code for (code,) in conn.execute(
+            "select customer_code from marts.customer_single_view where segment = 'New Customers'"
+        ).fetchall()
+    }
+    acquired = {
+        code for (code,) in conn.execute(
+            f"select customer_code from truth.customers "
+            f"where date_diff('day', acquisition_date, date '{AS_OF}') < {window}"
+        ).fetchall()
+    }
+    # the simulator acquires customers until 86 days before AS_OF: the window is never empty here
+    assert acquired
+    assert segment == acquired
+
+
+def test_at_risk_and_cant_lose_them_had_high_value_and_are_slipping_away(conn, segment_truth):
+    median_customer = conn.execute(
+        "select median(total_net_sales), median(order_count) from marts.customer_single_view where has_orders"
+    ).fetchone()
+    median_alive = segment_truth["true_alive_share"].median()
+    for name in ("At Risk", "Can't Lose Them"):
+        row = segment_truth.loc[name]
+        assert row["customers"] > 0, name
+        assert row["past_net_sales"] > median_customer[0] and row["past_orders"] > median_customer[1], name
+        assert row["true_alive_share"] < median_alive, name
+    # value rises with FM along the long-inactive row: Lost < At Risk < Can't Lose Them
+    past = segment_truth["past_net_sales"]
+    assert past["Lost"] < past["At Risk"] < past["Can't Lose Them"]
+
+
+def test_lost_customers_buy_the_least(segment_truth):
+    # BG/NBD truth: nobody drops out before a repeat purchase, so Lost, mostly one-order
+    # customers, are latently "alive" (see the README), and "Lost has the lowest alive share"
+    # does not hold. What makes them lost: the lowest purchase rate of all segments, and fewer
+    # expected purchases (alive x rate) than any segment that ordered recently (R >= 3).
+    assert segment_truth.loc["Lost", "customers"] > 0
+    assert segment_truth["true_median_purchase_rate"].idxmin() == "Lost"
+    recent = segment_truth.drop(index=["Lost", "At Risk", "Can't Lose Them"])
+    assert segment_truth.loc["Lost", "true_live_rate"] < recent["true_live_rate"].min()
+
+
+def test_offer_recipients_buy_more_in_the_next_year_than_the_others(conn):
+    rows = dict(
+        conn.execute(
+            """
+            select o.is_offer, avg(t.future_orders)
+            from marts.customer_discount_offers as o
+            inner join truth.customers as t on o.customer_code = t.customer_code
+            group by o.is_offer
+            """
+        ).fetchall()
+    )
+    assert rows[True] > rows[False]
+    # never below cost: every discount fits under the customer's margin rate
+    assert scalar(
+        conn,
+        "select count(*) from marts.customer_discount_offers "
+        "where is_offer and suggested_discount_pct > gross_margin_rate",
+    ) == 0
