@@ -8,7 +8,8 @@
     of that month a year earlier, never with its whole month. The previous year is joined with a
     full outer join: a month x market x platform x channel that sold a year earlier but not this
     year still gets a row (current amounts 0), so prior-year totals are never understated. -#}
-{%- set previous_cutoff = "cast(" ~ dbt.dateadd('year', -1, as_of_date()) ~ " as date)" -%}
+{#- 12 months rather than 1 year: month arithmetic is the dateadd checked on Spark (fiscal_year) -#}
+{%- set previous_cutoff = "cast(" ~ dbt.dateadd('month', -12, as_of_date()) ~ " as date)" -%}
 
 with sales as (
     select
