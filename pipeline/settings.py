@@ -189,8 +189,8 @@ SETTINGS: dict[str, Setting] = {
     ),
     "import_memory_limit": Setting(
         "PIPELINE_IMPORT_MEMORY_LIMIT",
-        "512MB",
-        "DuckDB memory limit while importing files (e.g. 512MB, 2GB); beyond it DuckDB spills to disk.",
+        "192MB",
+        "DuckDB memory limit while importing files (e.g. 192MB, 2GB); beyond it DuckDB spills to disk.",
     ),
     "api_host": Setting(
         "PIPELINE_API_HOST",
@@ -245,7 +245,7 @@ class Settings:
     import_date_formats: tuple[str, ...] = ("%Y-%m-%d",)
     import_decimal_separator: str = "."
     import_column_map: tuple[tuple[str, str, str], ...] = ()
-    import_memory_limit: str = "512MB"
+    import_memory_limit: str = "192MB"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 
@@ -364,7 +364,7 @@ def _parse_column_map(raw: str) -> tuple[tuple[str, str, str], ...]:
 def _parse_memory_limit(raw: str) -> str:
     value = raw.strip().upper().replace(" ", "")
     if not re.fullmatch(r"\d+(\.\d+)?(KB|MB|GB|TB|KIB|MIB|GIB|TIB)", value):
-        raise SettingsError(f"PIPELINE_IMPORT_MEMORY_LIMIT={raw!r} is not a size like 512MB or 2GB")
+        raise SettingsError(f"PIPELINE_IMPORT_MEMORY_LIMIT={raw!r} is not a size like 192MB or 2GB")
     return value
 
 

@@ -108,6 +108,18 @@ def test_refresh_on_imported_transactions_then_a_new_file(tmp_path, monkeypatch)
     ]
     assert lines == len(both)
 
+    # rows lost from a file (here deleted by hand, whatever the cause): the blocking checks name
+    # it (the staged rows no longer match the rows read, and fewer load) and nothing is published
+    with duckdb.connect(str(current.warehouse)) as conn:
+        conn.execute("delete from raw.import_transactions where file_name = 'transactions_2026_10.csv' and row_number <= 3")
+    result = run_refresh(defs)
+    assert not result.success
+    failed = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
+    assert set(failed) == {"every_input_row_loaded_or_quarantined", "no_file_loads_fewer_rows_than_before"}
+    assert failed["no_file_loads_fewer_rows_than_before"].metadata["files_with_fewer_rows"].value == f"transactions_2026_10.csv: {len(first) - 3} loaded, {len(first)} before"
+    with duckdb.connect(str(current.warehouse), read_only=True) as conn:
+        assert conn.execute("select count(*) from marts.fact_sales").fetchone() == (len(both),)
+
 
 # --- issue 16: real exports import without hand edits and without silent loss -----------------
 

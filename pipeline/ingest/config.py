@@ -46,7 +46,7 @@ class ImportConfig:
     # AtliQ layout: (table, canonical column, the file's column) for headers named otherwise
     column_map: tuple[tuple[str, str, str], ...] = ()
     # DuckDB's memory_limit while importing: larger files spill to disk instead of growing RSS
-    memory_limit: str = "512MB"
+    memory_limit: str = "192MB"
 
     def file_settings(self) -> dict:
         """The settings that decide how a file's rows are read and validated, stored with the file

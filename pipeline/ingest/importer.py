@@ -140,6 +140,15 @@ def _limit_memory(conn: duckdb.DuckDBPyConnection, limit: str) -> str:
     return "reset memory_limit" if previous == default else f"set memory_limit = {quote_literal(previous)}"
 
 
+def _checkpoint(conn: duckdb.DuckDBPyConnection) -> None:
+    """Write the new rows into the database file now, under the import's memory limit: left to
+    the connection's close, the checkpoint of a large import runs with no limit."""
+    try:
+        conn.execute("checkpoint")
+    except duckdb.Error:  # another connection has a transaction open: it checkpoints later
+        pass
+
+
 def run_import(conn: duckdb.DuckDBPyConnection, config: ImportConfig, *, reprocess: bool = False,
                commit: bool = True) -> ImportReport:
     """Stage the new files, validate, and rebuild raw.*, all in one transaction: an error leaves
@@ -244,6 +253,8 @@ def run_import(conn: duckdb.DuckDBPyConnection, config: ImportConfig, *, reproce
     except BaseException:
         conn.execute("rollback")
         raise
+    else:
+        _checkpoint(conn)
     finally:
         conn.execute(restore_limit)
     for f in report.files:

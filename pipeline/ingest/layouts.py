@@ -40,7 +40,7 @@ ATLIQ_KINDS = (
     # AtliQ's own export names the cost year fiscal_year
     Kind("manufacturing_costs", ("fact_manufacturing_cost",), ("product_code", "cost_year", "manufacturing_cost"),
          aliases=(("cost_year", ("fiscal_year", "year")),)),
-    Kind("pre_invoice_deductions", ("fact_pre_discount",), ("customer_code", "fiscal_year", "pre_invoice_discount_pct"),
+    Kind("pre_invoice_deductions", ("fact_pre_discount", "fact_pre_invoice_deductions"), ("customer_code", "fiscal_year", "pre_invoice_discount_pct"),
          aliases=(("fiscal_year", ("year",)),)),
     # checked before "sales": the longer prefix wins
     Kind("sales_monthly", ("fact_sales_monthly",), ("date", "product_code", "customer_code", "sold_quantity"), ("fiscal_year",)),

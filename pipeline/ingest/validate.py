@@ -193,18 +193,25 @@ def stage_sql(kind: str, rules: Rules, mapping: dict[str, str | None], source: s
 
 def _view_sql(kind: str, rules: Rules, as_of) -> str:
     columns = ", ".join(q(c) for c in rules.columns)
+    staged = f"raw.{q('import_' + kind)}"
     checks = []
     if rules.orders_dated:
         checks.append(("date_after_as_of", " or ".join(f"{q(c)} > cast({quote_literal(as_of.isoformat())} as date)" for c in rules.orders_dated)))
     # identical rows are separate orders unless an order id says they are the same line; a
     # dimension row repeated is the same row
     if rules.unique:
-        dup = f"row_number() over (partition by reason is null, {columns} order by file_seq, row_number)"
+        ranked = (f"select *, case when reason is null then row_number() over (partition by reason is null, "
+                  f"{columns} order by file_seq, row_number) end as _dup_rank from {staged}")
     elif "order_id" in rules.text:
-        dup = (f"case when order_id is not null then row_number() over (partition by reason is null, "
-               f"{columns} order by file_seq, row_number) end")
+        # ranked apart: a window over the rows without an order id would be all cost, no use
+        ranked = (
+            f"select *, row_number() over (partition by {columns} order by file_seq, row_number) as _dup_rank "
+            f"from {staged} where reason is null and order_id is not null "
+            f"union all by name select *, null as _dup_rank from {staged} "
+            f"where reason is not null or order_id is null"
+        )
     else:
-        dup = "null"
+        ranked = f"select *, null as _dup_rank from {staged}"
     checks.append(("exact_duplicate", "_dup_rank > 1"))
     case = " ".join(f"when {cond} then '{reason}'" for reason, cond in checks)
     key_rank = (
@@ -226,7 +233,7 @@ def _view_sql(kind: str, rules: Rules, as_of) -> str:
     return f"""
         create or replace temp view {q('_valid_' + kind)} as
         with ranked as (
-            select *, case when reason is null then {dup} end as _dup_rank from raw.{q('import_' + kind)}
+            {ranked}
         ),
         reasoned as (
             select *, coalesce(reason, case {case} end) as _reason from ranked
@@ -308,16 +315,19 @@ def build_raw_tables(conn: duckdb.DuckDBPyConnection, config: ImportConfig) -> d
             f"cast(0 as decimal(18, 4)) as pre_invoice_discount_pct from {customers} as c cross join {years} as y",
             "order_lines": f"""
                 with lines as (
-                    select {order} as order_id, file_seq, row_number, order_date, customer_code,
-                        {product} as product_code,
+                    select {order} as order_id, b.order_id is not null as has_order_id, file_seq, row_number,
+                        order_date, customer_code, {product} as product_code,
                         -- the amount in cents at a unit price of 0.01: quantity x price = amount exactly
                         cast(round(amount * 100) as bigint) as sold_quantity
-                    from {base}
+                    from {base} as b
                 )
                 select order_id,
                     cast(row_number() over (partition by order_id order by file_seq, row_number) as integer) as line_number,
                     order_date, customer_code, product_code, sold_quantity
-                from lines
+                from lines where has_order_id
+                union all
+                select order_id, 1, order_date, customer_code, product_code, sold_quantity
+                from lines where not has_order_id
             """,
         }
     counts = {}
@@ -326,7 +336,8 @@ def build_raw_tables(conn: duckdb.DuckDBPyConnection, config: ImportConfig) -> d
         platform, channel, region = config.customer_defaults
         values = {"as_of_fy": as_of_fy, "platform": platform, "channel": channel, "region": region}
         params = {k: v for k, v in values.items() if f"${k}" in select}
-        conn.execute(f"create or replace table raw.{q(table)} as {select} order by all", params)
+        # unsorted: raw tables are sets, and sorting millions of rows buys nothing downstream
+        conn.execute(f"create or replace table raw.{q(table)} as {select}", params)
         (counts[table],) = conn.execute(f"select count(*) from raw.{q(table)}").fetchone()
     return counts
 

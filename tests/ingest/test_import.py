@@ -243,8 +243,10 @@ def test_atliq_real_spellings_and_column_map(folder, conn):
     # AtliQ's own export: fiscal_year in the cost table, and sales with an extra year column
     (folder / "fact_manufacturing_cost.csv").write_text("product_code,fiscal_year,manufacturing_cost\nP1,2024,30\n")
     (folder / "fact_sales.csv").write_text("date,product_code,customer_code,sold_quantity,year\n2024-01-05,P1,C1,2,2024\n")
+    (folder / "fact_pre_discount.csv").rename(folder / "fact_pre_invoice_deductions.csv")
     run_import(conn, ImportConfig(directory=folder, as_of=AS_OF))
     assert conn.execute("select product_code, cost_year, cast(manufacturing_cost as double) from raw.manufacturing_costs").fetchall() == [("P1", 2024, 30.0)]
+    assert conn.execute("select count(*) from raw.pre_invoice_deductions").fetchone() == (2,)
     other = folder.parent / "other"
     other.mkdir()
     write_atliq(other, "2024-01-05,P1,C1,2\n")
@@ -331,7 +333,7 @@ def test_import_settings_and_the_simulator_start_date(tmp_path):
                             "PIPELINE_IMPORT_COLUMN_MAP": "manufacturing_costs.cost_year=Cost Year; customers.customer_code=id"})
     assert loaded.as_of == dt.date(1998, 6, 30)
     assert loaded.import_column_map == (("manufacturing_costs", "cost_year", "Cost Year"), ("customers", "customer_code", "id"))
-    assert ImportConfig.from_settings(loaded).memory_limit == "512MB"
+    assert ImportConfig.from_settings(loaded).memory_limit == "192MB"
     with pytest.raises(settings.SettingsError, match="PIPELINE_IMPORT_COLUMN_MAP: 'cost_year=Year' is not table.column=file column"):
         settings.load({**env, "PIPELINE_SOURCE": "files", "PIPELINE_IMPORT_COLUMN_MAP": "cost_year=Year"})
     with pytest.raises(settings.SettingsError, match="PIPELINE_IMPORT_MEMORY_LIMIT='lots' is not a size"):
