@@ -81,9 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("refresh", help="materialize every asset")
     run.add_argument("--as-of", help="as-of date YYYY-MM-DD (default: PIPELINE_AS_OF or today)")
+    reprocess = commands.add_parser(
+        "reprocess", help="re-read every imported file with today's settings (a dry run unless --apply)"
+    )
+    reprocess.add_argument("--apply", action="store_true", help="commit the changes the dry run shows")
     args = parser.parse_args(argv)
     if args.command == "refresh":
         return refresh(args.as_of)
+    if args.command == "reprocess":
+        from pipeline.ingest.reprocess import run_command
+
+        return run_command(args.apply)
     return 2
 
 

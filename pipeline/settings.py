@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -47,7 +48,7 @@ SETTINGS: dict[str, Setting] = {
     "start_date": Setting(
         "PIPELINE_START_DATE",
         "2023-09-01",
-        "First day of the simulated history (AtliQ fiscal years start on 1 September).",
+        "First day of the simulated history (AtliQ fiscal years start on 1 September); imported files bring their own history and ignore it.",
     ),
     "history_days": Setting(
         "PIPELINE_HISTORY_DAYS",
@@ -186,6 +187,16 @@ SETTINGS: dict[str, Setting] = {
         ".",
         "Decimal separator of numbers in CSV files: '.' or ','.",
     ),
+    "import_column_map": Setting(
+        "PIPELINE_IMPORT_COLUMN_MAP",
+        "none",
+        "AtliQ layout: columns named otherwise, as table.column=file column pairs separated by ';' (e.g. manufacturing_costs.cost_year=Year).",
+    ),
+    "import_memory_limit": Setting(
+        "PIPELINE_IMPORT_MEMORY_LIMIT",
+        "192MB",
+        "DuckDB memory limit while importing files (e.g. 192MB, 2GB); beyond it DuckDB spills to disk.",
+    ),
     "api_host": Setting(
         "PIPELINE_API_HOST",
         "127.0.0.1",
@@ -239,6 +250,8 @@ class Settings:
     import_csv_encoding: str = "utf-8"
     import_date_formats: tuple[str, ...] = ("%Y-%m-%d",)
     import_decimal_separator: str = "."
+    import_column_map: tuple[tuple[str, str, str], ...] = ()
+    import_memory_limit: str = "192MB"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 
@@ -339,6 +352,29 @@ def _parse_date_formats(raw: str) -> tuple[str, ...]:
     return formats
 
 
+def _parse_column_map(raw: str) -> tuple[tuple[str, str, str], ...]:
+    if raw.strip().lower() == "none":
+        return ()
+    pairs = []
+    for item in (i for i in raw.split(";") if i.strip()):
+        target, sep, source = item.partition("=")
+        table, dot, column = target.strip().partition(".")
+        if not sep or not dot or not table or not column or source == "":
+            raise SettingsError(
+                f"PIPELINE_IMPORT_COLUMN_MAP: {item!r} is not table.column=file column "
+                "(e.g. manufacturing_costs.cost_year=Year)"
+            )
+        pairs.append((table.strip().lower(), column.strip().lower(), source))
+    return tuple(pairs)
+
+
+def _parse_memory_limit(raw: str) -> str:
+    value = raw.strip().upper().replace(" ", "")
+    if not re.fullmatch(r"\d+(\.\d+)?(KB|MB|GB|TB|KIB|MIB|GIB|TIB)", value):
+        raise SettingsError(f"PIPELINE_IMPORT_MEMORY_LIMIT={raw!r} is not a size like 192MB or 2GB")
+    return value
+
+
 def _parse_port(raw: str) -> int:
     value = _parse_int("api_port", raw, 1)
     if value > 65535:
@@ -391,6 +427,8 @@ def load(environ: dict[str, str] | None = None, **overrides: object) -> Settings
         import_decimal_separator=_parse_choice(
             "import_decimal_separator", raw["import_decimal_separator"], (".", ",")
         ),
+        import_column_map=_parse_column_map(raw["import_column_map"]),
+        import_memory_limit=_parse_memory_limit(raw["import_memory_limit"]),
         api_host=raw["api_host"].strip() or "127.0.0.1",
         api_port=_parse_port(raw["api_port"]),
     )
@@ -403,7 +441,8 @@ def load(environ: dict[str, str] | None = None, **overrides: object) -> Settings
             f"PIPELINE_CLUSTER_K_MIN={settings.cluster_k_min} is above "
             f"PIPELINE_CLUSTER_K_MAX={settings.cluster_k_max}"
         )
-    if settings.as_of < settings.start_date:
+    # the start date is the simulator's: imported files bring their own history
+    if settings.source == "synthetic" and settings.as_of < settings.start_date:
         raise SettingsError(
             f"as-of date {settings.as_of} is before the start of history {settings.start_date}"
         )

@@ -125,3 +125,15 @@ def dbt_build(database: Path, target: Path, selection: list[str], dbt_vars: dict
         )
         invocation.wait()
     assert invocation.is_successful(), "dbt build failed; see the log above"
+
+
+def cdnow_transactions() -> pd.DataFrame:
+    """The CDNOW master file that ships inside lifetimes (CD purchases, Jan 1997 - Jun 1998), as
+    text columns client, day (YYYYMMDD), cds, total; identical lines kept. Read from the package
+    folder: ``lifetimes.datasets`` imports pkg_resources, which may be missing."""
+    import importlib.util
+
+    folder = Path(importlib.util.find_spec("lifetimes").submodule_search_locations[0]) / "datasets"
+    return pd.read_csv(
+        folder / "CDNOW_master.txt", sep=r"\s+", header=0, names=["client", "day", "cds", "total"], dtype=str
+    )

@@ -97,14 +97,74 @@ def test_refresh_on_imported_transactions_then_a_new_file(tmp_path, monkeypatch)
     second.to_csv(import_dir / "transactions_2026_11.csv", index=False)
     result = run_refresh(defs)
     assert result.success
-    both = pd.concat([first, second]).drop_duplicates()
+    both = pd.concat([first, second])  # without an order column, identical rows are separate orders
     pd.testing.assert_frame_equal(summary(current.warehouse), expected(both), check_names=False)
     with duckdb.connect(str(current.warehouse), read_only=True) as conn:
         log = conn.execute("select file_name, rows, loaded, quarantined from raw.import_files order by file_name").fetchall()
         (lines,) = conn.execute("select count(*) from marts.fact_sales").fetchone()
-    exact_dups = len(pd.concat([first, second])) - len(both)
     assert log == [
         ("transactions_2026_10.csv", len(first), len(first), 0),
-        ("transactions_2026_11.csv", len(second), len(second) - exact_dups, exact_dups),
+        ("transactions_2026_11.csv", len(second), len(second), 0),
     ]
     assert lines == len(both)
+
+    # rows lost from a file (here deleted by hand, whatever the cause): the blocking checks name
+    # it (the staged rows no longer match the rows read, and fewer load) and nothing is published
+    with duckdb.connect(str(current.warehouse)) as conn:
+        conn.execute("delete from raw.import_transactions where file_name = 'transactions_2026_10.csv' and row_number <= 3")
+    result = run_refresh(defs)
+    assert not result.success
+    failed = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
+    assert set(failed) == {"every_input_row_loaded_or_quarantined", "no_file_loads_fewer_rows_than_before"}
+    assert failed["no_file_loads_fewer_rows_than_before"].metadata["files_with_fewer_rows"].value == f"transactions_2026_10.csv: {len(first) - 3} loaded, {len(first)} before"
+    with duckdb.connect(str(current.warehouse), read_only=True) as conn:
+        assert conn.execute("select count(*) from marts.fact_sales").fetchone() == (len(both),)
+
+
+# --- issue 16: real exports import without hand edits and without silent loss -----------------
+
+CDNOW_AS_OF = dt.date(1998, 6, 30)
+
+
+def test_cdnow_1997_file_summary_equals_lifetimes_on_every_customer(tmp_path):
+    """The CDNOW transactions (1997-98, no order column, identical lines included) through the
+    import and dbt: frequency, recency, T and monetary value equal lifetimes' own summary."""
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    from pipeline.ingest import ImportConfig, run_import
+    from pipeline.ingest.config import TransactionColumns
+    from tests.rawdata import cdnow_transactions, dbt_build
+
+    frame = cdnow_transactions()
+    assert frame.duplicated().sum() > 0  # identical lines: separate orders, all kept
+    folder = tmp_path / "import"
+    folder.mkdir()
+    frame.to_csv(folder / "transactions_cdnow.csv", index=False)
+    warehouse = tmp_path / "warehouse.duckdb"
+    config = ImportConfig(
+        directory=folder, as_of=CDNOW_AS_OF, layout="transactions", date_formats=("%Y%m%d",),
+        columns=TransactionColumns(customer="client", date="day", amount="total", quantity="cds"),
+    )
+    with duckdb.connect(str(warehouse)) as conn:
+        report = run_import(conn, config)
+    assert (report.input_rows, report.loaded_rows, report.reasons) == (len(frame), len(frame), {})
+
+    dbt_build(warehouse, tmp_path / "target", ["--select", "+customer_summary +dim_date"], {"as_of_date": CDNOW_AS_OF.isoformat()})
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        got = conn.execute(
+            "select customer_code, cast(frequency as double) as frequency, cast(recency as double) as recency, "
+            "cast(t as double) as T, cast(monetary_value_net_sales as double) as monetary_value "
+            "from marts.customer_summary where has_orders order by customer_code"
+        ).df().set_index("customer_code")
+        first_day = conn.execute("select min(date) from marts.dim_date").fetchone()[0]
+    assert first_day == dt.date(1996, 9, 1)  # the fiscal year of the first order, FY1997
+
+    tx = frame.assign(day=pd.to_datetime(frame["day"], format="%Y%m%d"), total=frame["total"].astype(float))
+    want = summary_data_from_transaction_data(
+        tx, "client", "day", monetary_value_col="total", observation_period_end=pd.Timestamp(CDNOW_AS_OF), freq="D"
+    ).sort_index()
+    assert len(got) == len(want) == frame["client"].nunique()
+    assert list(got.index) == list(want.index)
+    pd.testing.assert_frame_equal(got[["frequency", "recency", "T"]], want[["frequency", "recency", "T"]].astype(float), check_names=False)
+    # amounts are cents-exact decimals in the warehouse, floats in lifetimes
+    np.testing.assert_allclose(got["monetary_value"].to_numpy(), want["monetary_value"].to_numpy(), rtol=0, atol=1e-6)

@@ -75,11 +75,13 @@ def synthetic_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
 
 IMPORT_TABLES = {
     "import_files": "Load log of the file import: one row per file (name, content hash, rows read, "
-    "and as of the latest refresh rows loaded, quarantined and the count per reason).",
+    "the settings it was read with, and as of the latest refresh rows loaded, quarantined and the "
+    "count per reason).",
     "quarantine": "Input rows of the latest refresh that were not loaded: file, row, input table, "
-    "reason and the original values as JSON.",
+    "reason and the original values (the row as JSON, or the raw line when it could not be split).",
 }
 ROWS_ACCOUNTED_CHECK = "every_input_row_loaded_or_quarantined"
+NO_FEWER_CHECK = "no_file_loads_fewer_rows_than_before"
 
 
 @dg.multi_asset(
@@ -93,7 +95,14 @@ ROWS_ACCOUNTED_CHECK = "every_input_row_loaded_or_quarantined"
             asset=dg.AssetKey(["raw", "import_files"]),
             blocking=True,
             description="For every imported file: input rows = loaded + quarantined.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            NO_FEWER_CHECK,
+            asset=dg.AssetKey(["raw", "import_files"]),
+            blocking=True,
+            description="No file loads fewer rows than at the last accepted refresh (same or later "
+            "as-of date); only `python -m pipeline.cli reprocess --apply` may lower it.",
+        ),
     ],
     name="imported_raw_data",
 )
@@ -165,6 +174,22 @@ def imported_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
                 "loaded_plus_quarantined": report.loaded_rows + report.quarantined_rows,
                 "unaccounted_files": ", ".join(f"{n} ({r} rows, {l} loaded, {qn} quarantined)" for n, r, l, qn in unaccounted) or "none",
             },
+        )
+        yield dg.AssetCheckResult(
+            check_name=NO_FEWER_CHECK,
+            asset_key=dg.AssetKey(["raw", "import_files"]),
+            passed=not report.fewer_loaded,
+            metadata={
+                "loaded_rows": report.loaded_rows,
+                "files_with_fewer_rows": "; ".join(
+                    f"{name}: {now} loaded, {before} before" for name, before, now in report.fewer_loaded
+                ) or "none",
+            },
+            description=(
+                "Fewer loaded rows than the last refresh in "
+                + ", ".join(name for name, _, _ in report.fewer_loaded)
+                + ": see raw.quarantine for why; run `python -m pipeline.cli reprocess` to review and accept."
+            ) if report.fewer_loaded else None,
         )
 
 

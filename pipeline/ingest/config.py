@@ -43,6 +43,24 @@ class ImportConfig:
     columns: TransactionColumns = TransactionColumns()
     # transactions layout: platform, channel, region of every derived customer
     customer_defaults: tuple[str, str, str] = ("E-Commerce", "Direct", "APAC")
+    # AtliQ layout: (table, canonical column, the file's column) for headers named otherwise
+    column_map: tuple[tuple[str, str, str], ...] = ()
+    # DuckDB's memory_limit while importing: larger files spill to disk instead of growing RSS
+    memory_limit: str = "192MB"
+
+    def file_settings(self) -> dict:
+        """The settings that decide how a file's rows are read and validated, stored with the file
+        in raw.import_files: a later change of these applies to new files only."""
+        return {
+            "layout": self.layout,
+            "delimiter": self.csv.delimiter,
+            "header": self.csv.header,
+            "encoding": self.csv.encoding,
+            "decimal_separator": self.csv.decimal_separator,
+            "date_formats": list(self.date_formats),
+            "columns": {k: v for k, v in vars(self.columns).items()},
+            "column_map": [list(m) for m in self.column_map],
+        }
 
     @classmethod
     def from_settings(cls, s) -> "ImportConfig":
@@ -67,4 +85,6 @@ class ImportConfig:
                 product=s.import_column_product,
                 quantity=s.import_column_quantity,
             ),
+            column_map=tuple(s.import_column_map),
+            memory_limit=s.import_memory_limit,
         )

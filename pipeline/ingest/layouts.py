@@ -19,6 +19,8 @@ class Kind:
     prefixes: tuple[str, ...]  # AtliQ: file-name stems starting with one of these
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    # canonical column -> other spellings real exports use, tried in order after the canonical name
+    aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -33,9 +35,13 @@ ATLIQ_KINDS = (
         ("city", "email", "occupation", "date_of_birth"),
     ),
     Kind("products", ("dim_product",), ("product_code", "division", "segment", "category", "product", "variant")),
-    Kind("gross_prices", ("fact_gross_price",), ("product_code", "fiscal_year", "gross_price")),
-    Kind("manufacturing_costs", ("fact_manufacturing_cost",), ("product_code", "cost_year", "manufacturing_cost")),
-    Kind("pre_invoice_deductions", ("fact_pre_discount",), ("customer_code", "fiscal_year", "pre_invoice_discount_pct")),
+    Kind("gross_prices", ("fact_gross_price",), ("product_code", "fiscal_year", "gross_price"),
+         aliases=(("fiscal_year", ("year",)),)),
+    # AtliQ's own export names the cost year fiscal_year
+    Kind("manufacturing_costs", ("fact_manufacturing_cost",), ("product_code", "cost_year", "manufacturing_cost"),
+         aliases=(("cost_year", ("fiscal_year", "year")),)),
+    Kind("pre_invoice_deductions", ("fact_pre_discount", "fact_pre_invoice_deductions"), ("customer_code", "fiscal_year", "pre_invoice_discount_pct"),
+         aliases=(("fiscal_year", ("year",)),)),
     # checked before "sales": the longer prefix wins
     Kind("sales_monthly", ("fact_sales_monthly",), ("date", "product_code", "customer_code", "sold_quantity"), ("fiscal_year",)),
     Kind("sales", ("fact_sales", "sales"), ("date", "product_code", "customer_code", "sold_quantity"), ("order_id",)),
@@ -145,13 +151,44 @@ def map_columns(config: ImportConfig, kind: Kind, file_name: str, found: list[st
                 f"needs at least {len(kind.required)}: {list(kind.required)}"
             )
         return {c: (found[i] if i < len(found) else None) for i, c in enumerate(kind.columns)}
-    mapping = {c: _find(c, found) for c in kind.columns}
+    mapped = mapped_columns(config, kind)
+    aliases = dict(kind.aliases)
+    mapping = {}
+    for c in kind.columns:
+        if c in mapped:
+            match = _find(mapped[c], found)
+            if match is None:
+                raise FileImportError(
+                    f"{file_name}: PIPELINE_IMPORT_COLUMN_MAP maps {kind.name}.{c} to {mapped[c]!r}, "
+                    f"which is not in the file; columns found: {found}"
+                )
+            mapping[c] = match
+            continue
+        mapping[c] = next((m for m in (_find(n, found) for n in (c, *aliases.get(c, ()))) if m), None)
     missing = [c for c in kind.required if mapping[c] is None]
     if missing:
         raise FileImportError(
-            f"{file_name}: missing required column(s) {missing}; columns found: {found}"
+            f"{file_name}: missing required column(s) {missing}; columns found: {found} "
+            f"(name them in PIPELINE_IMPORT_COLUMN_MAP, e.g. {kind.name}.{missing[0]}=<your column>)"
         )
     return mapping
+
+
+def mapped_columns(config: ImportConfig, kind: Kind) -> dict[str, str]:
+    """The PIPELINE_IMPORT_COLUMN_MAP entries of one table."""
+    return {column: source for table, column, source in config.column_map if table == kind.name}
+
+
+def check_column_map(config: ImportConfig) -> None:
+    """Fail on a PIPELINE_IMPORT_COLUMN_MAP entry that names no column of the AtliQ layout."""
+    tables = {k.name: k for k in ATLIQ_KINDS}
+    for table, column, _ in config.column_map:
+        if table not in tables or column not in tables[table].columns:
+            known = ", ".join(f"{k.name}.{c}" for k in ATLIQ_KINDS for c in k.columns)
+            raise FileImportError(
+                f"PIPELINE_IMPORT_COLUMN_MAP names {table}.{column}, which is not a column of the AtliQ "
+                f"layout; known: {known}"
+            )
 
 
 def _find(name: str, found: list[str]) -> str | None:

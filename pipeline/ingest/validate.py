@@ -1,8 +1,15 @@
-"""Validate every staged row in DuckDB and rebuild raw.* and raw.quarantine from the good ones.
+"""Validate the rows of the import in DuckDB, in two steps.
 
-Each staged row gets exactly one outcome: loaded, or quarantined with the first reason that
-applies, in the order of ``REASONS``. Only canonical column names written in this module reach
-the SQL text; dates formats and the as-of date are bound parameters.
+1. When a file is staged (``stage_sql``), each row is read with the settings in force then
+   (date formats, decimal separator, column names) and typed; the reasons that depend only on the
+   row and those settings are decided once and stored with it. A later change of a format
+   setting applies to new files only (``python -m pipeline.cli reprocess`` re-reads old ones).
+2. Every refresh (``create_views``), the staged rows get the reasons that depend on the refresh:
+   the as-of date, duplicates across rows, and references to the loaded customers and products.
+
+Each row gets exactly one outcome: loaded, or quarantined with the first reason that applies, in
+the order of ``REASONS``. Only canonical column names written in this module reach the SQL text;
+date formats and file names are bound parameters.
 """
 
 from __future__ import annotations
@@ -13,21 +20,23 @@ import duckdb
 
 from pipeline.ingest.config import ImportConfig
 from pipeline.warehouse import quote_ident as q
+from pipeline.warehouse import quote_literal
 
 # the quarantine reasons, in the order they are checked (a row gets the first that applies)
 REASONS = (
+    "wrong_field_count",  # a CSV line with more or fewer fields than the header
+    "malformed_row",  # a CSV line the reader cannot split (e.g. an unterminated quote)
     "missing_key",  # a key column (id, code, date, year) is null or blank
     "unparseable_date",  # a date matches none of PIPELINE_IMPORT_DATE_FORMAT
-    "date_after_as_of",  # an order dated after the refresh's as-of date
     "non_numeric",  # a quantity, amount, price, cost, rate or year that is not a number
+    "not_integer",  # a fractional quantity or year where the layout needs a whole number
     "negative",  # a negative quantity, amount, price, cost or rate
-    "exact_duplicate",  # the same values as an earlier row (earlier file, or earlier in the file)
+    "date_after_as_of",  # an order dated after the refresh's as-of date
+    "exact_duplicate",  # the same line again: same order id and values, or a repeated dimension row
     "duplicate_key",  # a dimension key already loaded with other values
     "unknown_customer",  # a customer_code not in the loaded customers
     "unknown_product",  # a product_code not in the loaded products
 )
-
-
 @dataclass(frozen=True)
 class Rules:
     text: tuple[str, ...]
@@ -84,13 +93,15 @@ ATLIQ_RULES = {
 
 
 def transaction_rules(config: ImportConfig) -> Rules:
+    """The staged columns are the same for every file (unmapped ones stay null), so files
+    loaded under different column settings share one table; the keys follow the mapping."""
     c = config.columns
     return Rules(
-        text=("customer_code",) + (("order_id",) if c.order else ()) + (("product_code",) if c.product else ()),
+        text=("customer_code", "order_id", "product_code"),
         keys=("customer_code", "order_date") + (("order_id",) if c.order else ()) + (("product_code",) if c.product else ()),
         dates=("order_date",),
         orders_dated=("order_date",),
-        decimals=("amount",) + (("quantity",) if c.quantity else ()),
+        decimals=("amount", "quantity"),
     )
 
 
@@ -102,92 +113,145 @@ def _blank(expr: str) -> str:
     return f"({expr} is null or trim({expr}) = '')"
 
 
-def _validate_sql(kind: str, rules: Rules, staged_columns: tuple[str, ...], decimal_comma: bool) -> str:
-    def s(c: str) -> str:
-        return f"s.{q(c)}"
+def column_types(rules: Rules) -> dict[str, str]:
+    """The staged (typed) columns of a kind and their DuckDB types."""
+    types = {c: "varchar" for c in rules.text}
+    types.update({c: "date" for c in rules.dates})
+    types.update({c: "bigint" for c in rules.integers})
+    types.update({c: "decimal(18, 4)" for c in rules.decimals})
+    return types
 
-    typed = [f"nullif(trim({s(c)}), '') as {q(c)}" for c in rules.text]
+
+def _number(text: str, decimal_comma: bool) -> str:
+    """A number read strictly: the decimal separator is the setting's, the other mark may only
+    group thousands in threes (1.234,50 with a decimal comma), and anything else is not a number
+    (never 1.234 read as 1.23 under a decimal comma)."""
+    t = f"trim({text})"
+    if decimal_comma:
+        plain, grouped, sep, group = r"[+-]?\d+(,\d+)?", r"[+-]?\d{1,3}(\.\d{3})+(,\d+)?", ",", "."
+    else:
+        plain, grouped, sep, group = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?", ".", ","
+    canonical = f"replace(replace({t}, '{group}', ''), '{sep}', '.')"
+    return (
+        f"case when regexp_full_match({t}, '{plain}') or regexp_full_match({t}, '{grouped}') "
+        f"then try_cast({canonical} as decimal(18, 4)) end"
+    )
+
+
+def stage_sql(kind: str, rules: Rules, mapping: dict[str, str | None], source: str, *,
+              decimal_comma: bool, parquet: bool) -> str:
+    """INSERT of one file's rows into raw.import_<kind>, typed and with the reasons decided at
+    load. ``source`` is a relation with ``_pos`` (1-based row), ``_row`` (the row as a struct)
+    and the file's columns as text. Parameters: $file, $seq, $formats."""
+
+    def src(c: str) -> str:
+        return f"src.{q(mapping[c])}" if mapping.get(c) else "cast(null as varchar)"
+
+    typed = [f"nullif(trim({src(c)}), '') as {q(c)}" for c in rules.text]
     for c in rules.dates:
-        parsed = (
-            f"coalesce(cast(try_strptime(trim({s(c)}), $formats) as date), case when s.file_format = 'parquet' "
-            f"then try_cast(try_cast(trim({s(c)}) as timestamp) as date) end)"
-        )
+        parsed = f"cast(try_strptime(trim({src(c)}), $formats) as date)"
+        if parquet:  # Parquet dates and timestamps arrive as ISO text
+            parsed = f"coalesce({parsed}, try_cast(try_cast(trim({src(c)}) as timestamp) as date))"
         if rules.month_grain:
             parsed = f"cast(date_trunc('month', {parsed}) as date)"
         typed.append(f"{parsed} as {q(c)}")
-    typed += [f"try_cast(trim({s(c)}) as bigint) as {q(c)}" for c in rules.integers]
-    for c in rules.decimals:
-        text = f"replace(trim({s(c)}), ',', '.')" if decimal_comma else f"trim({s(c)})"
-        typed.append(f"try_cast({text} as decimal(18, 4)) as {q(c)}")
-    raw = [f"{s(c)} as {q('_raw_' + c)}" for c in rules.dates]
-    everything = ", ".join(s(c) for c in staged_columns)
+    numbers = [c for c in rules.integers + rules.decimals if mapping.get(c)]
+    typed += [f"{_number(src(c), decimal_comma and not parquet)} as {q(c)}" for c in rules.integers + rules.decimals]
+    raw = [f"{src(c)} as {q('_raw_' + c)}" for c in dict.fromkeys(rules.keys + rules.dates)]
 
     checks = []
     if rules.keys:
-        checks.append(("missing_key", " or ".join(_blank(q("_raw_" + c) if c in rules.dates else f"t.{q('_k_' + c)}") for c in rules.keys)))
+        checks.append(("missing_key", " or ".join(_blank(q("_raw_" + c)) for c in rules.keys)))
     if rules.dates:
-        checks.append(("unparseable_date", " or ".join(f"(not {_blank(q('_raw_' + c))} and t.{q(c)} is null)" for c in rules.dates)))
-    if rules.orders_dated:
-        checks.append(("date_after_as_of", " or ".join(f"t.{q(c)} > $as_of" for c in rules.orders_dated)))
-    numbers = rules.integers + rules.decimals
+        checks.append(("unparseable_date", " or ".join(f"(not {_blank(q('_raw_' + c))} and {q(c)} is null)" for c in rules.dates)))
     if numbers:
-        checks.append(("non_numeric", " or ".join(f"t.{q(c)} is null" for c in numbers)))
-        checks.append(("negative", " or ".join(f"t.{q(c)} < 0" for c in numbers)))
-    checks.append(("exact_duplicate", "t._dup_rank > 1"))
+        checks.append(("non_numeric", " or ".join(f"{q(c)} is null" for c in numbers)))
+        integers = [c for c in rules.integers if c in numbers]
+        if integers:
+            checks.append(("not_integer", " or ".join(f"{q(c)} <> floor({q(c)})" for c in integers)))
+        checks.append(("negative", " or ".join(f"{q(c)} < 0" for c in numbers)))
     case = " ".join(f"when {cond} then '{reason}'" for reason, cond in checks)
-    key_raw = ", ".join(f"{s(c)} as {q('_k_' + c)}" for c in rules.keys if c not in rules.dates)
+    stored = [
+        f"case when {q(c)} = floor({q(c)}) then cast({q(c)} as bigint) end" if c in rules.integers else q(c)
+        for c in rules.columns
+    ]
     columns = ", ".join(q(c) for c in rules.columns)
-    unique = ", ".join(q(c) for c in rules.unique)
+    return f"""
+        insert into raw.{q('import_' + kind)} (file_name, file_seq, row_number, {columns}, reason, original)
+        with typed as (
+            select src._pos, src._row, {', '.join(typed + raw)} from {source} as src
+        ),
+        reasoned as (
+            select *, case {case or 'when false then null'} end as _reason from typed
+        )
+        select $file, $seq, _pos, {', '.join(stored)}, _reason,
+            -- the file's own values, kept for quarantined rows only
+            case when _reason is not null then cast(to_json(_row) as varchar) end
+        from reasoned
+    """
+
+
+def _view_sql(kind: str, rules: Rules, as_of) -> str:
+    columns = ", ".join(q(c) for c in rules.columns)
+    staged = f"raw.{q('import_' + kind)}"
+    checks = []
+    if rules.orders_dated:
+        checks.append(("date_after_as_of", " or ".join(f"{q(c)} > cast({quote_literal(as_of.isoformat())} as date)" for c in rules.orders_dated)))
+    # identical rows are separate orders unless an order id says they are the same line; a
+    # dimension row repeated is the same row
+    if rules.unique:
+        ranked = (f"select *, case when reason is null then row_number() over (partition by reason is null, "
+                  f"{columns} order by file_seq, row_number) end as _dup_rank from {staged}")
+    elif "order_id" in rules.text:
+        # ranked apart: a window over the rows without an order id would be all cost, no use
+        ranked = (
+            f"select *, row_number() over (partition by {columns} order by file_seq, row_number) as _dup_rank "
+            f"from {staged} where reason is null and order_id is not null "
+            f"union all by name select *, null as _dup_rank from {staged} "
+            f"where reason is not null or order_id is null"
+        )
+    else:
+        ranked = f"select *, null as _dup_rank from {staged}"
+    checks.append(("exact_duplicate", "_dup_rank > 1"))
+    case = " ".join(f"when {cond} then '{reason}'" for reason, cond in checks)
     key_rank = (
-        f"case when _reason is null then row_number() over (partition by _reason is null, {unique} "
-        "order by file_seq, row_number) end"
+        f"case when _reason is null then row_number() over (partition by _reason is null, "
+        f"{', '.join(q(c) for c in rules.unique)} order by file_seq, row_number) end"
         if rules.unique
         else "null"
     )
+    refs = []
+    for flag, column, reason, dim in (
+        (rules.customer_ref, "customer_code", "unknown_customer", "customers"),
+        (rules.product_ref, "product_code", "unknown_product", "products"),
+    ):
+        if flag:
+            refs.append(
+                f"when not exists (select 1 from {q('_valid_' + dim)} as d where d.reason is null "
+                f"and d.{q(column)} = keyed.{q(column)}) then '{reason}'"
+            )
     return f"""
-        create or replace temp table {q('_valid_' + kind)} as
-        with typed as (
-            select s.file_name, s.file_seq, s.row_number, s.original, {', '.join(typed)},
-                {', '.join(raw) + ',' if raw else ''} {key_raw + ',' if key_raw else ''}
-                row_number() over (partition by {everything} order by s.file_seq, s.row_number) as _dup_rank
-            from raw.{q('import_' + kind)} as s
+        create or replace temp view {q('_valid_' + kind)} as
+        with ranked as (
+            {ranked}
         ),
         reasoned as (
-            select t.*, case {case} end as _reason from typed as t
+            select *, coalesce(reason, case {case} end) as _reason from ranked
         ),
         keyed as (
-            select *, {key_rank} as _key_rank from reasoned
+            select *, coalesce(_reason, case when {key_rank} > 1 then 'duplicate_key' end) as _final from reasoned
         )
-        select file_name, file_seq, row_number, original, {columns},
-            coalesce(_reason, case when _key_rank > 1 then 'duplicate_key' end) as reason
+        select file_name, file_seq, row_number, {columns}, original,
+            coalesce(_final, case {' '.join(refs) or 'when false then null'} end) as reason
         from keyed
     """
 
 
-def validate(conn: duckdb.DuckDBPyConnection, config: ImportConfig, staged_columns: dict[str, tuple[str, ...]]) -> dict[str, Rules]:
-    """Build temp tables _valid_<kind>: typed values and a reason (null = loaded)."""
+def create_views(conn: duckdb.DuckDBPyConnection, config: ImportConfig) -> dict[str, Rules]:
+    """Temp views _valid_<kind>: every staged row, typed, with its reason this refresh (null = loaded)."""
     rules = rules_for(config)
-    decimal_comma = config.csv.decimal_separator == ","
-    for kind, rule in rules.items():
-        sql = _validate_sql(kind, rule, staged_columns[kind], decimal_comma)
-        params = {}
-        if "$formats" in sql:
-            params["formats"] = list(config.date_formats)
-        if "$as_of" in sql:
-            params["as_of"] = config.as_of
-        conn.execute(sql, params)
-    # references, once the dimensions are settled
-    for kind, rule in rules.items():
-        for flag, column, reason, dim in (
-            (rule.customer_ref, "customer_code", "unknown_customer", "customers"),
-            (rule.product_ref, "product_code", "unknown_product", "products"),
-        ):
-            if flag:
-                conn.execute(
-                    f"update {q('_valid_' + kind)} as v set reason = '{reason}' where reason is null "
-                    f"and not exists (select 1 from {q('_valid_' + dim)} as d where d.reason is null "
-                    f"and d.{q(column)} = v.{q(column)})"
-                )
+    for kind, rule in rules.items():  # customers and products first: the others refer to them
+        conn.execute(_view_sql(kind, rule, config.as_of))
     return rules
 
 
@@ -228,8 +292,9 @@ def build_raw_tables(conn: duckdb.DuckDBPyConnection, config: ImportConfig) -> d
     else:
         fy = _fiscal_year("order_date")
         base = "(select * from _valid_transactions where reason is null)"
-        product = "coalesce(product_code, 'ALL')" if config.columns.product else "'ALL'"
-        order = "order_id" if config.columns.order else "file_name || ':' || cast(row_number as varchar)"
+        # per row, not per setting: each file keeps the columns it was loaded with
+        product = "coalesce(product_code, 'ALL')"
+        order = "coalesce(order_id, file_name || ':' || cast(row_number as varchar))"
         years = (
             f"(select unnest(range(coalesce((select min({fy}) from {base}), $as_of_fy), $as_of_fy + 1)) as fiscal_year)"
         )
@@ -250,16 +315,19 @@ def build_raw_tables(conn: duckdb.DuckDBPyConnection, config: ImportConfig) -> d
             f"cast(0 as decimal(18, 4)) as pre_invoice_discount_pct from {customers} as c cross join {years} as y",
             "order_lines": f"""
                 with lines as (
-                    select {order} as order_id, file_seq, row_number, order_date, customer_code,
-                        {product} as product_code,
+                    select {order} as order_id, b.order_id is not null as has_order_id, file_seq, row_number,
+                        order_date, customer_code, {product} as product_code,
                         -- the amount in cents at a unit price of 0.01: quantity x price = amount exactly
                         cast(round(amount * 100) as bigint) as sold_quantity
-                    from {base}
+                    from {base} as b
                 )
                 select order_id,
                     cast(row_number() over (partition by order_id order by file_seq, row_number) as integer) as line_number,
                     order_date, customer_code, product_code, sold_quantity
-                from lines
+                from lines where has_order_id
+                union all
+                select order_id, 1, order_date, customer_code, product_code, sold_quantity
+                from lines where not has_order_id
             """,
         }
     counts = {}
@@ -268,16 +336,21 @@ def build_raw_tables(conn: duckdb.DuckDBPyConnection, config: ImportConfig) -> d
         platform, channel, region = config.customer_defaults
         values = {"as_of_fy": as_of_fy, "platform": platform, "channel": channel, "region": region}
         params = {k: v for k, v in values.items() if f"${k}" in select}
-        conn.execute(f"create or replace table raw.{q(table)} as {select} order by all", params)
+        # unsorted: raw tables are sets, and sorting millions of rows buys nothing downstream
+        conn.execute(f"create or replace table raw.{q(table)} as {select}", params)
         (counts[table],) = conn.execute(f"select count(*) from raw.{q(table)}").fetchone()
     return counts
 
 
-def build_quarantine(conn: duckdb.DuckDBPyConnection, config: ImportConfig, kinds: list[str]) -> None:
+def build_quarantine(conn: duckdb.DuckDBPyConnection, config: ImportConfig, rules: dict[str, Rules]) -> None:
+    """raw.quarantine: the rows not loaded this refresh. original_values is the file's own text:
+    the row's values as JSON, or the raw line when the reader could not split it; a row refused
+    only this refresh (as-of date, duplicate, reference) shows its loaded values as JSON."""
     union = " union all ".join(
-        f"select file_name, row_number, '{kind}' as input_table, reason, original as original_values "
-        f"from {q('_valid_' + kind)} where reason is not null"
-        for kind in kinds
+        f"select file_name, row_number, '{kind}' as input_table, reason, coalesce(original, "
+        f"cast(to_json(struct_pack({', '.join(f'{q(c)} := {q(c)}' for c in rule.columns)})) as varchar)) "
+        f"as original_values from {q('_valid_' + kind)} where reason is not null"
+        for kind, rule in rules.items()
     )
     conn.execute(
         f"create or replace table raw.quarantine as select *, cast($as_of as date) as as_of_date "

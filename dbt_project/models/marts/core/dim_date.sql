@@ -1,10 +1,24 @@
 {#- A calendar from the first fiscal year with orders to the end of the as-of date's fiscal
-    year. The day count is fixed at compile time (from a floor date far in the past) so the
-    series is plain portable SQL; the data decides where the calendar starts. -#}
-{%- set floor_date = '2000-09-01' -%}
+    year. The data decides where it starts: when the model runs, the first order's fiscal year is
+    read from the staged order lines, and the day count of a plain generated series (portable
+    SQL) follows from it. Without orders (or while parsing) it covers the as-of fiscal year. -#}
 {%- set as_of = modules.datetime.date.fromisoformat(var('as_of_date')) -%}
-{%- set fy_end = modules.datetime.date(as_of.year + (1 if as_of.month >= 9 else 0), 8, 31) -%}
-{%- set n_days = (fy_end - modules.datetime.date.fromisoformat(floor_date)).days + 1 -%}
+{%- set as_of_fy = as_of.year + (1 if as_of.month >= 9 else 0) -%}
+{%- set first_fy = namespace(value=as_of_fy) -%}
+{%- if execute -%}
+    {%- set order_lines = load_relation(ref('stg_raw__order_lines')) -%}
+    {%- if order_lines is not none -%}
+        {%- set found = run_query(
+            "select min(" ~ fiscal_year('order_date') ~ ") from " ~ order_lines
+        ).columns[0].values()[0] -%}
+        {%- if found is not none and found | int < as_of_fy -%}
+            {%- set first_fy.value = found | int -%}
+        {%- endif -%}
+    {%- endif -%}
+{%- endif -%}
+{%- set first_day = modules.datetime.date(first_fy.value - 1, 9, 1) -%}
+{%- set fy_end = modules.datetime.date(as_of_fy, 8, 31) -%}
+{%- set n_days = (fy_end - first_day).days + 1 -%}
 
 with day_numbers as (
     {{ dbt.generate_series(n_days) }}
@@ -12,7 +26,7 @@ with day_numbers as (
 
 calendar as (
     select
-        cast({{ dbt.dateadd('day', 'generated_number - 1', "cast('" ~ floor_date ~ "' as date)") }} as date) as date
+        cast({{ dbt.dateadd('day', 'generated_number - 1', "cast('" ~ first_day.isoformat() ~ "' as date)") }} as date) as date
     from day_numbers
 ),
 
@@ -45,7 +59,10 @@ final as (
         fiscal.date <= {{ as_of_date() }} as is_on_or_before_as_of
     from fiscal
     cross join first_fiscal_year
-    where fiscal.fiscal_year >= coalesce(first_fiscal_year.fiscal_year, {{ fiscal_year(as_of_date()) }})
+    -- an order after the as-of date is not in the calendar's range and not a reason to start it
+    where fiscal.fiscal_year >= least(
+        coalesce(first_fiscal_year.fiscal_year, {{ fiscal_year(as_of_date()) }}), {{ fiscal_year(as_of_date()) }}
+    )
 )
 
 select * from final
