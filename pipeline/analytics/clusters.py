@@ -25,7 +25,9 @@ Rules
   started from the curve's centroids. The silhouette of each fit is computed on one seeded sample
   of ``silhouette_sample_size`` customers (5,000) drawn from the curve sample, the same for every
   K, so the curve compares like with like and costs O(sample^2), not O(N^2). At 1,000,000
-  customers the K sweep and the silhouettes were most of the stage's time. K = the highest silhouette; ties go to the smaller K. The elbow of the inertia curve
+  customers the K sweep and the silhouettes were most of the stage's time. K = the smallest K
+  whose silhouette is within one standard error (over the sampled customers) of the highest:
+  closer than that is a tie, and ties go to the smaller K. The elbow of the inertia curve
   (the point farthest from the chord between its ends, both axes scaled to [0, 1]) is reported
   beside it as a cross-check, not used. The range is clipped to the number of distinct feature
   rows (k-means cannot make more non-empty clusters than that); passing ``k`` skips the choice.
@@ -51,7 +53,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 from sklearn import config_context
 from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score, silhouette_samples
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -75,7 +77,7 @@ CHANNEL_FEATURES = ("is_e_commerce", "is_direct", "is_distributor", "is_retailer
 CLUSTERED, NOT_CLUSTERED = "clustered", "not_clustered"
 
 CLUSTER_ID = "cluster_id"
-CURVE_COLUMNS = ("k", "inertia", "silhouette", "is_chosen", "is_elbow")
+CURVE_COLUMNS = ("k", "inertia", "silhouette", "silhouette_se", "is_chosen", "is_elbow")
 
 
 def default_features(features: pd.DataFrame) -> tuple[str, ...]:
@@ -166,7 +168,8 @@ class ClusterFit:
     k, elbow_k
         The K used and the elbow of the inertia curve (None when the curve is too short).
     curve
-        One row per K tried: ``k``, ``inertia`` (on the curve sample), ``silhouette`` (on the
+        One row per K tried: ``k``, ``inertia`` (on the curve sample), ``silhouette`` and its
+        standard error ``silhouette_se`` (on the
         silhouette sample; NaN where undefined), ``is_chosen``, ``is_elbow``.
     centroids
         One row per cluster: ``cluster_id`` and every feature (dropped ones at their constant) in
@@ -281,15 +284,17 @@ def elbow_k(ks: np.ndarray, inertia: np.ndarray) -> int | None:
     return int(ks[int(np.argmax(distance))])
 
 
-def _silhouette(scaled: np.ndarray, labels: np.ndarray) -> float:
-    """Silhouette, NaN where undefined (fewer than 2 labels, or one point per label)."""
+def _silhouette(scaled: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Mean silhouette and its standard error; NaN where undefined (fewer than 2 labels, or one
+    point per label)."""
     n_labels = len(np.unique(labels))
     if n_labels < 2 or n_labels > len(labels) - 1:
-        return float("nan")
+        return float("nan"), float("nan")
     # sklearn computes distances in blocks of up to `working_memory` MB (default 1024); 128 MB
     # blocks are as fast here and keep the stage's peak memory down.
     with config_context(working_memory=128):
-        return float(silhouette_score(scaled, labels))
+        values = silhouette_samples(scaled, labels)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
 
 
 def _kmeans(k: int, config: ClusterConfig) -> KMeans:
@@ -310,23 +315,29 @@ def k_curve(
     for k in ks:
         model = _kmeans(k, config).fit(scaled)
         models[k] = model
+        silhouette, se = _silhouette(scaled[sil_rows], model.labels_[sil_rows])
         rows.append(
-            {
-                "k": k,
-                "inertia": float(model.inertia_),
-                "silhouette": _silhouette(scaled[sil_rows], model.labels_[sil_rows]),
-            }
+            {"k": k, "inertia": float(model.inertia_), "silhouette": silhouette, "silhouette_se": se}
         )
-    return pd.DataFrame(rows, columns=["k", "inertia", "silhouette"]), models
+    return pd.DataFrame(rows, columns=["k", "inertia", "silhouette", "silhouette_se"]), models
 
 
 def choose_k(curve: pd.DataFrame) -> int:
-    """The K with the highest silhouette; ties (and an all-NaN curve) go to the smallest K."""
+    """The smallest K whose silhouette is within one standard error of the highest.
+
+    The one-standard-error rule: silhouettes closer than their sampling error are a tie, and a
+    tie goes to the fewer, simpler clusters. On 1,500 synthetic customers K = 10 beat K = 5 by
+    0.003 (standard error about 0.004) while K = 5 matched the personas far better (ARI 0.70 vs
+    0.38). Without ``silhouette_se`` (or with it NaN), ties are exact. An all-NaN curve gives the
+    smallest K.
+    """
     valid = curve.dropna(subset=["silhouette"])
     if valid.empty:
         return int(curve["k"].min())
-    best = valid["silhouette"].max()
-    return int(valid.loc[valid["silhouette"] == best, "k"].min())
+    best = valid.loc[valid["silhouette"].idxmax()]
+    se = best.get("silhouette_se", 0.0)
+    se = 0.0 if pd.isna(se) else float(se)
+    return int(valid.loc[valid["silhouette"] >= best["silhouette"] - se, "k"].min())
 
 
 # --- fit and assign --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ CLUSTERS_KEY = dg.AssetKey(["analytics", "customer_clusters"])
 HISTORY_TABLES = {
     "cluster_profiles": "One row per as-of date and cluster: size, revenue, feature means and "
     "medians, top segments, dominant RFM segment, name.",
-    "cluster_k_curve": "One row per as-of date and K tried: inertia, silhouette, chosen, elbow.",
+    "cluster_k_curve": "One row per as-of date and K tried: inertia, silhouette (and its standard error), chosen, elbow.",
     "cluster_feature_importance": "One row per as-of date, cluster (null = all) and feature: "
     "permutation importance of a surrogate classifier.",
     "cluster_evaluation": "One row per as-of date and metric: k, elbow_k, silhouette, changed "
@@ -35,7 +35,8 @@ HISTORY_TABLES = {
 EMPTY_HISTORY = {
     "cluster_profiles": {"cluster_id": "int64", "name": "str", "customers": "int64"},
     "cluster_k_curve": {
-        "k": "int64", "inertia": "float64", "silhouette": "float64", "is_chosen": "bool",
+        "k": "int64", "inertia": "float64", "silhouette": "float64", "silhouette_se": "float64",
+        "is_chosen": "bool",
         "is_elbow": "bool",
     },
     "cluster_feature_importance": {

@@ -117,6 +117,20 @@ def test_a_fixed_k_skips_the_choice_and_a_range_is_honoured():
     assert ranged.curve["k"].tolist() == [5, 6, 7] and 5 <= ranged.k <= 7
 
 
+def test_k_within_one_standard_error_of_the_best_goes_to_the_smaller_k():
+    curve = pd.DataFrame(
+        {
+            "k": [2, 3, 4, 5],
+            "silhouette": [0.10, 0.170, 0.150, 0.173],
+            "silhouette_se": [0.002, 0.003, 0.003, 0.004],
+        }
+    )
+    assert cl.choose_k(curve) == 3  # 0.170 is within 0.004 of 0.173: a tie, the smaller K wins
+    assert cl.choose_k(curve.assign(silhouette_se=0.001)) == 5  # clearly better: the larger K
+    assert cl.choose_k(curve.drop(columns="silhouette_se")) == 5  # no error known: exact ties only
+    assert cl.choose_k(curve.assign(silhouette=np.nan)) == 2
+
+
 def test_elbow_is_the_point_farthest_from_the_chord():
     ks = np.arange(2, 9)
     assert cl.elbow_k(ks, np.array([100, 40, 12, 10, 9, 8, 7.5])) == 4
@@ -253,11 +267,13 @@ def test_fewer_distinct_customers_than_k_min_or_k_give_no_clusters():
 
 
 def test_fewer_customers_than_k_clips_the_range():
-    frame = pd.DataFrame({"customer_code": list("abcde"), "x": [0.0, 0.1, 5.0, 5.1, 9.0]})
+    frame = pd.DataFrame(
+        {"customer_code": list("abcdef"), "x": [0.0, 0.01, 5.0, 5.01, 9.0, 9.01]}
+    )
     fit = cl.fit_clusters(frame, ("x",))
-    assert fit.curve["k"].max() == 4  # 5 customers: at most n - 1 for a silhouette
+    assert fit.curve["k"].max() == 5  # 6 customers: at most n - 1 for a silhouette
     assert fit.status == cl.CLUSTERED and any("clipped" in note for note in fit.notes)
-    assert fit.k == 3  # {0, 0.1}, {5, 5.1}, {9}
+    assert fit.k == 3  # three tight pairs
     # duplicated rows: no more clusters than distinct rows
     dupes = pd.DataFrame({"customer_code": list("abcdefgh"), "x": [0.0, 0.0, 0.0, 1, 1, 1, 7, 7]})
     assert cl.fit_clusters(dupes, ("x",)).curve["k"].max() == 3
