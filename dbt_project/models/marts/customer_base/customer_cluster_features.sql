@@ -47,6 +47,28 @@ with buyers as (
     where has_orders
 ),
 
+category_numbers as (
+    -- Categories are pivoted by their number in (segment, category) order, the order the
+    -- run_query above lists them in, so no catalogue name is ever spliced into the SQL.
+    select
+        segment,
+        category,
+        row_number() over (order by segment, category) as category_number
+    from (select distinct segment, category from {{ ref('customer_category_spend') }}) as bought
+),
+
+numbered as (
+    select
+        spend.customer_code,
+        spend.segment,
+        spend.order_lines,
+        spend.sold_quantity,
+        category_numbers.category_number
+    from {{ ref('customer_category_spend') }} as spend
+    inner join category_numbers
+        on spend.segment = category_numbers.segment and spend.category = category_numbers.category
+),
+
 basket as (
     select
         customer_code,
@@ -55,13 +77,12 @@ basket as (
             as {{ segment | lower }}_lines,
         {%- endfor %}
         {%- for c in categories %}
-        sum(case when segment = '{{ c.segment | replace("'", "''") }}'
-            and category = '{{ c.category | replace("'", "''") }}' then order_lines else 0 end)
+        sum(case when category_number = {{ loop.index }} then order_lines else 0 end)
             as {{ c.column }}_lines,
         {%- endfor %}
         sum(order_lines) as order_lines,
         sum(sold_quantity) as sold_quantity
-    from {{ ref('customer_category_spend') }}
+    from numbered
     group by customer_code
 ),
 
