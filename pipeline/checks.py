@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from pipeline.assets.clusters import CLUSTERS_KEY
 from pipeline.assets.customers import customer_rfm
+from pipeline.resources import PipelineSettings
 
 
 @dataclass(frozen=True)
@@ -96,3 +98,26 @@ def run_sql_checks(duckdb: DuckDBResource, asset_key: dg.AssetKey, checks: list[
 )
 def customer_rfm_checks(duckdb: DuckDBResource):
     yield from run_sql_checks(duckdb, customer_rfm.key, RFM_CHECKS)
+
+
+# --- issue 15: clusters on too little data ----------------------------------------------------
+
+
+@dg.asset_check(
+    asset=CLUSTERS_KEY,
+    blocking=False,
+    description="WARN when this refresh found no clusters (too few customers for the K range); "
+    "the reason is in the metadata and in marts.cluster_status.",
+)
+def clusters_were_found(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as conn:
+        row = conn.execute(
+            "select status, reason, customers from analytics.cluster_status where as_of_date = ?",
+            [settings.current.as_of],
+        ).fetchone()
+    status, reason, customers = row if row else ("missing", "no status row for this as-of date", 0)
+    return dg.AssetCheckResult(
+        passed=status == "clustered",
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"status": status, "reason": reason or "", "customers": int(customers or 0)},
+    )

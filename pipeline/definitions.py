@@ -16,7 +16,7 @@ from pipeline.assets.dbt import customer_marts, star_schema
 from pipeline.assets.publish import bi_snapshot
 from pipeline.assets.raw import raw_assets_for, synthetic_raw_data
 from pipeline.assets.report import dashboard
-from pipeline.checks import customer_rfm_checks
+from pipeline.checks import clusters_were_found, customer_rfm_checks
 from pipeline.jobs import refresh_job
 from pipeline.resources import build_resources
 from pipeline.schedules import build_refresh_schedule
@@ -33,7 +33,7 @@ ASSETS = [
     bi_snapshot,
     dashboard,
 ]
-CHECKS = [customer_rfm_checks]
+CHECKS = [customer_rfm_checks, clusters_were_found]
 
 
 def build_definitions(current: settings_module.Settings | None = None) -> dg.Definitions:

@@ -12,8 +12,10 @@ A name is built from the profile, word by word, each word from one documented te
 3. Frequency: ``one-time`` when the cluster's median customer has one order; ``frequent`` when
    that median is above the 2/3 quantile of all customers' order counts
    (``NamingRule.frequent_orders``); else ``occasional``.
-4. Basket: ``<Segment> buyers`` for the segment with the largest mean share of net sales when that
-   share is at least ``segment_share`` (0.4), else ``mixed-basket buyers``.
+4. Basket: ``<Segment> buyers`` for the segment with the largest mean share of order lines when
+   that share is at least ``segment_share`` (0.4), else ``mixed-basket buyers``.
+5. Bulk: ``bulk`` before the basket word when the cluster's median units per line is at least
+   ``bulk_units`` (5): resellers buy by the box, people one or two at a time.
 
 Cuts come from the customer distribution rather than from ranking the clusters, so a word means
 the same whatever K is, and a cluster of $40 orders is never "mid-value" because the others are
@@ -25,8 +27,10 @@ cluster id. Names describe this refresh's profile, so a cluster id can be rename
 Importance method (``feature_importance``)
 ------------------------------------------
 Permutation importance of surrogate classifiers trained to predict the cluster from the model
-features, on a seeded sample (20,000 customers) split 70/30 (seeded, stratified when it can be),
-importances measured on the held-out 30% with ``n_repeats`` seeded shuffles:
+features, on a seeded sample (8,000 customers) split 70/30 (seeded, stratified when it can be),
+importances measured on the held-out 30% with ``n_repeats`` (3) seeded shuffles. Sample and
+shuffles are kept small because the cost grows with features x clusters x shuffles, and the
+category mix made the features about twice as many:
 
 - all clusters (``cluster_id`` <NA>): a seeded random forest (50 trees, depth 8), scored by
   accuracy: the drop in accuracy when a feature is shuffled;
@@ -49,7 +53,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
-from .clusters import CHANNEL_FEATURES, CLUSTER_ID, MIX_FEATURES, SEGMENTS, sample_rows
+from .clusters import CHANNEL_FEATURES, CLUSTER_ID, SEGMENT_SHARES, SEGMENTS, sample_rows
 
 # Readable (unlogged) columns of customer_cluster_features, profiled when present.
 PROFILE_COLUMNS = (
@@ -59,7 +63,9 @@ PROFILE_COLUMNS = (
     "avg_order_net_sales",
     "total_net_sales",
     "margin_rate",
-    *MIX_FEATURES,
+    "units_per_line",
+    "lines_per_order",
+    *SEGMENT_SHARES,
     *CHANNEL_FEATURES,
 )
 IMPORTANCE_COLUMNS = (
@@ -91,6 +97,7 @@ class NamingRule:
 
     lapsed_days: float = 365
     segment_share: float = 0.4
+    bulk_units: float = 5
     value_cuts: tuple[float, float] | None = None  # 1/3 and 2/3 quantiles of avg order value
     frequent_orders: float | None = None  # 2/3 quantile of order count
 
@@ -105,7 +112,7 @@ def naming_rule(
         value_cuts = (float(low), float(high))
     if "order_count" in features.columns:
         frequent = float(features["order_count"].astype(float).quantile(2 / 3))
-    return NamingRule(lapsed_days, segment_share, value_cuts, frequent)
+    return NamingRule(lapsed_days, segment_share, value_cuts=value_cuts, frequent_orders=frequent)
 
 
 def cluster_profiles(
@@ -164,10 +171,10 @@ def cluster_profiles(
         stats.columns = [f"{column}_{stat}" for column, stat in stats.columns]
         profile = profile.join(stats)
 
-    mix = [c for c in MIX_FEATURES if f"{c}_mean" in profile.columns]
+    mix = [c for c in SEGMENT_SHARES if f"{c}_mean" in profile.columns]
     if mix:
         shares = profile[[f"{c}_mean" for c in mix]].to_numpy()
-        names = np.array([SEGMENTS[MIX_FEATURES.index(c)] for c in mix])
+        names = np.array([SEGMENTS[SEGMENT_SHARES.index(c)] for c in mix])
         profile["top_segment"] = names[shares.argmax(axis=1)]
         profile["top_segment_share"] = shares.max(axis=1)
         profile["top_segments"] = [_top_segments(row, names) for row in shares]
@@ -209,6 +216,8 @@ def name_clusters(profile: pd.DataFrame, rule: NamingRule = NamingRule()) -> pd.
         words["frequency"] = np.select(
             [orders <= 1, frequent], ["one-time", "frequent"], "occasional"
         )
+    if "units_per_line_median" in profile.columns:
+        words["bulk"] = np.where(profile["units_per_line_median"] >= rule.bulk_units, "bulk", "")
     if "top_segment" in profile.columns:
         words["basket"] = np.where(
             profile["top_segment_share"] >= rule.segment_share,
@@ -248,8 +257,8 @@ def feature_importance(
     features: pd.DataFrame,
     labels: pd.Series,
     columns: tuple[str, ...],
-    sample_size: int = 20_000,
-    n_repeats: int = 5,
+    sample_size: int = 8_000,
+    n_repeats: int = 3,
     random_state: int = 0,
     per_cluster: bool = True,
 ) -> pd.DataFrame:

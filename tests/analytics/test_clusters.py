@@ -14,13 +14,13 @@ from pipeline.analytics import cluster_profiles as cp
 from pipeline.analytics import clusters as cl
 
 # Persona-like groups for synthetic_features: share, mean extra orders, median order value,
-# segment mix (SEGMENTS order), days since the last order (exponential mean).
+# segment mix (SEGMENTS order), days since the last order (exponential mean), units per line.
 _GROUPS = (
-    (0.25, 1.2, 180.0, (0.45, 0.25, 0.10, 0.05, 0.10, 0.05), 120.0),
-    (0.20, 1.5, 650.0, (0.15, 0.15, 0.45, 0.15, 0.05, 0.05), 150.0),
-    (0.05, 6.0, 4000.0, (0.30, 0.30, 0.10, 0.05, 0.15, 0.10), 40.0),
-    (0.30, 1.4, 60.0, (0.10, 0.55, 0.00, 0.00, 0.25, 0.10), 200.0),
-    (0.20, 0.2, 900.0, (0.05, 0.10, 0.70, 0.15, 0.00, 0.00), 400.0),
+    (0.25, 1.2, 180.0, (0.45, 0.25, 0.10, 0.05, 0.10, 0.05), 120.0, 1.3),
+    (0.20, 1.5, 650.0, (0.15, 0.15, 0.45, 0.15, 0.05, 0.05), 150.0, 2.0),
+    (0.05, 6.0, 4000.0, (0.30, 0.30, 0.10, 0.05, 0.15, 0.10), 40.0, 20.0),
+    (0.30, 1.4, 60.0, (0.10, 0.55, 0.00, 0.00, 0.25, 0.10), 200.0, 1.5),
+    (0.20, 0.2, 900.0, (0.05, 0.10, 0.70, 0.15, 0.00, 0.00), 400.0, 1.1),
 )
 
 
@@ -44,10 +44,13 @@ def synthetic_features(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]
     empty = counts.sum(axis=1) == 0
     counts[empty, mix[empty].argmax(axis=1)] = 1
     share = counts / counts.sum(axis=1, keepdims=True)
+    population = counts.sum(axis=0) / counts.sum()
+    lines = counts.sum(axis=1)
     avg_order = value * rng.lognormal(0.0, 0.45, n)
     days_since = np.minimum(rng.exponential(recency_mean), 1000).astype(int)
     tenure = days_since + (orders - 1) * rng.integers(20, 120, n)
     platform_channel = rng.integers(0, 4, n)
+    units = 1 + rng.poisson(np.array([g[5] for g in _GROUPS])[group] - 1)
     frame = pd.DataFrame(
         {
             "customer_code": np.char.add("C", np.arange(n).astype(str)),
@@ -56,11 +59,19 @@ def synthetic_features(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]
             "tenure_days": tenure,
             "total_net_sales": avg_order * orders,
             "avg_order_net_sales": avg_order,
+            "units_per_line": units,
+            "lines_per_order": lines / orders,
             "margin_rate": np.clip(rng.normal(0.3, 0.05, n), 0, 1),
-            "log_recency": np.log1p(days_since),
             "log_frequency": np.log1p(orders),
-            "log_avg_spend": np.log1p(avg_order),
-            **{column: share[:, i] for i, column in enumerate(cl.MIX_FEATURES)},
+            "log_avg_order_value": np.log1p(avg_order),
+            "log_units_per_line": np.log1p(units),
+            "log_lines_per_order": np.log1p(lines / orders),
+            **{column: share[:, i] for i, column in enumerate(cl.SEGMENT_SHARES)},
+            # the model's mix: shrunk towards everyone's, as customer_cluster_features does
+            **{
+                f"mix_{segment.lower()}": (counts[:, i] + 2 * population[i]) / (lines + 2)
+                for i, segment in enumerate(cl.SEGMENTS)
+            },
             "is_e_commerce": (platform_channel >= 2).astype(int),
             "is_direct": (platform_channel == 1).astype(int),
             "is_distributor": (platform_channel == 3).astype(int),
@@ -104,6 +115,20 @@ def test_a_fixed_k_skips_the_choice_and_a_range_is_honoured():
     assert sorted(fixed.labels.unique()) == [0, 1, 2]
     ranged = cl.fit_clusters(frame, columns, cl.ClusterConfig(k_range=(5, 7)))
     assert ranged.curve["k"].tolist() == [5, 6, 7] and 5 <= ranged.k <= 7
+
+
+def test_k_within_one_standard_error_of_the_best_goes_to_the_smaller_k():
+    curve = pd.DataFrame(
+        {
+            "k": [2, 3, 4, 5],
+            "silhouette": [0.10, 0.170, 0.150, 0.173],
+            "silhouette_se": [0.002, 0.003, 0.003, 0.004],
+        }
+    )
+    assert cl.choose_k(curve) == 3  # 0.170 is within 0.004 of 0.173: a tie, the smaller K wins
+    assert cl.choose_k(curve.assign(silhouette_se=0.001)) == 5  # clearly better: the larger K
+    assert cl.choose_k(curve.drop(columns="silhouette_se")) == 5  # no error known: exact ties only
+    assert cl.choose_k(curve.assign(silhouette=np.nan)) == 2
 
 
 def test_elbow_is_the_point_farthest_from_the_chord():
@@ -199,37 +224,62 @@ def test_assign_clusters_matches_the_fit_labels():
 # --- degenerate input ------------------------------------------------------------------------
 
 
-def test_identical_customers_are_one_cluster():
-    frame = pd.DataFrame({"customer_code": list("abcdef"), "x": 1.0, "y": 2.0})
-    fit = cl.fit_clusters(frame, ("x", "y"))
-    assert fit.k == 1 and fit.pipeline is None and fit.curve.empty
-    assert (fit.labels == 0).all() and len(fit.labels) == 6
-    assert set(fit.dropped) == {"x", "y"} and "no feature varies" in fit.notes[-1]
-    assert fit.centroids.to_dict("records") == [{"cluster_id": 0, "x": 1.0, "y": 2.0}]
-    profile = cp.cluster_profiles(frame, fit.labels, columns=("x", "y"))
-    assert profile["customers"].tolist() == [6] and profile["name"].tolist() == ["cluster 0"]
-    assert cp.feature_importance(frame, fit.labels, fit.features).empty
-    assert (cl.assign_clusters(fit, frame) == 0).all()
+def _assert_no_clusters(fit: cl.ClusterFit, reason: str) -> None:
+    """Too little data: a status and a reason, no cluster for anyone, nothing to publish."""
+    assert fit.status == cl.NOT_CLUSTERED and fit.k == 0 and fit.pipeline is None
+    assert reason in fit.reason and fit.reason in fit.notes
+    assert fit.labels.empty and fit.curve.empty and fit.centroids.empty
+    with pytest.raises(ValueError, match="no clusters to assign"):
+        cl.assign_clusters(fit, pd.DataFrame({"customer_code": ["a"], "x": [0.0]}))
+
+
+@pytest.mark.parametrize(
+    "codes, values, reason",
+    [
+        # no customer with orders yet
+        ([], [], "0 customers with orders have only 0 distinct"),
+        # one customer: the IndexError this used to be
+        (["a"], [1.0], "1 customers with orders have only 1 distinct"),
+        # two customers: two distinct rows, but no silhouette for K = 2
+        (["a", "b"], [0.0, 1.0], "2 customers with orders: at least 3 are needed"),
+        # many customers, all alike: nothing to tell apart
+        (list("abcdef"), [1.0] * 6, "6 customers with orders have only 1 distinct"),
+    ],
+)
+def test_too_few_customers_give_no_clusters_and_say_why(codes, values, reason):
+    frame = pd.DataFrame(
+        {"customer_code": pd.Series(codes, dtype=object), "x": pd.Series(values, dtype=float)}
+    )
+    frame["y"] = frame["x"]
+    _assert_no_clusters(cl.fit_clusters(frame, ("x", "y")), reason)
+
+
+def test_fewer_distinct_customers_than_k_min_or_k_give_no_clusters():
+    frame = pd.DataFrame({"customer_code": list("abcdefgh"), "x": [0.0, 0, 0, 1, 1, 1, 7, 7]})
+    # 3 distinct rows: K from 4 up is impossible, whatever the customer count
+    _assert_no_clusters(
+        cl.fit_clusters(frame, ("x",), cl.ClusterConfig(k_range=(4, 6))), "at least K = 4 clusters"
+    )
+    _assert_no_clusters(cl.fit_clusters(frame, ("x",), cl.ClusterConfig(k=4)), "k = 4 clusters")
+    # k = 1 is everyone in one cluster, even with a single customer
+    one = cl.fit_clusters(frame.head(1), ("x",), cl.ClusterConfig(k=1))
+    assert one.status == cl.CLUSTERED and one.k == 1 and one.labels.tolist() == [0]
 
 
 def test_fewer_customers_than_k_clips_the_range():
-    frame = pd.DataFrame({"customer_code": list("abcde"), "x": [0.0, 0.1, 5.0, 5.1, 9.0]})
+    frame = pd.DataFrame(
+        {"customer_code": list("abcdef"), "x": [0.0, 0.01, 5.0, 5.01, 9.0, 9.01]}
+    )
     fit = cl.fit_clusters(frame, ("x",))
-    assert fit.curve["k"].max() == 4  # 5 customers: at most n - 1 for a silhouette
-    assert any("clipped" in note for note in fit.notes)
-    assert fit.k == 3  # {0, 0.1}, {5, 5.1}, {9}
+    assert fit.curve["k"].max() == 5  # 6 customers: at most n - 1 for a silhouette
+    assert fit.status == cl.CLUSTERED and any("clipped" in note for note in fit.notes)
+    assert fit.k == 3  # three tight pairs
     # duplicated rows: no more clusters than distinct rows
     dupes = pd.DataFrame({"customer_code": list("abcdefgh"), "x": [0.0, 0.0, 0.0, 1, 1, 1, 7, 7]})
     assert cl.fit_clusters(dupes, ("x",)).curve["k"].max() == 3
 
 
-def test_too_few_customers_or_a_too_large_k_is_a_clear_error():
-    two = pd.DataFrame({"customer_code": ["a", "b"], "x": [0.0, 1.0]})
-    with pytest.raises(ValueError, match="cannot choose K"):
-        cl.fit_clusters(two, ("x",))
-    three = pd.DataFrame({"customer_code": list("abc"), "x": [0.0, 1.0, 1.0]})
-    with pytest.raises(ValueError, match="k=4 clusters asked for.*2 distinct"):
-        cl.fit_clusters(three, ("x",), cl.ClusterConfig(k=4))
+def test_a_bad_k_range_is_a_clear_error():
     with pytest.raises(ValueError, match="k_range"):
         cl.ClusterConfig(k_range=(1, 5))
 
@@ -307,6 +357,22 @@ def test_naming_rule_on_a_hand_made_profile():
         "mid-value occasional mixed-basket buyers",
         "mid-value occasional mixed-basket buyers (2)",  # the smaller of two same names
         "low-value occasional Desktop buyers",  # 3 orders is not above the cut; 364 days not lapsed
+    ]
+
+
+def test_bulk_buyers_are_named_by_their_units_per_line():
+    profile = pd.DataFrame(
+        {
+            "cluster_id": [0, 1],
+            "customers": [90, 10],
+            "units_per_line_median": [1.3, 14.0],
+            "top_segment": ["Accessories", "Accessories"],
+            "top_segment_share": [0.6, 0.45],
+        }
+    )
+    assert cp.name_clusters(profile, cp.NamingRule(bulk_units=5)).tolist() == [
+        "Accessories buyers",
+        "bulk Accessories buyers",
     ]
 
 

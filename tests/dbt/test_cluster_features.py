@@ -83,7 +83,7 @@ def built(tmp_path_factory):
         features = conn.sql("select * from marts.customer_cluster_features").df()
         lines = conn.sql(
             "select s.customer_code, s.order_id, s.date, s.net_sales_amount, s.gross_margin_amount,"
-            " p.segment, c.platform, c.channel"
+            " s.sold_quantity, p.segment, p.category, c.platform, c.channel"
             " from marts.fact_sales s"
             " join raw.products p on s.product_code = p.product_code"
             " join raw.customers c on s.customer_code = c.customer_code"
@@ -92,7 +92,7 @@ def built(tmp_path_factory):
 
 
 def _expected(lines: pd.DataFrame) -> pd.DataFrame:
-    """The features computed in pandas from the priced order lines."""
+    """The features computed in pandas from the priced order lines (a line is a row)."""
     lines = lines.assign(date=pd.to_datetime(lines["date"]))
     by = lines.groupby("customer_code")
     as_of = pd.Timestamp(AS_OF)
@@ -105,16 +105,28 @@ def _expected(lines: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out["avg_order_net_sales"] = out["total_net_sales"] / out["order_count"]
+    out["order_lines"] = by.size()
+    out["units_per_line"] = by["sold_quantity"].sum() / out["order_lines"]
+    out["lines_per_order"] = out["order_lines"] / out["order_count"]
     out["margin_rate"] = by["gross_margin_amount"].sum() / out["total_net_sales"]
-    out["log_recency"] = np.log1p(out["days_since_last_order"])
     out["log_frequency"] = np.log1p(out["order_count"])
-    out["log_avg_spend"] = np.log1p(out["avg_order_net_sales"])
-    mix = lines.pivot_table(
-        index="customer_code", columns="segment", values="net_sales_amount", aggfunc="sum"
-    ).reindex(columns=SEGMENTS)
-    mix = mix.fillna(0).div(mix.fillna(0).sum(axis=1), axis=0)
+    out["log_avg_order_value"] = np.log1p(out["avg_order_net_sales"])
+    out["log_units_per_line"] = np.log1p(out["units_per_line"])
+    out["log_lines_per_order"] = np.log1p(out["lines_per_order"])
+    # the basket mix counts order lines, not money
+    lines_by_segment = pd.crosstab(lines["customer_code"], lines["segment"]).reindex(
+        columns=SEGMENTS, fill_value=0
+    )
     for segment in SEGMENTS:
-        out[f"share_{segment.lower()}"] = mix[segment]
+        out[f"share_{segment.lower()}"] = lines_by_segment[segment] / out["order_lines"]
+    # per category, shrunk by two pseudo-lines at everyone's mix
+    by_category = pd.crosstab(
+        lines["customer_code"], "mix_" + lines["segment"].str.lower() + "__"
+        + lines["category"].str.lower().str.replace(" ", "_")
+    )
+    population = by_category.sum() / by_category.to_numpy().sum()
+    mix = (by_category + 2 * population).div(out["order_lines"] + 2, axis=0)
+    out = out.join(mix)
     first = by[["platform", "channel"]].first()
     out["is_e_commerce"] = (first["platform"] == "E-Commerce").astype(int)
     for channel in ("Direct", "Distributor", "Retailer"):
@@ -138,6 +150,22 @@ def test_features_match_pandas(built):
             err_msg=column,
         )
     assert (features["as_of_date"] == pd.Timestamp(AS_OF)).all()
+
+
+def test_the_mix_has_one_column_per_category_bought(built):
+    features, lines = built
+    mix = sorted(c for c in features.columns if c.startswith("mix_"))
+    # Monitor lives under Peripherals: the name says both, as AtliQ reuses category names
+    assert mix == [
+        "mix_accessories__mouse",
+        "mix_desktop__personal_desktop",
+        "mix_notebook__personal_laptop",
+        "mix_peripherals__monitor",
+        "mix_storage__external_ssd",
+    ]
+    # shrunk, not raw: every customer has some of each, and the mix still sums to one
+    assert (features[mix] > 0).all().all()
+    np.testing.assert_allclose(features[mix].sum(axis=1), 1.0, rtol=1e-9)
 
 
 def test_data_exercises_the_edge_cases(built):

@@ -17,6 +17,7 @@ by_category as (
         customer_code,
         category,
         segment,
+        count(*) as order_lines,
         sum(sold_quantity) as sold_quantity,
         sum(net_sales_amount) as net_sales,
         sum(gross_margin_amount) as gross_margin
@@ -28,6 +29,7 @@ select
     customer_code,
     category,
     segment,
+    order_lines,
     sold_quantity,
     net_sales,
     gross_margin,
