@@ -82,7 +82,10 @@ def cltv_model_selection(
         backtest_summary = conn.execute(
             "select * from marts.customer_backtest_summary order by customer_code"
         ).df()
-        result = model_selection.select_models(backtest_summary, spend=current.cltv_spend)
+        result = model_selection.select_models(
+            backtest_summary, spend=current.cltv_spend,
+            transaction_candidates=current.cltv_transaction_models,
+        )
         as_of = pd.Timestamp(current.as_of)
         selection = result.selection.assign(holdout_days=current.backtest_holdout_days)
         selection.insert(0, "as_of_date", as_of)
