@@ -282,11 +282,12 @@ def select_models(
         fit, error = _fit_or_reason(lambda: cltv.fit_spend_model(calibration, name, spend,
                                                                  penalizers))
         row = {"kind": SPEND, "model": name}
-        if fit is None:
+        if fit is not None:
+            predicted, error = _fit_or_reason(lambda: cltv.spend_per_day(fit, calibration))
+        if error is not None:
             row.update(status="failed", reason=error)
         else:
             spend_fits[name] = fit
-            predicted = cltv.spend_per_day(fit, calibration)
             row.update(status="fitted", penalizer=fit.penalizer, params=_params_text(fit))
             row.update(spend_metrics(predicted, holdout_spend, actual, one_time))
             if not fit.population_mean_defined:

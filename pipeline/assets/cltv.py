@@ -178,10 +178,16 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
         chosen = model_selection.fit_chosen(
             summary, transaction_ranking, spend_ranking, spend=current.cltv_spend
         )
+        scores, failure = None, chosen.reason
         if chosen.available:
+            try:
+                scores = cltv.score_customers(summary, chosen.transaction, chosen.spend,
+                                              current.cltv_discount_rate)
+            except FloatingPointError as error:  # non-finite predictions: unavailable, not a crash
+                failure = f"{chosen.transaction.name} x {chosen.spend.name} scoring failed: {error}"
+        available = scores is not None
+        if available:
             fits = [chosen.transaction, chosen.spend]
-            scores = cltv.score_customers(summary, chosen.transaction, chosen.spend,
-                                          current.cltv_discount_rate)
             reason = "; ".join(
                 selection.loc[selection["chosen"].fillna(False).astype(bool), "reason"].dropna()
             ) or "chosen in the default order (no holdout to compare on)"
@@ -190,12 +196,12 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
         else:
             fits = [f for f in (chosen.transaction, chosen.spend) if f is not None]
             scores = cltv.unavailable_scores(summary)
-            reason = chosen.reason
+            reason = failure
             context.log.warning(f"CLTV unavailable: {reason}")
         scores.insert(1, "as_of_date", as_of)
         status = pd.DataFrame([{
             "as_of_date": as_of,
-            "status": "available" if chosen.available else "unavailable",
+            "status": "available" if available else "unavailable",
             "transaction_model": chosen.transaction.name if chosen.transaction else None,
             "spend_model": chosen.spend.name if chosen.spend else None,
             "reason": reason,
@@ -234,7 +240,7 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
     yield dg.AssetCheckResult(
         asset_key=CLTV_KEY,
         check_name=AVAILABLE_CHECK,
-        passed=chosen.available,
+        passed=available,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"reason": reason},
     )
