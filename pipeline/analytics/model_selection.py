@@ -310,7 +310,7 @@ def select_models(
             row["rank"] = rank
     rows += spend_rows
     return _result(rows, deciles, transaction_ranking, tuple(r["model"] for r in eligible),
-                   transaction_fits, spend_fits, len(backtest_summary))
+                   transaction_fits, spend_fits, len(backtest_summary), float(actual.sum()))
 
 
 def _beats(best, baselines) -> bool:
@@ -336,8 +336,10 @@ def tidy_metrics(selection: pd.DataFrame) -> pd.DataFrame:
     tidy = selection.melt(id_vars=["model"], value_vars=names, var_name="metric")
     tidy = tidy.dropna(subset=["value"])[["metric", "model", "value"]]
     extra = []
-    if "n_customers" in selection.columns and len(selection):
+    if len(selection):
         extra.append(("n_customers", "actual", float(selection["n_customers"].iloc[0])))
+        extra.append(("purchases_total", "actual",
+                      float(selection["holdout_purchases_total"].iloc[0])))
     beats = gate(selection)
     if beats is not None:
         best = selection.loc[(selection["kind"] == TRANSACTION) & (selection["rank"] == 1), "model"]
@@ -347,7 +349,7 @@ def tidy_metrics(selection: pd.DataFrame) -> pd.DataFrame:
 
 
 def _result(rows, deciles, transaction_ranking, spend_ranking, transaction_fits, spend_fits,
-            n_customers) -> Selection:
+            n_customers, holdout_total=0.0) -> Selection:
     selection = pd.DataFrame(rows).reindex(columns=list(SELECTION_COLUMNS))
     chosen = {transaction_ranking[0] if transaction_ranking else None,
               spend_ranking[0] if spend_ranking else None} - {None}
@@ -358,6 +360,7 @@ def _result(rows, deciles, transaction_ranking, spend_ranking, transaction_fits,
     selection = selection.astype({c: "string" for c in ("kind", "model", "status", "reason",
                                                         "params")})
     selection["n_customers"] = n_customers
+    selection["holdout_purchases_total"] = holdout_total
     deciles_frame = (pd.concat(deciles, ignore_index=True) if deciles else pd.DataFrame(
         columns=["model", "decile", "customers", "predicted_mean", "actual_mean"]))
     deciles_frame = deciles_frame.astype({"decile": "int64", "customers": "int64",
