@@ -143,7 +143,6 @@ def lifetimes_comparison(
     echo("  ... ours: pipeline.analytics.cltv on marts.customer_summary")
     ours = Timer()
     with TreeSampler(os.getpid(), interval=interval) as our_memory, warnings.catch_warnings():
-        warnings.simplefilter("ignore", cltv.CltvWarning)
         with ours("BG/NBD fit"):
             bgnbd = cltv.fit_bgnbd(summary)
         with ours("Gamma-Gamma fit"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipeline import settings as settings_module
-from pipeline.assets.cltv import cltv_evaluation, customer_cltv
+from pipeline.assets.cltv import cltv_evaluation, cltv_model_selection, customer_cltv
 from pipeline.assets.clusters import customer_clusters
 from pipeline.assets.customers import customer_rfm
 from pipeline.assets.dbt import customer_marts, star_schema
@@ -26,6 +26,7 @@ ASSETS = [
     synthetic_raw_data,
     star_schema,
     customer_rfm,
+    cltv_model_selection,
     customer_cltv,
     cltv_evaluation,
     customer_clusters,

@@ -80,6 +80,11 @@ SETTINGS: dict[str, Setting] = {
         "0.10",
         "Annual discount rate of the 12-month CLV.",
     ),
+    "cltv_transaction_models": Setting(
+        "PIPELINE_CLTV_TRANSACTION_MODELS",
+        "bgnbd,mbgnbd,pareto_nbd",
+        "Comma-separated purchase-count models the backtest chooses from: bgnbd, mbgnbd, pareto_nbd.",
+    ),
     "backtest_holdout_days": Setting(
         "PIPELINE_BACKTEST_HOLDOUT_DAYS",
         "180",
@@ -206,6 +211,7 @@ SETTINGS: dict[str, Setting] = {
 }
 
 CLTV_SPENDS = ("margin", "revenue")
+CLTV_TRANSACTION_MODELS = ("bgnbd", "mbgnbd", "pareto_nbd")
 SOURCES = ("synthetic", "files")
 IMPORT_LAYOUTS = ("atliq", "transactions")
 CSV_ENCODINGS = ("utf-8", "utf-16", "latin-1")
@@ -227,6 +233,7 @@ class Settings:
     schedule_anchor: dt.date = dt.date(2026, 1, 1)
     cltv_spend: str = "margin"
     cltv_discount_rate: float = 0.10
+    cltv_transaction_models: tuple[str, ...] = CLTV_TRANSACTION_MODELS
     backtest_holdout_days: int = 180
     rfm_new_customer_days: int = 90
     cluster_k_min: int = 2
@@ -306,6 +313,17 @@ def _parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise SettingsError(f"{SETTINGS[name].env}={raw!r} must be one of {', '.join(choices)}")
     return value
+
+
+def _parse_choices(name: str, raw: str, choices: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated, non-empty list of distinct choices, in the given order."""
+    values = tuple(v.strip().lower() for v in raw.split(",") if v.strip())
+    unknown = [v for v in values if v not in choices]
+    if not values or unknown or len(set(values)) < len(values):
+        raise SettingsError(
+            f"{SETTINGS[name].env}={raw!r} must list distinct names among {', '.join(choices)}"
+        )
+    return values
 
 
 def _parse_k(raw: str) -> int | None:
@@ -402,6 +420,9 @@ def load(environ: dict[str, str] | None = None, **overrides: object) -> Settings
         schedule_anchor=_parse_date("schedule_anchor", raw["schedule_anchor"]),
         cltv_spend=_parse_choice("cltv_spend", raw["cltv_spend"], CLTV_SPENDS),
         cltv_discount_rate=_parse_float("cltv_discount_rate", raw["cltv_discount_rate"], 0.0, 1.0),
+        cltv_transaction_models=_parse_choices(
+            "cltv_transaction_models", raw["cltv_transaction_models"], CLTV_TRANSACTION_MODELS
+        ),
         backtest_holdout_days=_parse_int("backtest_holdout_days", raw["backtest_holdout_days"], 1),
         rfm_new_customer_days=_parse_int("rfm_new_customer_days", raw["rfm_new_customer_days"], 0),
         cluster_k_min=_parse_int("cluster_k_min", raw["cluster_k_min"], 2),

@@ -176,6 +176,12 @@ def replace_as_of_rows(
         conn.register("_frame", frame)
         select = _select_frame(frame)
         conn.execute(f"create table if not exists {target} as {select} limit 0")
+        # a newer release may add columns: older rows get NULL in them
+        existing = {name for name, _ in table_columns(conn, schema, table)}
+        relation = conn.sql(select)
+        for name, dtype in zip(relation.columns, relation.types):
+            if name not in existing:
+                conn.execute(f"alter table {target} add column {quote_ident(name)} {dtype}")
         conn.execute(f"delete from {target} where as_of_date = ?", [as_of])
         conn.execute(f"insert into {target} by name {select}")
         conn.unregister("_frame")

@@ -327,12 +327,12 @@ def test_model_parameters_are_kept_per_refresh(conn):
     rows = conn.execute(
         "select cast(as_of_date as string), model, converged from marts.cltv_model_parameters order by 1, 2"
     ).fetchall()
-    assert rows == [
-        (FIRST_AS_OF, "bgnbd", True),
-        (FIRST_AS_OF, "gamma_gamma", True),
-        (AS_OF, "bgnbd", True),
-        (AS_OF, "gamma_gamma", True),
-    ]
+    # per refresh: the chosen transaction model and the chosen spend model
+    assert [(d, c) for d, _, c in rows] == [(FIRST_AS_OF, True)] * 2 + [(AS_OF, True)] * 2
+    for as_of in (FIRST_AS_OF, AS_OF):
+        models = {m for d, m, _ in rows if d == as_of}
+        assert len(models & {"bgnbd", "mbgnbd", "pareto_nbd"}) == 1
+        assert len(models & {"gamma_gamma", "lognormal_eb"}) == 1
 
 
 def test_evaluation_mart_has_the_backtest_the_truth_and_the_clusters(conn):
@@ -344,7 +344,7 @@ def test_evaluation_mart_has_the_backtest_the_truth_and_the_clusters(conn):
         ).fetchall()
     }
     backtest_models = {m for (f, e, _, m) in metrics if e == "backtest"}
-    assert {"bgnbd", "baseline", "actual"} <= backtest_models
+    assert {"bgnbd", "mbgnbd", "pareto_nbd", "zero", "last_period", "naive", "actual"} <= backtest_models
     assert any(e == "truth" for (_, e, _, _) in metrics)
     assert 2 <= metrics[("clusters", "clustering", "k", "kmeans")] <= 10
     assert ("clusters", "clustering", "ari_vs_personas", "kmeans") in metrics
@@ -493,3 +493,40 @@ def test_cluster_status_says_clustered_and_names_tell_the_reseller_apart(conn):
         """
     ).fetchone()
     assert bulk == 1
+# --- issue 15: CLTV models chosen on the holdout ------------------------------------------------
+
+
+def test_cltv_models_are_chosen_on_the_holdout_with_a_reason(conn):
+    rows = conn.execute(
+        "select kind, model, status, rank, chosen, reason, purchases_rmse, purchases_poisson_deviance "
+        f"from marts.cltv_model_selection where as_of_date = date '{AS_OF}'"
+    ).fetchall()
+    by_model = {r[1]: r for r in rows}
+    assert set(by_model) == {"bgnbd", "mbgnbd", "pareto_nbd", "zero", "last_period", "naive",
+                             "gamma_gamma", "lognormal_eb"}
+    chosen = [r for r in rows if r[4]]
+    assert sorted(r[0] for r in chosen) == ["spend", "transaction"]
+    assert all(r[3] == 1 and r[5] for r in chosen)
+    for name in ("zero", "last_period", "naive"):
+        assert by_model[name][6] is not None and by_model[name][7] is not None
+    status = conn.execute(
+        f"select status, transaction_model, spend_model from marts.cltv_model_status "
+        f"where as_of_date = date '{AS_OF}'"
+    ).fetchone()
+    assert status[0] == "available" and set(status[1:]) == {r[1] for r in chosen}
+    deciles = conn.execute(
+        "select model, count(*), sum(customers) from marts.cltv_calibration_deciles "
+        f"where as_of_date = date '{AS_OF}' group by model"
+    ).fetchall()
+    assert {m for m, _, _ in deciles} == {"bgnbd", "mbgnbd", "pareto_nbd", "last_period", "naive"}
+    assert len({(n, total) for _, n, total in deciles}) == 1  # ten deciles of the same customers
+
+
+def test_p_alive_is_judged_on_repeat_buyers_too(conn):
+    metrics = dict(conn.execute(
+        "select metric, value from marts.model_evaluation "
+        f"where as_of_date = date '{AS_OF}' and evaluation = 'truth' and model <> 'truth'"
+    ).fetchall())
+    for name in ("p_alive_auc", "p_alive_auc_repeat", "p_alive_brier_repeat",
+                 "order_value_rmse_one_time", "order_value_rmse_repeat"):
+        assert metrics[name] == metrics[name], name  # present and not NaN

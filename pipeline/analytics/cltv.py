@@ -1,4 +1,6 @@
-"""Predicted customer lifetime value: BG/NBD for purchases, Gamma-Gamma for spend.
+"""Predicted customer lifetime value: a purchase-count model (BG/NBD, MBG/NBD or Pareto/NBD) times
+a spend model (Gamma-Gamma or log-normal empirical Bayes), chosen on the backtest holdout
+(``model_selection``).
 
 Inputs are per-customer frames (the SQL ``customer_summary``), never order lines: lifetimes'
 ``summary_data_from_transaction_data`` is replaced by SQL that computes the same summary.
@@ -10,9 +12,10 @@ Contract
   ``alpha`` and the simulator's latent purchase rates are both per day, and the 90- and 365-day
   horizons need no conversion. A "purchase" is a purchase *day* (several orders on one day
   count once), as in lifetimes.
-- **BG/NBD** is fit on the customers with orders, compressed to unique (frequency, recency, t)
-  rows with ``weights``: the optimiser's cost grows with distinct histories, not customers, and
-  the parameters are the same as on the uncompressed rows.
+- **Transaction models** (BG/NBD, MBG/NBD, Pareto/NBD; ``fit_transaction_model``) are fit on
+  the customers with orders, compressed to unique (frequency, recency, t) rows with ``weights``:
+  the optimiser's cost grows with distinct histories, not customers, and the parameters are the
+  same as on the uncompressed rows.
 - **Gamma-Gamma** is fit on repeat customers (frequency > 0) whose mean spend is positive
   (lifetimes refuses non-positive values). Spend is ``"margin"`` (gross margin, the default:
   it is what the business keeps) or ``"revenue"`` (net sales). The model assumes spend is
@@ -39,10 +42,16 @@ Contract
 - **Gamma-Gamma with q <= 1.** The model's population mean spend ``p v / (q - 1)`` is then
   infinite, and lifetimes returns a negative number for customers without repeat purchases.
   Repeat customers are unaffected (their conditional mean ``p (v + x m) / (p x + q - 1)`` stays
-  proper while ``p + q > 1``). By default the fit is kept, the result says
-  ``population_mean_defined = False`` and customers without repeat purchases get the mean spend
-  of the fitted customers instead, with a ``CltvWarning``; pass ``undefined_mean="raise"`` to
-  refuse such a fit instead.
+  proper while ``p + q > 1``). The fit is kept and says ``population_mean_defined = False``;
+  customers without repeat purchases get the mean spend of the fitted customers. Model
+  selection treats such a fit as unable to value one-time buyers (a reason to choose the
+  log-normal model), so no warning is raised; pass ``undefined_mean="raise"`` to refuse it.
+- **Log-normal spend** (``fit_lognormal_spend``, ``spend_models``): every purchase day's log
+  spend, each customer's mean shrunk towards the population; one-time buyers get their own first
+  day shrunk, not a constant.
+- **Unavailable models.** ``unavailable_scores`` gives every customer null CLTV columns and a
+  null tier (``"none"`` still marks customers without orders), for a refresh whose models could
+  not be fit: the marts are published, the status table says why.
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -63,11 +72,20 @@ import pandas as pd
 
 # Importing lifetimes silences every FutureWarning in the process; undo that for our import.
 with warnings.catch_warnings():
-    from lifetimes import BetaGeoFitter, GammaGammaFitter
+    from lifetimes import GammaGammaFitter
     from lifetimes.utils import ConvergenceError
 
-BGNBD = "bgnbd"
+from pipeline.analytics import spend_models, transaction_models
+from pipeline.analytics.spend_models import LOGNORMAL
+from pipeline.analytics.transaction_models import (  # noqa: F401 (re-exported)
+    BGNBD,
+    MBGNBD,
+    PARETO_NBD,
+    TRANSACTION_MODELS,
+)
+
 GAMMA_GAMMA = "gamma_gamma"
+SPEND_MODELS: tuple[str, ...] = (GAMMA_GAMMA, LOGNORMAL)
 TIME_UNIT = "day"
 
 DEFAULT_PENALIZERS: tuple[float, ...] = (0.0, 0.001, 0.01, 0.1)
@@ -109,6 +127,12 @@ PARAMETER_COLUMNS = (
     "p",
     "q",
     "v",
+    "s",
+    "beta",
+    "mu0",
+    "tau2",
+    "sigma2",
+    "smearing",
     "penalizer",
     "log_likelihood",
     "n_customers",
@@ -135,10 +159,6 @@ class ModelFitError(RuntimeError):
         )
 
 
-class CltvWarning(UserWarning):
-    """A fit was kept but one of its outputs needed a documented fallback."""
-
-
 @dataclass(frozen=True)
 class FitAttempt:
     """One rung of the penalizer ladder: its penalizer and why it failed (None = it won)."""
@@ -154,9 +174,9 @@ class FitResult:
     Attributes
     ----------
     name
-        ``"bgnbd"`` or ``"gamma_gamma"``.
+        ``"bgnbd"``, ``"mbgnbd"``, ``"pareto_nbd"``, ``"gamma_gamma"`` or ``"lognormal_eb"``.
     model
-        The fitted lifetimes fitter.
+        The fitted lifetimes fitter (``spend_models.LogNormalSpend`` for the log-normal model).
     penalizer
         The penalizer of the winning rung of the ladder.
     converged
@@ -172,23 +192,25 @@ class FitResult:
     n_rows
         Unique rows the optimiser saw after compression.
     params
-        Fitted parameters: r, alpha (per day), a, b for BG/NBD; p, q, v for Gamma-Gamma.
+        Fitted parameters: r, alpha (per day), a, b for BG/NBD and MBG/NBD; r, alpha, s, beta
+        (per day) for Pareto/NBD; p, q, v for Gamma-Gamma; mu0, tau2, sigma2 (log scale) for the
+        log-normal spend model.
     attempts
         Every rung tried, in order; the last one won.
     spend_column
-        Gamma-Gamma only: the summary column used as spend.
+        Spend models only: the summary column used as spend.
     frequency_spend_correlation
         Gamma-Gamma only: Pearson correlation of frequency and spend among the fitted customers
         (the model assumes independence; near 0 is good).
     population_mean_spend
-        Gamma-Gamma only: the expected spend of a customer without repeat purchases,
-        ``p v / (q - 1)``, or the fallback when that is undefined (see the module docstring).
+        Spend models only: the population's expected spend per purchase day (Gamma-Gamma:
+        ``p v / (q - 1)``, or the fallback when that is undefined, see the module docstring).
     population_mean_defined
-        Gamma-Gamma only: whether ``q > 1``, so that the model's population mean exists.
+        Spend models only: whether the population mean exists (Gamma-Gamma: ``q > 1``).
     """
 
     name: str
-    model: BetaGeoFitter | GammaGammaFitter
+    model: object
     penalizer: float
     converged: bool
     log_likelihood: float
@@ -283,17 +305,7 @@ def bgnbd_log_likelihood(
     log-likelihood plus the penalty; with unscaled parameters and no penalty, minus it times
     the total weight is the paper's total.
     """
-    weights = np.ones(len(frequency)) if weights is None else np.asarray(weights, dtype=float)
-    log_params = np.log([params["r"], params["alpha"], params["a"], params["b"]])
-    mean_nll = BetaGeoFitter._negative_log_likelihood(
-        log_params,
-        np.asarray(frequency, dtype=float),
-        np.asarray(recency, dtype=float),
-        np.asarray(t, dtype=float),
-        weights,
-        0.0,
-    )
-    return -float(mean_nll) * float(weights.sum())
+    return transaction_models.log_likelihood(BGNBD, params, frequency, recency, t, weights)
 
 
 def gamma_gamma_log_likelihood(
@@ -387,16 +399,20 @@ def _ladder(
     raise ModelFitError(name, attempts)
 
 
-def fit_bgnbd(
-    summary: pd.DataFrame, penalizers: Sequence[float] = DEFAULT_PENALIZERS
+def fit_transaction_model(
+    summary: pd.DataFrame,
+    name: str = BGNBD,
+    penalizers: Sequence[float] = DEFAULT_PENALIZERS,
 ) -> FitResult:
-    """Fit BG/NBD on the customers with orders, compressed to unique histories.
+    """Fit a purchase-count model on the customers with orders, compressed to unique histories.
 
     Parameters
     ----------
     summary : pd.DataFrame
         One row per customer with ``frequency``, ``recency``, ``t`` in days (and ``has_orders``
         when customers without orders are included).
+    name : {"bgnbd", "mbgnbd", "pareto_nbd"}
+        The model.
     penalizers : sequence of float
         The ladder, tried in order; the first valid fit wins.
 
@@ -409,11 +425,12 @@ def fit_bgnbd(
     ModelFitError
         When no penalizer gives a valid fit.
     """
-    buyers = customers_with_orders(summary)
+    transaction_models.check_name(name)
+    buyers = transaction_models.sample_customers(customers_with_orders(summary), name)
     if buyers.empty:
-        raise ValueError("cannot fit BG/NBD: no customers with orders")
+        raise ValueError(f"cannot fit {name}: no customers with orders")
     if float(buyers["t"].max()) <= 0:
-        raise ValueError("cannot fit BG/NBD: every customer's first purchase is on the as-of date")
+        raise ValueError(f"cannot fit {name}: every customer's first purchase is on the as-of date")
     rows = compress(buyers, SUMMARY_COLUMNS)
     frequency = rows["frequency"].to_numpy(dtype=float)
     recency = rows["recency"].to_numpy(dtype=float)
@@ -422,20 +439,20 @@ def fit_bgnbd(
 
     def attempt(penalizer: float):
         model, error = _fit_quietly(
-            lambda: BetaGeoFitter(penalizer_coef=penalizer).fit(
-                frequency, recency, t, weights=weights
-            )
+            lambda: transaction_models.fit(name, frequency, recency, t, weights, penalizer)
         )
         if error:
             return None, error
-        params = {k: float(v) for k, v in model.params_.items()}
-        log_likelihood = bgnbd_log_likelihood(params, frequency, recency, t, weights)
+        params = {k: float(model.params_[k]) for k in transaction_models.PARAMETER_NAMES[name]}
+        log_likelihood = transaction_models.log_likelihood(
+            name, params, frequency, recency, t, weights
+        )
         invalid = _invalid_params(params, log_likelihood)
         return (None, invalid) if invalid else ((model, params, log_likelihood), None)
 
-    (model, params, log_likelihood), penalizer, attempts = _ladder(BGNBD, penalizers, attempt)
+    (model, params, log_likelihood), penalizer, attempts = _ladder(name, penalizers, attempt)
     return FitResult(
-        name=BGNBD,
+        name=name,
         model=model,
         penalizer=penalizer,
         converged=True,
@@ -445,6 +462,13 @@ def fit_bgnbd(
         params=params,
         attempts=tuple(attempts),
     )
+
+
+def fit_bgnbd(
+    summary: pd.DataFrame, penalizers: Sequence[float] = DEFAULT_PENALIZERS
+) -> FitResult:
+    """``fit_transaction_model`` for BG/NBD."""
+    return fit_transaction_model(summary, BGNBD, penalizers)
 
 
 def fit_gamma_gamma(
@@ -527,14 +551,9 @@ def fit_gamma_gamma(
     if defined:
         population_mean = params["p"] * params["v"] / (params["q"] - 1)
     else:
+        # infinite population mean: the fitted customers' mean spend stands in (model selection
+        # counts this against Gamma-Gamma, see the module docstring)
         population_mean = float(np.average(value, weights=weights))
-        warnings.warn(
-            f"Gamma-Gamma on {column!r} fitted q = {params['q']:.3f} <= 1: its population mean "
-            f"spend is infinite, so customers without repeat purchases get the mean spend of the "
-            f"{int(weights.sum())} fitted customers ({population_mean:.2f}) instead",
-            CltvWarning,
-            stacklevel=2,
-        )
     return FitResult(
         name=GAMMA_GAMMA,
         model=model,
@@ -550,6 +569,64 @@ def fit_gamma_gamma(
         population_mean_spend=float(population_mean),
         population_mean_defined=bool(defined),
     )
+
+
+def fit_lognormal_spend(summary: pd.DataFrame, spend: str = "margin") -> FitResult:
+    """Fit the log-normal empirical-Bayes spend model (``spend_models``) on the customers with
+    orders, from the SQL log-spend statistics of ``spend``.
+
+    Raises
+    ------
+    ModelFitError
+        When the moments cannot be estimated (e.g. fewer than two customers with positive
+        spend); one attempt, penalizer 0 (the model has no penalizer).
+    """
+    column = spend_column(spend)
+    buyers = customers_with_orders(summary)
+    n, mean_log, var_log = spend_models.statistics(buyers, spend)
+    try:
+        fitted = spend_models.fit_lognormal(n, mean_log, var_log)
+    except ValueError as error:
+        raise ModelFitError(LOGNORMAL, [FitAttempt(0.0, f"ValueError: {error}")]) from None
+    total = spend_models.TOTAL_COLUMNS[spend]
+    if total in buyers.columns:
+        days = buyers["frequency"].to_numpy(dtype=float) + 1
+        fitted = spend_models.with_smearing(fitted, n, mean_log, days,
+                                            buyers[total].fillna(0).to_numpy(dtype=float))
+    has = n > 0
+    log_likelihood = float(np.sum(
+        -0.5 * n[has] * np.log(2 * np.pi * fitted.sigma2)
+        - 0.5 * n[has] * var_log[has] / fitted.sigma2
+        - 0.5 * np.log1p(n[has] * fitted.tau2 / fitted.sigma2)
+        - 0.5 * (mean_log[has] - fitted.mu0) ** 2 / (fitted.tau2 + fitted.sigma2 / n[has])
+    ))
+    frequency = buyers["frequency"].to_numpy(dtype=float)
+    correlation = pearson(pd.Series(frequency[has]), pd.Series(mean_log[has]))
+    return FitResult(
+        name=LOGNORMAL,
+        model=fitted,
+        penalizer=0.0,
+        converged=True,
+        log_likelihood=log_likelihood,
+        n_customers=fitted.n_customers,
+        n_rows=fitted.n_customers,
+        params=fitted.params,
+        attempts=(FitAttempt(0.0),),
+        spend_column=column,
+        frequency_spend_correlation=correlation,
+        population_mean_spend=fitted.population_mean,
+        population_mean_defined=True,
+    )
+
+
+def fit_spend_model(summary: pd.DataFrame, name: str, spend: str = "margin",
+                    penalizers: Sequence[float] = DEFAULT_PENALIZERS) -> FitResult:
+    """Fit the spend model ``name`` (``"gamma_gamma"`` or ``"lognormal_eb"``)."""
+    if name == GAMMA_GAMMA:
+        return fit_gamma_gamma(summary, spend, penalizers)
+    if name == LOGNORMAL:
+        return fit_lognormal_spend(summary, spend)
+    raise ValueError(f"spend model must be one of {list(SPEND_MODELS)}, got {name!r}")
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -582,6 +659,25 @@ def expected_spend(
     return out
 
 
+def spend_per_day(fit: FitResult, buyers: pd.DataFrame) -> np.ndarray:
+    """Expected spend per purchase day of each row of ``buyers`` (customers with orders) under
+    a spend model: Gamma-Gamma (``expected_spend``) or log-normal (``spend_models``)."""
+    column = fit.spend_column
+    if column is None:
+        raise ValueError(f"{fit.name} is not a spend model")
+    if fit.name == LOGNORMAL:
+        spend = "margin" if column == SPEND_COLUMNS["margin"] else "revenue"
+        n, mean_log, _ = spend_models.statistics(buyers, spend)
+        return fit.model.expected_spend(n, mean_log)
+    if column not in buyers.columns:
+        raise ValueError(f"customer summary lacks the spend column {column!r}")
+    if buyers.loc[buyers["frequency"] > 0, column].isna().any():
+        raise ValueError(f"customer summary: repeat customers with a null {column!r}")
+    return expected_spend(
+        fit, buyers["frequency"].to_numpy(dtype=float), buyers[column].fillna(0).to_numpy(dtype=float)
+    )
+
+
 def _unique_histories(buyers: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """Unique (frequency, recency, t) rows and each customer's row number among them."""
     keys = buyers[list(SUMMARY_COLUMNS)].astype(float)
@@ -590,14 +686,15 @@ def _unique_histories(buyers: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def purchase_predictions(
-    bgnbd: FitResult,
+    transaction: FitResult,
     histories: pd.DataFrame,
     horizons_days: Sequence[float] = HORIZONS_DAYS,
     annual_discount_rate: float = 0.10,
 ) -> pd.DataFrame:
     """P(alive), expected purchases per horizon and discounted purchases over 12 months.
 
-    Computed with lifetimes' own BG/NBD methods on the given (unique) histories.
+    Computed with the transaction model's lifetimes formulas (``transaction_models.predictions``)
+    on the given (unique) histories.
     ``discounted_purchases_12m`` is the sum over months k = 1..12 of the expected purchases
     in days (30(k-1), 30k] divided by (1 + monthly rate)^k: lifetimes'
     ``customer_lifetime_value(time=12, freq='D')`` without the spend factor.
@@ -607,39 +704,29 @@ def purchase_predictions(
     pd.DataFrame aligned with ``histories``: ``p_alive``, ``expected_purchases_<h>d`` per
     horizon and ``discounted_purchases_12m``.
     """
-    model = bgnbd.model
     x = histories["frequency"].to_numpy(dtype=float)
     tx = histories["recency"].to_numpy(dtype=float)
     t = histories["t"].to_numpy(dtype=float)
     monthly = monthly_discount_rate(annual_discount_rate)
+    months = [float(month * DAYS_PER_MONTH) for month in range(1, CLV_MONTHS + 1)]
+    # one pass over every horizon: the monthly ones reuse 90 days = 3 months
+    days = sorted(set(months) | {float(h) for h in horizons_days})
+    p_alive, cumulative = transaction_models.predictions(transaction.name, transaction.model,
+                                                         x, tx, t, days)
+    cumulative[0.0] = np.zeros(len(x))
+    discounted = np.zeros(len(x))
+    for month, day in enumerate(months, start=1):
+        discounted += (cumulative[day] - cumulative[day - DAYS_PER_MONTH]) / (1.0 + monthly) ** month
     out = pd.DataFrame(index=histories.index)
-    with np.errstate(all="ignore"):
-        out["p_alive"] = model.conditional_probability_alive(x, tx, t)
-        cumulative: dict[float, np.ndarray] = {0.0: np.zeros(len(x))}
-        for month in range(1, CLV_MONTHS + 1):
-            day = float(month * DAYS_PER_MONTH)
-            cumulative[day] = model.conditional_expected_number_of_purchases_up_to_time(
-                day, x, tx, t
-            )
-        discounted = np.zeros(len(x))
-        for month in range(1, CLV_MONTHS + 1):
-            day = float(month * DAYS_PER_MONTH)
-            in_month = cumulative[day] - cumulative[day - DAYS_PER_MONTH]
-            discounted += in_month / (1.0 + monthly) ** month
-        for horizon in horizons_days:
-            # reuse the monthly evaluations when a horizon falls on one (90 days = 3 months)
-            expected = cumulative.get(float(horizon))
-            if expected is None:
-                expected = model.conditional_expected_number_of_purchases_up_to_time(
-                    float(horizon), x, tx, t
-                )
-            out[f"expected_purchases_{horizon:g}d"] = expected
+    out["p_alive"] = p_alive
+    for horizon in horizons_days:
+        out[f"expected_purchases_{horizon:g}d"] = cumulative[float(horizon)]
     out["discounted_purchases_12m"] = discounted
     bad = ~np.isfinite(out.to_numpy(dtype=float)).all(axis=1)
     if bad.any():
         example = histories.loc[bad].iloc[0].to_dict()
         raise FloatingPointError(
-            f"BG/NBD predictions are not finite for {int(bad.sum())} histories, e.g. {example}"
+            f"{transaction.name} predictions are not finite for {int(bad.sum())} histories, e.g. {example}"
         )
     return out
 
@@ -665,10 +752,19 @@ def value_tiers(clv: pd.Series) -> pd.Series:
     return tiers
 
 
+def _check_customer_codes(summary: pd.DataFrame) -> None:
+    if "customer_code" not in summary.columns:
+        raise ValueError("customer summary lacks column 'customer_code'")
+    if summary["customer_code"].duplicated().any():
+        dupes = summary.loc[summary["customer_code"].duplicated(), "customer_code"]
+        dupes = dupes.head(5).tolist()
+        raise ValueError(f"customer summary has duplicated customer_code values, e.g. {dupes}")
+
+
 def score_customers(
     summary: pd.DataFrame,
-    bgnbd: FitResult,
-    gamma_gamma: FitResult,
+    transaction: FitResult,
+    spend_model: FitResult,
     annual_discount_rate: float = 0.10,
 ) -> pd.DataFrame:
     """Per-customer predictions, vectorized over unique histories.
@@ -677,9 +773,11 @@ def score_customers(
     ----------
     summary : pd.DataFrame
         ``customer_summary``: ``customer_code``, ``has_orders``, ``frequency``, ``recency``,
-        ``t`` and the Gamma-Gamma fit's spend column.
-    bgnbd, gamma_gamma : FitResult
-        From ``fit_bgnbd`` and ``fit_gamma_gamma``.
+        ``t`` and the spend model's columns (Gamma-Gamma: the spend column; log-normal: the
+        log-spend statistics).
+    transaction, spend_model : FitResult
+        From ``fit_transaction_model`` (or ``fit_bgnbd``) and ``fit_spend_model`` (or
+        ``fit_gamma_gamma``).
     annual_discount_rate : float
         Converted to the monthly rate lifetimes discounts with.
 
@@ -690,28 +788,13 @@ def score_customers(
     ``expected_order_value`` (spend per purchase day), ``clv_12m`` (discounted spend over
     12 x 30 days) and ``value_tier``. Customers without orders: nulls and tier ``"none"``.
     """
-    if gamma_gamma.spend_column is None:
-        raise ValueError("gamma_gamma must be a Gamma-Gamma FitResult")
-    if "customer_code" not in summary.columns:
-        raise ValueError("customer summary lacks column 'customer_code'")
-    if summary["customer_code"].duplicated().any():
-        dupes = summary.loc[summary["customer_code"].duplicated(), "customer_code"]
-        dupes = dupes.head(5).tolist()
-        raise ValueError(f"customer summary has duplicated customer_code values, e.g. {dupes}")
+    if spend_model.spend_column is None:
+        raise ValueError(f"{spend_model.name} is not a spend model")
+    _check_customer_codes(summary)
     buyers = customers_with_orders(summary)
-    column = gamma_gamma.spend_column
-    if column not in buyers.columns:
-        raise ValueError(f"customer summary lacks the spend column {column!r}")
-    if buyers.loc[buyers["frequency"] > 0, column].isna().any():
-        raise ValueError(f"customer summary: repeat customers with a null {column!r}")
-
+    order_value = spend_per_day(spend_model, buyers)
     histories, row = _unique_histories(buyers)
-    predicted = purchase_predictions(bgnbd, histories, HORIZONS_DAYS, annual_discount_rate)
-    order_value = expected_spend(
-        gamma_gamma,
-        buyers["frequency"].to_numpy(dtype=float),
-        buyers[column].fillna(0).to_numpy(dtype=float),
-    )
+    predicted = purchase_predictions(transaction, histories, HORIZONS_DAYS, annual_discount_rate)
     per_buyer = {
         "p_alive": predicted["p_alive"].to_numpy()[row],
         "expected_purchases_90d": predicted["expected_purchases_90d"].to_numpy()[row],
@@ -729,6 +812,18 @@ def score_customers(
     return scores
 
 
+def unavailable_scores(summary: pd.DataFrame) -> pd.DataFrame:
+    """``score_customers``' frame when no model could be fit: every CLTV column null, the tier
+    null for customers with orders (unknown) and ``"none"`` for customers without."""
+    _check_customer_codes(summary)
+    scores = pd.DataFrame({"customer_code": summary["customer_code"].to_numpy()})
+    for name in SCORE_COLUMNS[1:-1]:
+        scores[name] = np.full(len(summary), np.nan)
+    tiers = np.where(orders_mask(summary), None, NO_ORDERS_TIER)
+    scores["value_tier"] = pd.Series(tiers, dtype="string")
+    return scores
+
+
 # --- model outputs as data ------------------------------------------------------------------
 
 
@@ -736,7 +831,8 @@ def model_parameters(fits: Iterable[FitResult], as_of_date: object | None = None
     """One row per model, with a fixed schema so that rows can be appended per as-of date.
 
     Columns: ``as_of_date`` (when given) then ``PARAMETER_COLUMNS``; parameters a model does
-    not have are null (BG/NBD has r, alpha, a, b; Gamma-Gamma p, q, v).
+    not have are null (BG/NBD and MBG/NBD have r, alpha, a, b; Pareto/NBD r, alpha, s, beta;
+    Gamma-Gamma p, q, v; the log-normal spend model mu0, tau2, sigma2).
     """
     rows = []
     for fit in fits:
@@ -757,7 +853,9 @@ def model_parameters(fits: Iterable[FitResult], as_of_date: object | None = None
         row.update(fit.params)
         rows.append(row)
     frame = pd.DataFrame(rows, columns=list(PARAMETER_COLUMNS))
-    floats = ["r", "alpha", "a", "b", "p", "q", "v", "penalizer", "log_likelihood",
+    floats = ["r", "alpha", "a", "b", "p", "q", "v", "s", "beta", "mu0", "tau2", "sigma2",
+              "smearing",
+              "penalizer", "log_likelihood",
               "frequency_spend_correlation", "population_mean_spend"]
     frame = frame.astype({c: "float64" for c in floats})
     frame = frame.astype({"n_customers": "int64", "n_rows": "int64"})
@@ -769,8 +867,10 @@ def model_parameters(fits: Iterable[FitResult], as_of_date: object | None = None
 
 def save_models(fits: Iterable[FitResult], folder: str | os.PathLike) -> list[Path]:
     """Write each model as ``<name>.pkl`` (lifetimes' dill ``save_model``, without the
-    training data) and ``<name>.json`` (parameters and diagnostics). Each file is written
-    beside its final name and moved into place, so a crash never leaves half a file.
+    training data; not for the log-normal spend model, which its parameters define) and
+    ``<name>.json`` (parameters and diagnostics). Each file is written beside its final name and
+    moved into place, so a crash never leaves half a file. Models of an earlier save in the same
+    folder that are not in ``fits`` are removed, so the folder holds the refresh's models only.
 
     Returns
     -------
@@ -779,33 +879,44 @@ def save_models(fits: Iterable[FitResult], folder: str | os.PathLike) -> list[Pa
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    fits = list(fits)
     for fit in fits:
-        model_path = folder / f"{fit.name}.pkl"
-        tmp = model_path.with_suffix(".pkl.tmp")
-        fit.model.save_model(str(tmp), save_data=False, save_generate_data_method=False)
-        os.replace(tmp, model_path)
-        meta = {k: v for k, v in asdict(fit).items() if k != "model"}
+        if fit.name != LOGNORMAL:
+            model_path = folder / f"{fit.name}.pkl"
+            tmp = model_path.with_suffix(".pkl.tmp")
+            fit.model.save_model(str(tmp), save_data=False, save_generate_data_method=False)
+            os.replace(tmp, model_path)
+            written.append(model_path)
+        meta = {k: v for k, v in asdict(replace(fit, model=None)).items() if k != "model"}
         meta["attempts"] = [asdict(a) for a in fit.attempts]
         meta_path = folder / f"{fit.name}.json"
         tmp = meta_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
         os.replace(tmp, meta_path)
-        written += [model_path, meta_path]
+        written.append(meta_path)
+    for stale in [*folder.glob("*.json"), *folder.glob("*.pkl")]:
+        if stale not in written:
+            stale.unlink()
     return written
 
 
 def load_models(folder: str | os.PathLike) -> dict[str, FitResult]:
     """Read what ``save_models`` wrote: ``{name: FitResult}``."""
     folder = Path(folder)
-    classes = {BGNBD: BetaGeoFitter, GAMMA_GAMMA: GammaGammaFitter}
+    classes = {**transaction_models.FITTERS, GAMMA_GAMMA: GammaGammaFitter}
     fits = {}
     for meta_path in sorted(folder.glob("*.json")):
         meta = json.loads(meta_path.read_text())
         name = meta["name"]
-        if name not in classes:
+        if name == LOGNORMAL:
+            p = meta["params"]
+            model = spend_models.LogNormalSpend(p["mu0"], p["tau2"], p["sigma2"],
+                                                meta["n_customers"], 0, p["smearing"])
+        elif name in classes:
+            model = classes[name]()
+            model.load_model(str(folder / f"{name}.pkl"))
+        else:
             continue
-        model = classes[name]()
-        model.load_model(str(folder / f"{name}.pkl"))
         meta["attempts"] = tuple(FitAttempt(**a) for a in meta["attempts"])
         fits[name] = FitResult(model=model, **meta)
     return fits

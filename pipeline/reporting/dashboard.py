@@ -406,10 +406,10 @@ def _backtest(page: Page, conn) -> None:
         totals = df[df["metric"].str.endswith("total")]
     fig = px.bar(
         totals, x="model", y="value", color="model", facet_col="metric",
-        title="Backtest over the holdout: predicted (BG/NBD, baseline) vs actual",
+        title="Backtest over the holdout: predicted (CLTV candidates, baselines) vs actual",
     )
     fig.update_yaxes(matches=None, showticklabels=True)  # purchases and value on their own scales
-    errors = df[df["metric"].str.endswith("_mae")]
+    errors = df[df["metric"] == "purchases_rmse"]
     note = "; ".join(f"{r.model} {r.metric} = {r.value:,.3f}" for r in errors.itertuples())
     page.chart(fig, note)
 

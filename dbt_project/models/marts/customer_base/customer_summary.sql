@@ -18,7 +18,11 @@ lifetime as (
         -- the first day's totals, to take them out of the repeat-day mean below (amounts are
         -- decimals, so total - first is exact and equals summing the repeat days)
         min_by(net_sales, date) as first_day_net_sales,
-        min_by(gross_margin, date) as first_day_gross_margin
+        min_by(gross_margin, date) as first_day_gross_margin,
+        -- Log spend per purchase day (all days, the first included) for the log-normal spend
+        -- model: days with positive spend, their mean log and the variance of the logs.
+        {{ log_spend_statistics('net_sales', 'net_sales') }},
+        {{ log_spend_statistics('gross_margin', 'gross_margin') }}
     from purchase_days
     group by customer_code
 ),
@@ -52,6 +56,12 @@ final as (
                 / (lifetime.purchase_day_count - 1)
             when lifetime.customer_code is not null then 0
         end as monetary_value_gross_margin,
+        coalesce(lifetime.log_net_sales_days, 0) as log_net_sales_days,
+        lifetime.log_net_sales_mean,
+        lifetime.log_net_sales_var,
+        coalesce(lifetime.log_gross_margin_days, 0) as log_gross_margin_days,
+        lifetime.log_gross_margin_mean,
+        lifetime.log_gross_margin_var,
         {{ as_of_date() }} as as_of_date
     from {{ ref('dim_customer') }} as customers
     left join lifetime

@@ -1,0 +1,1 @@
+select * from {{ source('analytics', 'cltv_calibration_deciles') }}
