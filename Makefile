@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Runs from `make run` land in a persistent instance, so `make ui` shows them afterwards.
-export DAGSTER_HOME := $(CURDIR)/data/dagster_home
+# No DAGSTER_HOME here: the CLI sets up its own instance in <PIPELINE_DATA_DIR>/dagster_home
+# (or DAGSTER_HOME if you set it), and `make ui` opens the same one, so it shows `make run`'s runs.
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -21,8 +21,8 @@ test-spark: prepare ## build the order-line dbt models on a local Spark and comp
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,spark]"
 	PIPELINE_SPARK_REQUIRED=1 $(BIN)/python -m pytest -m spark tests/spark
 
-ui: prepare ## the Dagster UI on http://127.0.0.1:3000
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
+ui: prepare ## the Dagster UI on http://127.0.0.1:3000, on the instance `make run` records to
+	$(BIN)/python -m pipeline.cli ui --port $${PORT:-3000}
 
 # Reads only the published snapshot (data/serve/current); PIPELINE_API_HOST / PIPELINE_API_PORT.
 api: setup ## the HTTP API on http://127.0.0.1:8000 (docs at /docs)
@@ -41,7 +41,6 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 # dagster-dbt reads dbt's manifest at import time; build it here, never at import.
 prepare: setup
-	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dagster-dbt project prepare-and-package --file pipeline/project.py
 
 lock: ## re-pin constraints.txt from the current .venv

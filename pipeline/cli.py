@@ -1,27 +1,101 @@
-"""Command line entry points behind the Makefile: ``python -m pipeline.cli refresh``."""
+"""Command line entry points behind the Makefile:
+
+    python -m pipeline.cli refresh [--as-of YYYY-MM-DD]   one full refresh (make run)
+    python -m pipeline.cli ui [--port 3000]              the Dagster UI on the same instance (make ui)
+
+Both validate the settings before any work and use the Dagster instance in
+``<data_dir>/dagster_home`` (or DAGSTER_HOME if set), so the UI shows the CLI's runs. A refresh
+prints one line per step; Dagster's full log goes to ``<data_dir>/logs/``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+import shutil
 import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
 
-import dagster as dg
-import duckdb
-
+from pipeline import progress
 from pipeline import settings as settings_module
 
-SUMMARY_TABLES = ["marts.dim_customer", "marts.dim_product", "marts.fact_sales", "marts.fact_sales_monthly"]
 PID_TAG = "pipeline/pid"
+AS_OF_TAG = "pipeline/as_of"
+EXIT_FAILED = 1
+EXIT_BAD_SETTINGS = 2
 
 
-def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark failed the refreshes this command started whose process is gone.
+class UsageError(Exception):
+    """A setting or flag the command cannot use: printed as one line, exit code 2."""
+
+
+# --- settings, checked before any work --------------------------------------------------------
+
+
+def parse_as_of(raw: str | None) -> dt.date | None:
+    if raw is None:
+        return None
+    try:
+        return settings_module._parse_date("as_of", raw)  # the rules of PIPELINE_AS_OF
+    except settings_module.SettingsError:
+        raise UsageError(f"--as-of {raw!r} is not a date: use YYYY-MM-DD (a real calendar day) or 'today'") from None
+
+
+def load_settings(as_of_flag: str | None) -> settings_module.Settings:
+    as_of = parse_as_of(as_of_flag)
+    try:
+        current = settings_module.load(**({"as_of": as_of} if as_of else {}))
+    except settings_module.SettingsError as error:
+        message = str(error)
+        if as_of and message.startswith("as-of date"):
+            message = f"--as-of {as_of_flag}: {message}"
+        raise UsageError(message) from None
+    check_writable(current.data_dir, "PIPELINE_DATA_DIR")
+    return current
+
+
+def check_writable(folder: Path, variable: str) -> None:
+    """Create the folder if needed and write a file in it: a read-only data folder is found
+    here, not half way through a run."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise UsageError(
+            f"{variable}={folder}: the folder cannot be written ({reason}); "
+            f"set {variable} to a folder this user can write"
+        ) from None
+
+
+def instance_for(current: settings_module.Settings):
+    import dagster as dg
+
+    home = progress.prepare_instance(progress.dagster_home(current))
+    return dg.DagsterInstance.from_config(str(home))
+
+
+# --- runs killed earlier ----------------------------------------------------------------------
+
+
+def fail_abandoned_runs(instance, warehouse: Path | None = None) -> list[str]:
+    """Mark failed the refreshes this command started whose process is gone, and record them
+    in ops.run_failures.
 
     A run executed in process has no run monitor: if its process is killed, the instance keeps
     it STARTED forever, the UI shows it running and the failure sensor never sees it. Reporting
     it failed writes the failure event both need.
     """
+    import dagster as dg
+
+    from pipeline import sensors
+
     abandoned = []
     runs = instance.get_runs(
         filters=dg.RunsFilter(job_name="refresh", statuses=[dg.DagsterRunStatus.STARTED])
@@ -29,9 +103,12 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
     for run in runs:
         pid = run.tags.get(PID_TAG)
         if pid and pid.isdigit() and not _process_alive(int(pid)):
-            instance.report_run_failed(
-                run, message=f"The refresh process (pid {pid}) ended before the run finished."
-            )
+            running = sensors.unfinished_steps(instance, run.run_id)
+            during = f" during {', '.join(running)}" if running else ""
+            message = f"The refresh process (pid {pid}) ended{during} before the run finished (killed or crashed)."
+            instance.report_run_failed(run, message=message)
+            if warehouse is not None:
+                sensors.record_failure_safely(warehouse, instance, run, running, message)
             abandoned.append(run.run_id)
     return abandoned
 
@@ -46,52 +123,144 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def refresh(as_of: str | None) -> int:
-    """Run the full refresh job in this process, recorded in the Dagster instance (DAGSTER_HOME)
-    so the run shows in the UI afterwards."""
+# --- refresh ----------------------------------------------------------------------------------
+
+
+def refresh(as_of_flag: str | None) -> int:
+    """Run the full refresh job in this process, recorded in the Dagster instance so the run
+    shows in the UI afterwards."""
+    current = load_settings(as_of_flag)
+    import dagster as dg
+
+    from pipeline import sensors
     from pipeline.definitions import build_definitions
 
-    current = settings_module.load()
-    defs = build_definitions(current)
-    run_config = {"resources": {"settings": {"config": {"as_of": as_of}}}} if as_of else None
-    instance = dg.DagsterInstance.get()
-    for run_id in fail_abandoned_runs(instance):
-        print(f"Run {run_id} was interrupted earlier; marked failed.", file=sys.stderr)
-    result = defs.resolve_job_def("refresh").execute_in_process(
-        instance=instance,
-        run_config=run_config,
-        raise_on_error=False,
-        tags={PID_TAG: str(os.getpid())},
+    instance = instance_for(current)
+    for run_id in fail_abandoned_runs(instance, current.warehouse):
+        print(f"Run {run_id[:8]} was interrupted earlier; marked failed and recorded in ops.run_failures.")
+    run_id = str(uuid.uuid4())
+    log_path = progress.new_log_path(current, run_id)
+    as_of = current.as_of.isoformat()
+    source = (
+        f"{current.customers:,} customers, synthetic data (seed {current.seed})"
+        if current.source == "synthetic"
+        else f"files from {current.import_dir} ({current.import_layout} layout)"
     )
+    print(f"Refresh as of {as_of}: {source}")
+    print(f"Run {run_id[:8]}, full log: {log_path}")
+    print()
+    print(progress.header_line())
+
+    # as under make: dbt sends no usage statistics, and its output (in the log file) has no colours
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("DBT_USE_COLORS", "false")
+    job = build_definitions(current).resolve_job_def("refresh")
+    started = time.monotonic()
+    with progress.output_to(log_path) as out:
+        reporter = progress.Progress(out)
+        job = job.with_logger_defs(
+            {"console": dg.colored_console_logger, "progress": progress.progress_logger(reporter)}
+        )
+        try:
+            result = job.execute_in_process(
+                instance=instance,
+                run_config={
+                    "resources": {"settings": {"config": {"as_of": as_of}}},
+                    # Dagster's own console log, in full, goes to the log file (see output_to)
+                    "loggers": {"console": {"config": {"log_level": "DEBUG"}}, "progress": {}},
+                },
+                raise_on_error=False,
+                run_id=run_id,
+                tags={PID_TAG: str(os.getpid()), AS_OF_TAG: as_of},
+            )
+        except KeyboardInterrupt:
+            result = None
+    seconds = time.monotonic() - started
+    if result is None:
+        print(f"\nRefresh {run_id[:8]} interrupted after {progress.duration(seconds)}.", file=sys.stderr)
+        print(f"Full log: {log_path}", file=sys.stderr)
+        return 130
     if not result.success:
-        print(f"Refresh failed (run {result.run_id}); see `make ui` for the logs.", file=sys.stderr)
-        return 1
-    with duckdb.connect(str(current.warehouse), read_only=True) as conn:
-        print(f"\nRefresh {result.run_id} succeeded.")
-        for table in SUMMARY_TABLES:
-            (n,) = conn.execute(f"select count(*) from {table}").fetchone()
-            print(f"  {table:<28} {n:>12,} rows")
-    print(f"\nWarehouse: {current.warehouse}")
-    print("Open the Dagster UI with `make ui` (http://127.0.0.1:3000).")
+        steps, cause = progress.describe_failure(reporter.events or result.all_events)
+        run = instance.get_run_by_id(run_id)
+        recorded = sensors.record_failure_safely(current.warehouse, instance, run, steps, cause)
+        not_run = sorted(set(job.graph.node_dict) - {k for k, step in reporter.steps.items() if step.started})
+        if not_run:
+            names = f"not run: {len(not_run)} steps downstream of the failure ({', '.join(not_run)})"
+            print(textwrap.fill(names, width=100, initial_indent="  ", subsequent_indent="    "))
+        print(f"\nRefresh FAILED after {progress.duration(seconds)} (run {run_id[:8]}).", file=sys.stderr)
+        print(f"Cause: {cause}", file=sys.stderr)
+        print(_snapshot_note(current, failed=True), file=sys.stderr)
+        print(recorded, file=sys.stderr)
+        print(f"Full log: {log_path}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"\nRefresh succeeded in {progress.duration(seconds)} (run {run_id[:8]}).")
+    print(f"  warehouse    {current.warehouse}")
+    print(f"  {_snapshot_note(current, failed=False)}")
+    print(f"  full log     {log_path}")
+    print("  Dagster UI   make ui (http://127.0.0.1:3000)")
     return 0
+
+
+def _snapshot_note(current: settings_module.Settings, failed: bool) -> str:
+    from pipeline import serving
+
+    link = current.data_dir / "serve" / serving.CURRENT_LINK
+    try:
+        manifest = serving.Manifest.read(link.resolve(strict=True) / serving.MANIFEST_FILE)
+    except (OSError, ValueError, TypeError):
+        return "Nothing is published yet." if failed else "BI snapshot  none published"
+    if failed:
+        return f"Nothing was published: BI keeps the snapshot as of {manifest.as_of} ({manifest.build_id})."
+    return f"BI snapshot  {link} (as of {manifest.as_of})"
+
+
+# --- ui ---------------------------------------------------------------------------------------
+
+
+def ui(port: int, host: str) -> int:
+    """`dagster dev` on the CLI's instance (same settings, same DAGSTER_HOME): the UI shows the
+    runs of `make run` and `python -m pipeline.cli refresh`."""
+    current = load_settings(None)
+    home = progress.prepare_instance(progress.dagster_home(current))
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    workspace = settings_module.REPO_ROOT / "workspace.yaml"
+    command = [dagster, "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
+    print(f"Dagster instance: {home}")
+    sys.stdout.flush()
+    os.chdir(settings_module.REPO_ROOT)
+    os.execve(command[0], command, {**os.environ, "DAGSTER_HOME": str(home)})
+    return 0  # not reached
+
+
+# --- main -------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.cli")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("refresh", help="materialize every asset")
-    run.add_argument("--as-of", help="as-of date YYYY-MM-DD (default: PIPELINE_AS_OF or today)")
+    run.add_argument("--as-of", help="as-of date YYYY-MM-DD or 'today' (default: PIPELINE_AS_OF, else today)")
+    dev = commands.add_parser("ui", help="the Dagster UI (dagster dev) on the CLI's instance")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--host", default="127.0.0.1")
     reprocess = commands.add_parser(
         "reprocess", help="re-read every imported file with today's settings (a dry run unless --apply)"
     )
     reprocess.add_argument("--apply", action="store_true", help="commit the changes the dry run shows")
     args = parser.parse_args(argv)
-    if args.command == "refresh":
-        return refresh(args.as_of)
-    if args.command == "reprocess":
-        from pipeline.ingest.reprocess import run_command
+    try:
+        if args.command == "refresh":
+            return refresh(args.as_of)
+        if args.command == "ui":
+            return ui(args.port, args.host)
+        if args.command == "reprocess":
+            from pipeline.ingest.reprocess import run_command
 
-        return run_command(args.apply)
+            return run_command(args.apply)
+    except UsageError as error:
+        print(f"Settings error: {error}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
     return 2
 
 

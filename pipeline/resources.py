@@ -26,7 +26,12 @@ class PipelineSettings(dg.ConfigurableResource):
     _settings: settings_module.Settings | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        overrides = {"as_of": dt.date.fromisoformat(self.as_of)} if self.as_of else {}
+        try:
+            overrides = {"as_of": dt.date.fromisoformat(self.as_of)} if self.as_of else {}
+        except ValueError:
+            raise settings_module.SettingsError(
+                f"run config resources.settings.config.as_of={self.as_of!r} is not a date (YYYY-MM-DD)"
+            ) from None
         self._settings = settings_module.load(**overrides)
 
     @property

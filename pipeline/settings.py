@@ -208,6 +208,16 @@ SETTINGS: dict[str, Setting] = {
         "Address the HTTP API (make api) listens on; the default serves this machine only.",
     ),
     "api_port": Setting("PIPELINE_API_PORT", "8000", "Port of the HTTP API (make api)."),
+    "api_key": Setting(
+        "PIPELINE_API_KEY",
+        "none",
+        "Key the API's writes (POST /transactions) need in the X-API-Key header; 'none': writes are refused.",
+    ),
+    "api_max_body_mb": Setting(
+        "PIPELINE_API_MAX_BODY_MB",
+        "5",
+        "Largest request body the API reads, in MiB; larger requests get 413 before any parsing.",
+    ),
 }
 
 CLTV_SPENDS = ("margin", "revenue")
@@ -261,6 +271,8 @@ class Settings:
     import_memory_limit: str = "192MB"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_key: str | None = None  # None = writes refused
+    api_max_body_bytes: int = 5 * 1024 * 1024
 
     @property
     def warehouse(self) -> Path:
@@ -400,6 +412,15 @@ def _parse_port(raw: str) -> int:
     return value
 
 
+def _parse_api_key(raw: str) -> str | None:
+    value = raw.strip()
+    if value == "" or value.lower() == "none":
+        return None
+    if len(value) < 16 or not value.isprintable():
+        raise SettingsError("PIPELINE_API_KEY must be at least 16 printable characters (or 'none' to refuse writes)")
+    return value
+
+
 def _resolve_path(raw: str) -> Path:
     path = Path(raw).expanduser()
     return (path if path.is_absolute() else REPO_ROOT / path).resolve()
@@ -452,6 +473,8 @@ def load(environ: dict[str, str] | None = None, **overrides: object) -> Settings
         import_memory_limit=_parse_memory_limit(raw["import_memory_limit"]),
         api_host=raw["api_host"].strip() or "127.0.0.1",
         api_port=_parse_port(raw["api_port"]),
+        api_key=_parse_api_key(raw["api_key"]),
+        api_max_body_bytes=int(_parse_float("api_max_body_mb", raw["api_max_body_mb"], 0.001, 1024.0) * 1024 * 1024),
     )
     unknown = set(overrides) - {f.name for f in fields(Settings)}
     if unknown:

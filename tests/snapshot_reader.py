@@ -1,7 +1,11 @@
 """A BI reader, run as its own process by the tests: it opens the published snapshot read-only
 again and again while refreshes run, and checks each snapshot against its own manifest.
 
-    python -m tests.snapshot_reader <serve_dir> <stop_file> <result_json>
+    python -m tests.snapshot_reader <serve_dir> <stop_file> <result_json> [duckdb|sqlalchemy]
+
+``duckdb`` (the default) uses DuckDB's Python API; ``sqlalchemy`` goes through duckdb-engine,
+the SQLAlchemy driver Superset and similar BI tools use, with the README's connection string and,
+like Superset, no connection pool (each query opens the snapshot that is current).
 """
 
 from __future__ import annotations
@@ -13,30 +17,60 @@ from pathlib import Path
 
 import duckdb
 
-
-def read_once(snapshot: Path) -> str:
-    """Open, verify every table's row count against the snapshot's manifest, return its build id."""
-    with duckdb.connect(str(snapshot), read_only=True) as conn:
-        manifest = conn.execute(
-            "select table_name, row_count, build_id from main.snapshot_manifest"
-        ).fetchall()
-        if not manifest:
-            raise AssertionError("empty manifest")
-        for table, expected, _ in manifest:
-            (actual,) = conn.execute(f"select count(*) from {table}").fetchone()
-            if actual != expected:
-                raise AssertionError(f"{table}: {actual} rows, manifest says {expected}")
-        return manifest[0][2]
+MANIFEST_SQL = "select table_name, row_count, build_id from main.snapshot_manifest"
 
 
-def main(serve_dir: str, stop_file: str, result_json: str) -> None:
+def check(manifest: list, count) -> str:
+    """Verify every table's row count against the snapshot's manifest; return its build id."""
+    if not manifest:
+        raise AssertionError("empty manifest")
+    for table, expected, _ in manifest:
+        actual = count(table)
+        if actual != expected:
+            raise AssertionError(f"{table}: {actual} rows, manifest says {expected}")
+    return manifest[0][2]
+
+
+def duckdb_reader(snapshot: Path):
+    def read_once() -> str:
+        with duckdb.connect(str(snapshot), read_only=True) as conn:
+            manifest = conn.execute(MANIFEST_SQL).fetchall()
+            return check(manifest, lambda table: conn.execute(f"select count(*) from {table}").fetchone()[0])
+
+    return read_once
+
+
+def sqlalchemy_url(snapshot: Path) -> str:
+    """The README's connection string for SQLAlchemy-based BI tools (duckdb-engine)."""
+    return f"duckdb:///{snapshot}?access_mode=read_only"
+
+
+def sqlalchemy_reader(snapshot: Path):
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    engine = sa.create_engine(sqlalchemy_url(snapshot), poolclass=NullPool)
+
+    def read_once() -> str:
+        with engine.connect() as conn:
+            manifest = [tuple(row) for row in conn.execute(sa.text(MANIFEST_SQL)).fetchall()]
+            return check(manifest, lambda table: conn.execute(sa.text(f"select count(*) from {table}")).scalar_one())
+
+    return read_once
+
+
+READERS = {"duckdb": duckdb_reader, "sqlalchemy": sqlalchemy_reader}
+
+
+def main(serve_dir: str, stop_file: str, result_json: str, client: str = "duckdb") -> None:
     snapshot = Path(serve_dir) / "current" / "customer_analytics.duckdb"
+    read_once = READERS[client](snapshot)
     builds, errors, reads = [], [], 0
     while True:
         # read once more after the stop signal, so the last published snapshot is seen too
         stopping = Path(stop_file).exists()
         try:
-            build = read_once(snapshot)
+            build = read_once()
             reads += 1
             if not builds or builds[-1] != build:
                 builds.append(build)
@@ -45,8 +79,8 @@ def main(serve_dir: str, stop_file: str, result_json: str) -> None:
         if stopping:
             break
         time.sleep(0.05)
-    Path(result_json).write_text(json.dumps({"builds": builds, "errors": errors, "reads": reads}))
+    Path(result_json).write_text(json.dumps({"builds": builds, "errors": errors, "reads": reads, "client": client}))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

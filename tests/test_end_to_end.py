@@ -31,6 +31,7 @@ class Refresh(NamedTuple):
     digest_before_rerun: dict[str, str]
     digest_after_rerun: dict[str, str]
     reader: dict
+    bi_tool_reader: dict  # the same, through duckdb-engine (SQLAlchemy), as BI tools connect
 
 
 def run_refresh(defs: dg.Definitions, as_of: str) -> dg.ExecuteInProcessResult:
@@ -62,14 +63,15 @@ def refreshed(tmp_path_factory) -> Refresh:
         first = run_refresh(defs, FIRST_AS_OF)
         assert first.success, "the first refresh failed"
         # a BI reader process queries the published snapshot in a loop during the next refresh
-        with snapshot_reader(serve_dir(current)) as reader:
+        with snapshot_reader(serve_dir(current)) as reader, \
+                snapshot_reader(serve_dir(current), client="sqlalchemy") as bi_tool_reader:
             result = run_refresh(defs, AS_OF)
         before = history_counts(current.warehouse), snapshot_digest(current)
         # re-running an as-of date must reproduce it, and replace only its own history
         rerun = run_refresh(defs, AS_OF)
         assert rerun.success, "re-running the refresh failed"
         after = history_counts(current.warehouse), snapshot_digest(current)
-    return Refresh(result, current, defs, before[0], after[0], before[1], after[1], reader)
+    return Refresh(result, current, defs, before[0], after[0], before[1], after[1], reader, bi_tool_reader)
 
 
 def serve_dir(current: settings.Settings) -> Path:
@@ -77,11 +79,11 @@ def serve_dir(current: settings.Settings) -> Path:
 
 
 @contextmanager
-def snapshot_reader(serve: Path):
+def snapshot_reader(serve: Path, client: str = "duckdb"):
     """Run tests/snapshot_reader.py in its own process for the duration of the block."""
-    stop, result = serve.parent / "reader.stop", serve.parent / "reader.json"
+    stop, result = serve.parent / f"reader-{client}.stop", serve.parent / f"reader-{client}.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.snapshot_reader", str(serve), str(stop), str(result)],
+        [sys.executable, "-m", "tests.snapshot_reader", str(serve), str(stop), str(result), client],
         cwd=settings.REPO_ROOT,
     )
     outcome: dict = {}
@@ -530,3 +532,19 @@ def test_p_alive_is_judged_on_repeat_buyers_too(conn):
     for name in ("p_alive_auc", "p_alive_auc_repeat", "p_alive_brier_repeat",
                  "order_value_rmse_one_time", "order_value_rmse_repeat"):
         assert metrics[name] == metrics[name], name  # present and not NaN
+# --- issue 17: a real BI client ---------------------------------------------------------------
+
+
+def test_a_sqlalchemy_bi_client_reads_every_snapshot_during_a_refresh(refreshed):
+    """duckdb-engine, the SQLAlchemy driver of Superset and similar tools, with the README's
+    connection string, read the snapshot in a loop while the second refresh swapped it."""
+    from tests.snapshot_reader import sqlalchemy_url
+
+    readme = (settings.REPO_ROOT / "README.md").read_text()
+    assert sqlalchemy_url(Path("/abs/path/data/serve/current/customer_analytics.duckdb")) in readme
+    reader = refreshed.bi_tool_reader
+    assert reader["client"] == "sqlalchemy"
+    assert reader["errors"] == []
+    assert reader["reads"] > 0
+    assert len(reader["builds"]) == 2
+    assert reader["builds"][0].startswith(FIRST_AS_OF) and reader["builds"][1].startswith(AS_OF)

@@ -619,3 +619,21 @@ def test_a_backfill_snapshot_holds_no_refresh_after_its_as_of(backfill):
         build / "customer_analytics.duckdb", BACKFILL_AS_OF, AS_OF_COLUMNS
     )
     assert later_than_as_of == {}
+
+
+# --- issue 17: the CLI records the failures it sees -------------------------------------------
+
+
+def test_the_killed_run_is_recorded_in_run_failures_by_the_next_refresh(world, recovered_refresh):
+    killed_run = recovered_refresh.runs[-1]
+    # the resource's connection settings: this process ran the CLI and may still hold the file
+    with DuckDBResource(database=str(world.warehouse)).get_connection() as conn:
+        rows = conn.execute(
+            "select as_of_date, failed_steps, message from ops.run_failures where run_id = ?",
+            [killed_run.run_id],
+        ).fetchall()
+    assert len(rows) == 1
+    as_of, failed_steps, message = rows[0]
+    assert (as_of, failed_steps) == (LATER_AS_OF, "star_schema")  # it was killed during dbt
+    assert "ended during star_schema before the run finished" in message
+    assert killed_run.run_id[:8] in recovered_refresh.log.read_text()

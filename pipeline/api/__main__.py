@@ -3,15 +3,24 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 
 from pipeline import settings
 
 
-def main() -> None:
-    current = settings.load()
+def main() -> int:
+    try:
+        current = settings.load()
+    except settings.SettingsError as error:  # one line naming the variable, as the CLI does
+        print(f"Settings error: {error}", file=sys.stderr)
+        return 2
+    if current.api_key is None:
+        print("PIPELINE_API_KEY is not set: reads only, POST /transactions is refused (403).", file=sys.stderr)
     uvicorn.run("pipeline.api.app:app", host=current.api_host, port=current.api_port)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

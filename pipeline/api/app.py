@@ -10,11 +10,14 @@ from __future__ import annotations
 import threading
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi import FastAPI, Header, HTTPException, Path, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipeline import settings as pipeline_settings
-from pipeline.api import ingest, snapshot
+from pipeline.api import guard, ingest, snapshot
 
 DESCRIPTION = """
 Read-only access to the **published BI snapshot** (`<data_dir>/serve/current`, the marts without
@@ -22,8 +25,16 @@ personal data) and a drop for new **transactions** picked up by the next refresh
 
 Every read answers from the snapshot current when the request starts; a refresh that swaps in a
 new snapshot is seen by the next request, without a restart. Unknown customers give 404, bad
-parameters 422, no snapshot yet 503.
+parameters 422, no snapshot yet 503. Every reply, errors included, carries the `build_id` and
+`as_of` of the snapshot served (null before the first publish).
+
+Writes need the key of PIPELINE_API_KEY in the `X-API-Key` header (401 without it, 403 when no key
+is configured). Request bodies above PIPELINE_API_MAX_BODY_MB (5 MiB) get 413 before any parsing.
 """
+
+# Documents the header in /docs; the check itself is guard.write_refusal, run before the body is read.
+API_KEY_HEADER = APIKeyHeader(name=guard.API_KEY_HEADER, auto_error=False,
+                              description="PIPELINE_API_KEY; needed by POST /transactions")
 
 
 class _State:
@@ -32,6 +43,11 @@ class _State:
         self._lock = threading.Lock()
         self._store: snapshot.SnapshotStore | None = None
         self._ingestor: ingest.Ingestor | None = None
+
+    @property
+    def settings(self) -> pipeline_settings.Settings:
+        self._ready()
+        return self._settings
 
     def _ready(self) -> None:
         with self._lock:
@@ -55,26 +71,51 @@ class _State:
         if self._store is not None:
             self._store.close()
 
+    def current_meta(self) -> dict[str, Any]:
+        """build_id and as_of of the snapshot being served now (nulls before the first publish)."""
+        try:
+            with self.store.reader() as reader:
+                return {"build_id": reader.manifest.build_id, "as_of": reader.manifest.as_of}
+        except snapshot.SnapshotUnavailable:
+            return {"build_id": None, "as_of": None}
+
 
 def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
     app = FastAPI(title="Customer analytics API", version="1.0.0", description=DESCRIPTION)
     state = _State(settings)
     app.state.pipeline = state
+    # outermost: refuses oversized bodies and unauthorised writes before FastAPI reads anything
+    app.add_middleware(guard.Guard, state=state)
+
+    def error_reply(request: Request, status: int, detail: Any, headers: dict | None = None) -> JSONResponse:
+        meta_now = getattr(request.state, "snapshot_meta", None) or state.current_meta()
+        return JSONResponse({"detail": detail, **meta_now}, status_code=status, headers=headers)
 
     @app.exception_handler(snapshot.SnapshotUnavailable)
     def _no_snapshot(request: Request, error: snapshot.SnapshotUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=503)
+        return JSONResponse({"detail": str(error), "build_id": None, "as_of": None}, status_code=503)
 
     @app.exception_handler(snapshot.BadRequest)
     def _bad_request(request: Request, error: snapshot.BadRequest) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=422)
+        return error_reply(request, 422, str(error))
 
     @app.exception_handler(ingest.IngestError)
     def _ingest_error(request: Request, error: ingest.IngestError) -> JSONResponse:
-        return JSONResponse({"detail": error.detail}, status_code=error.status)
+        return error_reply(request, error.status, error.detail)
 
-    def meta(reader: snapshot.Reader) -> dict[str, Any]:
-        return {"build_id": reader.manifest.build_id, "as_of": reader.manifest.as_of}
+    @app.exception_handler(StarletteHTTPException)
+    def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return error_reply(request, error.status_code, error.detail, getattr(error, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return error_reply(request, 422, guard.describe_validation_errors(error.errors()))
+
+    def meta(reader: snapshot.Reader, request: Request | None = None) -> dict[str, Any]:
+        found = {"build_id": reader.manifest.build_id, "as_of": reader.manifest.as_of}
+        if request is not None:
+            request.state.snapshot_meta = found
+        return found
 
     @app.get("/health", tags=["snapshot"], summary="Liveness and the snapshot being served",
              responses={503: {"description": "No snapshot published yet"}})
@@ -93,11 +134,13 @@ def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
 
     @app.get("/customers/{code}", tags=["customers"], summary="One customer's single view and per-refresh history",
              responses={404: {"description": "Unknown customer code"}})
-    def get_customer(code: Annotated[str, Path(max_length=100, examples=["90200000003"])]) -> dict[str, Any]:
+    def get_customer(request: Request,
+                     code: Annotated[str, Path(max_length=100, examples=["90200000003"])]) -> dict[str, Any]:
         """`curl http://127.0.0.1:8000/customers/90200000003`: the BI-safe columns of
         `marts.customer_single_view` (no name, email or date of birth) and `history`, one row per
         refresh from `marts.customer_segment_history`."""
         with state.store.reader() as reader:
+            meta(reader, request)
             found = snapshot.customer(reader, code)
             if found is None:
                 raise HTTPException(404, f"no customer {code!r} in the snapshot as of {reader.manifest.as_of}")
@@ -105,6 +148,7 @@ def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
 
     @app.get("/customers", tags=["customers"], summary="Customers, filtered, keyset-paginated")
     def list_customers(
+        request: Request,
         segment: Annotated[str | None, Query(description="RFM segment", examples=["Champions"])] = None,
         tier: Annotated[str | None, Query(description="CLV value tier: high, medium, low", examples=["high"])] = None,
         cluster: Annotated[int | None, Query(description="Cluster id")] = None,
@@ -119,6 +163,7 @@ def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
         answer's `next_cursor` as `cursor` (same filters and sort) for the next page; `next_cursor`
         is null on the last page. Ties are broken by customer_code, nulls sort last."""
         with state.store.reader() as reader:
+            meta(reader, request)
             page = snapshot.list_customers(reader, segment=segment, tier=tier, cluster=cluster, market=market,
                                            min_clv=min_clv, sort=sort, limit=limit, cursor=cursor)
             return {**meta(reader), **page}
@@ -146,9 +191,13 @@ def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
         summary="Add orders (transactions layout) for the next refresh",
         responses={
             201: {"description": "Accepted rows written as a new file in the import folder; per-row results"},
+            401: {"description": "Missing or wrong X-API-Key"},
+            403: {"description": "Writes are disabled: PIPELINE_API_KEY is not set"},
             409: {"description": "Not configured for transactions files, or Idempotency-Key reused for another batch"},
+            413: {"description": "Body larger than PIPELINE_API_MAX_BODY_MB (nothing read or written)"},
             422: {"description": "Malformed batch, or every row rejected (nothing written)"},
         },
+        dependencies=[Security(API_KEY_HEADER)],
     )
     def post_transactions(
         batch: ingest.TransactionBatch,
@@ -160,12 +209,12 @@ def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
         answer (header `Idempotent-Replayed: true`) and writes nothing.
 
             curl -X POST http://127.0.0.1:8000/transactions -H 'Content-Type: application/json' \\
-              -H 'Idempotency-Key: 2026-11-20-batch-1' \\
+              -H "X-API-Key: $PIPELINE_API_KEY" -H 'Idempotency-Key: 2026-11-20-batch-1' \\
               -d '{"rows": [{"customer_id": "K0001", "order_date": "2026-11-20", "amount": 120.5}]}'
         """
         outcome = state.ingestor.submit(batch, idempotency_key)
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
-        return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
+        return JSONResponse({**outcome.body, **state.current_meta()}, status_code=outcome.status, headers=headers)
 
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import warnings
@@ -20,6 +21,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 CUSTOMERS = 37  # not a multiple of the page sizes used below
+KEY = "test-key-0123456789abcdef"
 
 
 def make_warehouse(path, customers=CUSTOMERS):
@@ -87,12 +89,12 @@ def publish(conn, serve_dir, as_of="2026-11-24", run_id="run00001"):
 def env(tmp_path):
     current = settings.load(
         import_layout="transactions", source="files", import_dir=tmp_path / "import",
-        import_column_order="order_id",
+        import_column_order="order_id", api_key=KEY,
     )
     warehouse = make_warehouse(tmp_path / "warehouse.duckdb")
     first = publish(warehouse, current.data_dir / "serve")
     app = create_app(current)
-    with TestClient(app) as client:
+    with TestClient(app, headers={"X-API-Key": KEY}) as client:
         yield {"client": client, "settings": current, "warehouse": warehouse, "first": first, "app": app}
     app.state.pipeline.close()
     warehouse.close()
@@ -112,6 +114,7 @@ def test_no_snapshot_yet_is_503(tmp_path):
     with TestClient(app) as client:
         response = client.get("/health")
     assert response.status_code == 503 and "no snapshot" in response.json()["detail"]
+    assert response.json()["build_id"] is None and response.json()["as_of"] is None
 
 
 def test_one_customer_with_its_history_and_only_the_listed_columns(env):
@@ -128,6 +131,7 @@ def test_one_customer_with_its_history_and_only_the_listed_columns(env):
 def test_unknown_customer_is_404(env):
     response = env["client"].get("/customers/NOPE")
     assert response.status_code == 404 and "NOPE" in response.json()["detail"]
+    assert response.json()["build_id"] == env["first"].build_id and response.json()["as_of"] == "2026-11-24"
 
 
 @pytest.mark.parametrize(
@@ -146,6 +150,7 @@ def test_bad_parameters_are_422_with_a_message(env, query, message):
     response = env["client"].get(f"/customers?{query}")
     assert response.status_code == 422
     assert message in json.dumps(response.json())
+    assert response.json()["build_id"] == env["first"].build_id
 
 
 def test_a_cursor_of_another_sort_is_refused(env):
@@ -350,8 +355,77 @@ def test_every_row_rejected_reports_each_reason(env):
 
 
 def test_ingestion_needs_the_transactions_layout(tmp_path):
-    app = create_app(settings.load(import_dir=tmp_path / "import"))  # atliq layout by default
-    with TestClient(app) as client:
+    app = create_app(settings.load(import_dir=tmp_path / "import", api_key=KEY))  # atliq layout by default
+    with TestClient(app, headers={"X-API-Key": KEY}) as client:
         response = client.post("/transactions", json={"rows": ROWS[:1]})
     assert response.status_code == 409 and "PIPELINE_IMPORT_LAYOUT=transactions" in response.json()["detail"]
     assert not (tmp_path / "import").exists()
+
+
+# --- hardening (issue 17): API key, body-size limit, replies that never echo the input --------
+
+
+def test_writes_need_the_api_key_compared_whole(env):
+    client = env["client"]
+    for headers in ({"X-API-Key": ""}, {"X-API-Key": KEY[:-1]}, {"X-API-Key": KEY + "x"}):
+        response = client.post("/transactions", json={"rows": ROWS[:1]}, headers=headers)
+        assert response.status_code == 401, headers
+        assert "X-API-Key" in response.json()["detail"] and response.json()["build_id"] == env["first"].build_id
+    without = TestClient(env["app"]).post("/transactions", json={"rows": ROWS[:1]})
+    assert without.status_code == 401
+    assert import_files(env) == []
+    assert client.get("/health").status_code == 200  # reads need no key
+
+
+def test_with_no_key_configured_writes_are_refused(tmp_path):
+    current = settings.load(import_layout="transactions", source="files", import_dir=tmp_path / "import")
+    assert current.api_key is None  # the default
+    with TestClient(create_app(current), headers={"X-API-Key": "anything-at-all-16"}) as client:
+        response = client.post("/transactions", json={"rows": ROWS[:1]})
+    assert response.status_code == 403 and "PIPELINE_API_KEY" in response.json()["detail"]
+    assert not (tmp_path / "import").exists()
+
+
+@pytest.fixture
+def small_limit(env):
+    """The env's API with a 2,000-byte body limit."""
+    app = create_app(dataclasses.replace(env["settings"], api_max_body_bytes=2000))
+    with TestClient(app, headers={"X-API-Key": KEY}) as client:
+        yield client
+    app.state.pipeline.close()
+
+
+def test_a_body_over_the_limit_is_413_before_parsing(env, small_limit):
+    body = json.dumps({"rows": ROWS * 20}).encode()
+    assert len(body) > 2000
+    response = small_limit.post("/transactions", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "2,000 bytes" in response.json()["detail"]
+    assert response.json()["build_id"] == env["first"].build_id
+    # not JSON at all: refused on its size, so it was never parsed
+    garbage = small_limit.post("/transactions", content=b"x" * 3000, headers={"Content-Type": "application/json"})
+    assert garbage.status_code == 413
+    assert import_files(env) == []
+    # under the limit, the same API takes the rows
+    assert small_limit.post("/transactions", json={"rows": ROWS[:2]}).status_code == 201
+
+
+def test_a_streamed_body_without_length_is_cut_at_the_limit(env, small_limit):
+    chunks = iter([json.dumps({"rows": ROWS * 20}).encode()[i:i + 500] for i in range(0, 5000, 500)])
+    response = small_limit.post("/transactions", content=chunks, headers={"Content-Type": "application/json"})
+    assert "content-length" not in response.request.headers  # chunked: only counting can catch it
+    assert response.status_code == 413
+    assert import_files(env) == []
+
+
+def test_a_422_names_the_problem_without_echoing_the_input(env):
+    secret = "PERSONAL-" + "x" * 5000
+    response = env["client"].post("/transactions", json={"rows": [
+        {"customer_id": "K1", "order_date": "2026-11-20", "amount": 1, "order_id": "O1", "colour": secret},
+        {"customer_id": "K2", "order_date": "2026-11-20", "amount": {"nested": secret}, "order_id": "O2"},
+    ]})
+    assert response.status_code == 422
+    assert "PERSONAL" not in response.text and len(response.text) < 2000
+    detail = response.json()["detail"]
+    assert {"loc": ["body", "rows", 0, "colour"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"} in detail
+    assert any(d["loc"][:4] == ["body", "rows", 1, "amount"] for d in detail)
+    assert response.json()["build_id"] == env["first"].build_id

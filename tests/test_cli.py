@@ -1,0 +1,167 @@
+"""The command line as a user meets it: the README's shell refresh run as written in a clean
+environment, what a run prints, a failed import's last lines, and settings refused up front."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from pipeline import cli, progress
+from pipeline import settings as settings_module
+
+REPO = settings_module.REPO_ROOT
+README = REPO / "README.md"
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+COMMAND = re.compile(r"^\.venv/bin/python -m pipeline\.cli refresh.*$", re.MULTILINE)
+
+
+def readme_refresh_commands() -> list[str]:
+    return COMMAND.findall(README.read_text())
+
+
+@pytest.fixture(scope="module")
+def readme_run(tmp_path_factory):
+    """The README's shell refresh, exactly as written, from the repository root, in a clean
+    environment: no DAGSTER_HOME, no venv on PATH, nothing the Makefile would export; only the
+    scale and the data folder point elsewhere."""
+    commands = readme_refresh_commands()
+    assert commands, "the README shows no `.venv/bin/python -m pipeline.cli refresh` command"
+    if not VENV_PYTHON.exists():
+        pytest.skip("no .venv in the repository (make setup creates it)")
+    root = tmp_path_factory.mktemp("readme")
+    (root / "home").mkdir()
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(root / "home"),
+        "PIPELINE_DATA_DIR": str(root / "data"),
+        "PIPELINE_CUSTOMERS": "300",
+    }
+    process = subprocess.run(
+        ["bash", "-c", commands[0]], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )
+    return process, root / "data", commands[0]
+
+
+def test_the_readme_command_works_as_written_in_a_clean_environment(readme_run):
+    process, data_dir, command = readme_run
+    assert process.returncode == 0, f"{command!r} failed:\n{process.stdout}\n{process.stderr}"
+    assert "Refresh succeeded" in process.stdout
+    # the instance lives under the data folder, with the dagster.yaml the CLI wrote, and holds the run
+    home = data_dir / "dagster_home"
+    assert "enabled: false" in (home / "dagster.yaml").read_text()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    as_of = command.split("--as-of", 1)[1].split()[0]
+    assert run.tags[cli.AS_OF_TAG] == as_of
+
+
+def test_a_run_prints_one_line_per_step_and_logs_the_rest_to_a_file(readme_run):
+    process, data_dir, _ = readme_run
+    out = process.stdout + process.stderr
+    lines = out.splitlines()
+    assert len(lines) <= 30, out  # one screen
+    assert not re.search(r"DEBUG|Telemetry|dagster\.yaml|Traceback|Warning", out), out
+    step_lines = [line for line in lines if re.match(r"^  \S+ +ok +\d+\.\d s", line)]
+    steps = [line.split()[0] for line in step_lines]
+    assert {"synthetic_raw_data", "star_schema", "customer_marts", "serve__bi_snapshot"} <= set(steps)
+    assert len(steps) == len(set(steps))
+    raw = next(line for line in step_lines if line.split()[0] == "synthetic_raw_data")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
+        (order_lines,) = conn.execute("select count(*) from raw.order_lines").fetchone()
+    assert f"raw.order_lines {order_lines:,} rows" in raw
+    assert re.search(r"\d+ checks passed", next(line for line in step_lines if " star_schema " in line))
+    # the full log is where the output says, with Dagster's events and dbt's output
+    (log_path,) = set(re.findall(r"(/\S+/logs/refresh-\S+\.log)", out))
+    log = Path(log_path).read_text()
+    assert Path(log_path).parent == data_dir / "logs"
+    assert "STEP_SUCCESS" in log and "DEBUG" in log and "Completed successfully" in log
+
+
+def test_a_failed_import_ends_with_its_cause_and_is_recorded(tmp_path, monkeypatch, capfd):
+    """Run in this process (`cli.main`, the command's code path) to spare an interpreter start."""
+    imports = tmp_path / "import"
+    imports.mkdir()
+    (imports / "transactions.csv").write_text("customer_id,order_date,total\nK1,2026-11-01,10\n")
+    data_dir = tmp_path / "data"
+    for name in [n for n in os.environ if n.startswith(("PIPELINE_", "DAGSTER_"))]:
+        monkeypatch.delenv(name)
+    for name, value in {
+        "PIPELINE_DATA_DIR": str(data_dir),
+        "PIPELINE_SOURCE": "files",
+        "PIPELINE_IMPORT_LAYOUT": "transactions",
+        "PIPELINE_IMPORT_DIR": str(imports),
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    assert cli.main(["refresh", "--as-of", "2026-11-24"]) == cli.EXIT_FAILED
+    out, err = capfd.readouterr()
+    last = err.strip().splitlines()
+    assert "Traceback" not in out + err
+    cause = next(line for line in last if line.startswith("Cause:"))
+    assert "FileImportError" in cause and "transactions.csv" in cause and "PIPELINE_IMPORT_COLUMN_AMOUNT" in cause
+    assert "pipeline.ingest" not in cause  # the class is named once, plainly
+    assert last[-1].startswith("Full log: ") and Path(last[-1].split(": ", 1)[1]).exists()
+    assert re.search(r"^  imported_raw_data +FAILED .*FileImportError", out, re.MULTILINE)
+    assert "not run: 9 steps downstream of the failure" in out and "serve__bi_snapshot" in out
+
+    # (the resource's own connection settings: the failed step's connection may still be open here)
+    with DuckDBResource(database=str(data_dir / "warehouse.duckdb")).get_connection() as conn:
+        rows = conn.execute("select run_id, as_of_date, failed_steps, message from ops.run_failures").fetchall()
+    assert len(rows) == 1
+    run_id, as_of, failed_steps, message = rows[0]
+    assert (as_of, failed_steps) == ("2026-11-24", "imported_raw_data")
+    assert message == cause.removeprefix("Cause: ")
+    with dg.DagsterInstance.from_config(str(data_dir / "dagster_home")) as instance:
+        run = instance.get_run_by_id(run_id)
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    assert "FileImportError" in run.tags["pipeline/failure"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "named"),
+    [
+        (["--as-of", "2024-02-30"], {}, "--as-of '2024-02-30' is not a date: use YYYY-MM-DD"),
+        (["--as-of", "30/06/2026"], {}, "--as-of '30/06/2026' is not a date"),
+        (["--as-of", "2020-01-01"], {}, "--as-of 2020-01-01: as-of date 2020-01-01 is before the start"),
+        ([], {"PIPELINE_CUSTOMERS": "lots"}, "PIPELINE_CUSTOMERS='lots' is not an integer"),
+        ([], {"PIPELINE_AS_OF": "2024-02-30"}, "PIPELINE_AS_OF='2024-02-30' is not a date (YYYY-MM-DD)"),
+        ([], {"PIPELINE_API_KEY": "short"}, "PIPELINE_API_KEY must be at least 16"),
+    ],
+)
+def test_bad_settings_stop_before_any_work_in_one_line(tmp_path, monkeypatch, capfd, argv, env, named):
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "data"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["refresh", *argv]) == cli.EXIT_BAD_SETTINGS
+    out, err = capfd.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("Settings error: ")
+    assert named in err
+    assert not (tmp_path / "data" / "dagster_home").exists()  # nothing was set up
+
+
+def test_a_data_folder_that_cannot_be_written_is_refused_up_front(tmp_path, monkeypatch, capfd):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(blocker / "data"))
+    assert cli.main(["refresh"]) == cli.EXIT_BAD_SETTINGS
+    _, err = capfd.readouterr()
+    assert err.count("\n") == 1
+    assert f"PIPELINE_DATA_DIR={blocker / 'data'}: the folder cannot be written" in err
+
+
+def test_the_instance_follows_the_data_folder_unless_dagster_home_is_set(tmp_path):
+    current = settings_module.load(environ={"PIPELINE_DATA_DIR": str(tmp_path / "d")})
+    assert progress.dagster_home(current, environ={}) == tmp_path / "d" / "dagster_home"
+    assert progress.dagster_home(current, environ={"DAGSTER_HOME": str(tmp_path / "h")}) == tmp_path / "h"
+    home = progress.prepare_instance(tmp_path / "h")
+    (home / "dagster.yaml").write_text("# mine\n")
+    progress.prepare_instance(home)
+    assert (home / "dagster.yaml").read_text() == "# mine\n"  # an operator's file is kept
