@@ -359,3 +359,25 @@ def test_cluster_marts_describe_each_cluster(conn):
     assert scalar(conn, f"select count(*) from marts.cluster_k_curve where as_of_date = date '{AS_OF}'") == 9
     crosstab_total = scalar(conn, "select sum(customers) from marts.cluster_segment_crosstab")
     assert crosstab_total == scalar(conn, "select count(*) from marts.customer_single_view where has_orders")
+
+
+# --- issue 17 (item 5) / issue 18: the publish writes the same bytes for the same refresh --------
+
+
+def test_rerunning_the_same_as_of_writes_byte_identical_parquet(refreshed):
+    """The refresh of AS_OF and its re-run publish Parquet files equal byte for byte (rows are
+    written in a fixed order), and no staging folder is left behind."""
+    import hashlib
+
+    builds = serve_dir(refreshed.settings) / "builds"
+    reruns = sorted(
+        (b for b in builds.iterdir() if b.name.startswith(AS_OF)), key=lambda b: b.stat().st_mtime
+    )
+    assert len(reruns) == 2
+
+    def digests(build):
+        return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in (build / "parquet").iterdir()}
+
+    assert len(digests(reruns[0])) >= 10
+    assert digests(reruns[0]) == digests(reruns[1])
+    assert not list(builds.glob(".*"))
