@@ -144,8 +144,7 @@ def simulate(config: SimulationConfig) -> SyntheticData:
     # Orders are sorted by day, so the cut at as-of and at the horizon are positions.
     n_orders_raw = int(np.searchsorted(book.order_day, as_of_day, side="right"))
     n_orders_all = int(np.searchsorted(book.order_day, horizon_day, side="right"))
-    # numpy's string add builds the ids in C; only the finished ids become Python strings
-    order_ids = np.char.add("SO", book.order_key[:n_orders_all].astype(str)).astype(object)
+    order_ids = "SO" + book.order_key[:n_orders_all].astype(str).astype(object)
 
     raw_lines = slice(0, int(np.searchsorted(book.line_order, n_orders_raw, side="left")))
     order_lines = _lines_frame(book, raw_lines, order_ids, codes, product_codes)
@@ -161,7 +160,7 @@ def simulate(config: SimulationConfig) -> SyntheticData:
     future_lines["net_sales_amount"] = np.round(net, 4)
     future_lines["gross_margin_amount"] = np.round(margin, 4)
 
-    future_orders = _distinct_sorted(book.line_order[future])
+    future_orders = np.unique(book.line_order[future])
     truth = _truth_customers(
         world,
         book,
@@ -202,13 +201,6 @@ def _strings_as_str(frame: pd.DataFrame) -> None:
     for column in frame.columns:
         if frame[column].dtype == object:
             frame[column] = frame[column].astype("str")
-
-
-def _distinct_sorted(values: np.ndarray) -> np.ndarray:
-    """``np.unique`` of an already sorted array, without its sort (lines are grouped by order)."""
-    if len(values) == 0:
-        return values
-    return values[np.r_[True, values[1:] != values[:-1]]]
 
 
 def _future_lines(book: OrderBook, first_order: int, end_order: int, n_raw: int) -> np.ndarray:
