@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.child import MARKS_ENV
-from benchmarks.rss import Sample, TreeSampler, self_max_rss_children
+from benchmarks.rss import Sample, TreeSampler, children_cpu_seconds, self_max_rss_children
 from benchmarks.stages import Carve, Step
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +50,7 @@ class RefreshRun:
     dbt_nodes: list[dict] = field(default_factory=list)
     dbt_logs: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> dbt.log first/last
     retried_steps: list[str] = field(default_factory=list)
+    cpu_seconds: float | None = None  # user + system CPU of the refresh's process tree
 
     @property
     def data_dir(self) -> Path:
@@ -100,6 +101,7 @@ def run_refresh(
     # warning Dagster prints when the file is missing
     (workdir / "dagster_home" / "dagster.yaml").touch()
     command = [sys.executable, "-m", "benchmarks.child", "refresh"]
+    cpu_before = children_cpu_seconds()
     with open(workdir / "refresh.stdout.log", "wb") as out, open(workdir / "refresh.stderr.log", "wb") as err:
         start = time.time()
         child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=err)
@@ -122,6 +124,7 @@ def run_refresh(
         env=env,
         samples=sampler.samples,
         kernel_max_rss=self_max_rss_children(),
+        cpu_seconds=children_cpu_seconds() - cpu_before,
     )
     read_event_log(run)
     read_marks(run)

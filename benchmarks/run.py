@@ -250,6 +250,8 @@ def _run(args, created, load_start, machine, code, workdir: Path) -> int:
     print(report.stage_table(stages, totals))
     if run.retried_steps:
         print(f"  note: steps retried (DuckDB lock held by another process?): {', '.join(run.retried_steps)}")
+    if run.cpu_seconds is not None:
+        print(f"  CPU (user + system) of the refresh's processes: {run.cpu_seconds:.1f} s")
     overhead = overhead_dict(run)
     if None not in overhead.values():
         print("  outside the steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in overhead.items()))
@@ -307,6 +309,7 @@ def _run(args, created, load_start, machine, code, workdir: Path) -> int:
             "run_id": run.run_id,
             "status": run.run_status,
             "process_seconds": run.process_end - run.process_start,
+            "cpu_seconds": run.cpu_seconds,
             "startup_seconds": (run.run_start - run.process_start) if run.run_start else None,
             "run_seconds": (run.run_end - run.run_start) if run.run_start and run.run_end else None,
             "peak_rss_bytes": peak_in(run.samples, None, None),

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
+from dagster_dbt.compat import DBT_PYTHON_VERSION
 from dagster_duckdb import DuckDBResource
+from packaging import version
 from pydantic import PrivateAttr
 
 from pipeline import settings as settings_module
@@ -49,6 +52,27 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else "dbt"
 
 
+class DbtCli(DbtCliResource):
+    """dagster-dbt's dbt resource, without two costs it pays before each build for features this
+    pipeline does not use (both private hooks of dagster-dbt 0.29; tests/test_dbt_overhead.py
+    fails if they move):
+
+    - ``dbt --version`` in a subprocess, a whole dbt start-up (2 s of CPU), to learn the version
+      of dbt: when the executable is the dbt beside this Python, it is the dbt-core imported here;
+    - a dbt adapter built in this process (profile, every macro), which dagster-dbt needs only
+      for its column metadata and row counts; ``pipeline.assets.dbt`` counts rows itself.
+    """
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        if DBT_PYTHON_VERSION is not None and Path(self.dbt_executable) == Path(sys.executable).parent / "dbt":
+            return DBT_PYTHON_VERSION
+        return super()._cli_version
+
+    def _initialize_dbt_core_adapter(self, args):
+        return None
+
+
 def build_resources(current: settings_module.Settings | None = None) -> dict[str, object]:
     current = current or settings_module.load()
     return {
@@ -57,5 +81,5 @@ def build_resources(current: settings_module.Settings | None = None) -> dict[str
         # The warehouse every Python asset reads and writes; dbt is pointed at the same file.
         "duckdb": DuckDBResource(database=str(current.warehouse)),
         # dbt for the star schema and the customer marts.
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": DbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }

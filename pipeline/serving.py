@@ -98,6 +98,7 @@ def publish(
     built_at = dt.datetime.now(dt.timezone.utc)
     build_id = f"{as_of.isoformat()}_{built_at:%Y%m%dT%H%M%S%f}_{run_id[:8]}"
     builds = serve_dir / "builds"
+    remove_leftovers(serve_dir)
     staging = builds / f".{build_id}.tmp"
     parquet_dir = staging / "parquet"
     parquet_dir.mkdir(parents=True)
@@ -130,6 +131,27 @@ def publish(
         _point_current_at(serve_dir, final)
     _prune(builds, keep=keep_builds, protect=(serve_dir / CURRENT_LINK).resolve())
     return manifest
+
+
+def remove_leftovers(serve_dir: Path) -> list[Path]:
+    """Delete what publishes killed part-way left behind: staging folders
+    (``builds/.<build_id>.tmp``) and temporary links (``.current.<build_id>.tmp``); return them.
+
+    Only one publish can be running per serve folder, and it is this one: a publish holds the
+    write lock of the warehouse the serve folder belongs to (DuckDB admits one writing process)
+    from before its staging folder exists until after the swap. So any staging name found here
+    belongs to a publish that is gone. Finished builds never carry a dot-name (see ``_prune``).
+    """
+    leftovers = [
+        *(p for p in (serve_dir / "builds").glob(".*.tmp") if p.is_dir() and not p.is_symlink()),
+        *(p for p in serve_dir.glob(f".{CURRENT_LINK}.*.tmp") if p.is_symlink()),
+    ]
+    for path in leftovers:
+        if path.is_symlink():
+            path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    return leftovers
 
 
 def _write_manifest(folder: Path, manifest: Manifest) -> None:

@@ -548,3 +548,23 @@ def test_a_sqlalchemy_bi_client_reads_every_snapshot_during_a_refresh(refreshed)
     assert reader["reads"] > 0
     assert len(reader["builds"]) == 2
     assert reader["builds"][0].startswith(FIRST_AS_OF) and reader["builds"][1].startswith(AS_OF)
+# --- issue 17 (item 5) / issue 18: the publish writes the same bytes for the same refresh --------
+
+
+def test_rerunning_the_same_as_of_writes_byte_identical_parquet(refreshed):
+    """The refresh of AS_OF and its re-run publish Parquet files equal byte for byte (rows are
+    written in a fixed order), and no staging folder is left behind."""
+    import hashlib
+
+    builds = serve_dir(refreshed.settings) / "builds"
+    reruns = sorted(
+        (b for b in builds.iterdir() if b.name.startswith(AS_OF)), key=lambda b: b.stat().st_mtime
+    )
+    assert len(reruns) == 2
+
+    def digests(build):
+        return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in (build / "parquet").iterdir()}
+
+    assert len(digests(reruns[0])) >= 10
+    assert digests(reruns[0]) == digests(reruns[1])
+    assert not list(builds.glob(".*"))

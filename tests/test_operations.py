@@ -45,7 +45,9 @@ BACKFILL_AS_OF = "2026-11-09"  # after the first refresh, before the later one
 
 BI_SNAPSHOT = dg.AssetKey(["serve", "bi_snapshot"])
 BAD_ORDER_ID = "SO-TEST-NEGATIVE-QTY"
-NEGATIVE_QUANTITY_CHECK = "not_negative_fact_sales_sold_quantity"
+# fact_sales's column tests run as one scan (row_rules); the failure names the single test
+NEGATIVE_QUANTITY_CHECK = "row_rules_fact_sales"
+NEGATIVE_QUANTITY_TEST = "not_negative_fact_sales_sold_quantity"
 
 DBT_START_TIMEOUT = 180  # seconds for the CLI to import, simulate and get dbt building
 REFRESH_TIMEOUT = 600
@@ -438,6 +440,8 @@ def test_a_failing_blocking_check_stops_the_publish(bad_data_run):
     assert {(k.asset_key.path[-1], k.name) for k in failed_checks} == {
         ("fact_sales", NEGATIVE_QUANTITY_CHECK)
     }, failed_checks
+    (failed,) = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert failed.metadata["failed_tests"].value == f"{NEGATIVE_QUANTITY_TEST} (1 rows)"
     assert result.get_failed_step_keys() == {"star_schema"}, failure_summary(result)
 
     # Nothing downstream ran: no customer model, no customer mart, no snapshot.

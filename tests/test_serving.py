@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -113,3 +119,92 @@ def test_hugeint_counts_are_published_as_bigint(warehouse, tmp_path):
     with open_current(tmp_path / "serve") as snapshot:
         assert snapshot.execute("describe marts.counts").fetchall()[0][1] == "BIGINT"
         assert snapshot.execute("select n from marts.counts").fetchall() == [(45,)]
+
+
+# --- issue 17, item 5: a publish leaves nothing behind, and writes the same bytes twice ---------
+
+KILL_PUBLISH = """
+import datetime as dt, sys
+from pathlib import Path
+import duckdb
+from pipeline import serving
+conn = duckdb.connect(sys.argv[1])
+serving.publish(conn, Path(sys.argv[2]), dt.date(2026, 11, 24), "killed01", "abc123")
+"""
+
+
+def test_the_next_publish_removes_what_a_killed_publish_left(tmp_path):
+    """A publish SIGKILLed while it writes its staging folder leaves ``builds/.<id>.tmp``; the
+    next publish deletes it, and its own snapshot is complete."""
+    path = tmp_path / "warehouse.duckdb"
+    serve_dir = tmp_path / "serve"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("create schema marts")
+        # big enough that the publish spends a while inside its staging folder
+        conn.execute(
+            "create table marts.fact_sales as select range as id, hash(range) as h, "
+            "cast(range % 997 as string) as s from range(3000000)"
+        )
+    process = subprocess.Popen([sys.executable, "-c", KILL_PUBLISH, str(path), str(serve_dir)],
+                               cwd=Path(serving.__file__).parent.parent)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(serve_dir.glob("builds/.*.tmp/parquet")):
+            assert process.poll() is None, "the publish ended before it could be killed"
+            assert time.monotonic() < deadline, "the publish never started its staging folder"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    (leftover,) = serve_dir.glob("builds/.*.tmp")
+    assert not (serve_dir / "current").exists()
+
+    with duckdb.connect(str(path)) as conn:
+        manifest = publish(conn, serve_dir, run_id="run00002")
+    assert not leftover.exists()
+    assert [p.name for p in (serve_dir / "builds").iterdir()] == [manifest.build_id]
+    assert manifest.row_counts == {"fact_sales": 3000000}
+
+
+def test_a_leftover_link_of_a_killed_swap_is_removed(warehouse, tmp_path):
+    serve_dir = tmp_path / "serve"
+    first = publish(warehouse, serve_dir, run_id="run00001")
+    # killed between creating the new link and renaming it onto `current`
+    stray = serve_dir / ".current.somebuild.tmp"
+    stray.symlink_to(f"builds/{first.build_id}", target_is_directory=True)
+    publish(warehouse, serve_dir, run_id="run00002")
+    assert not stray.is_symlink()
+    assert (serve_dir / "current" / serving.MANIFEST_FILE).exists()
+
+
+def parquet_digests(serve_dir, build_id):
+    folder = serve_dir / "builds" / build_id / "parquet"
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_identical_refreshes_write_byte_identical_parquet(tmp_path):
+    """The same rows stored in another order (as parallel queries do from run to run) publish
+    byte-identical Parquet files, and the snapshot tables read back in that fixed order."""
+    conn = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    conn.execute("create schema marts")
+    rows = (
+        "select range % 1000 as customer, cast(range % 7 as string) as segment, "
+        "range * 0.25 as amount, sum(range) over () as n from range(300000)"
+    )
+    serve_dir = tmp_path / "serve"
+    builds = []
+    for order in ("range", "range desc", "hash(range)"):
+        conn.execute(f"create or replace table marts.sales as {rows} order by {order}")
+        builds.append(publish(conn, serve_dir, run_id=f"run{len(builds):05d}"))
+    # the warehouse really held the rows in different orders
+    first_rows = conn.execute("select customer from marts.sales limit 3").fetchall()
+    assert first_rows != [(0,), (1,), (2,)]
+    digests = [parquet_digests(serve_dir, b.build_id) for b in builds]
+    assert digests[0] == digests[1] == digests[2]
+    assert set(digests[0]) == {"sales.parquet"}
+    with open_current(serve_dir) as snapshot:
+        published = snapshot.execute("select customer, segment, amount from marts.sales").fetchall()
+    assert published == sorted(published)
+    conn.close()

@@ -7,6 +7,7 @@
 
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -63,18 +64,77 @@ def run_dbt_build(
     # DuckDB resource of this run writes.
     os.environ["PIPELINE_WAREHOUSE"] = duckdb.database
     # dbt's run artifacts are runtime files: keep them beside the warehouse, not in the repo.
-    target = Path(duckdb.database).parent / "dbt_runs" / f"{context.run.run_id[:8]}-{context.op_def.name}"
+    runs = Path(duckdb.database).parent / "dbt_runs"
+    target = runs / f"{context.run.run_id[:8]}-{context.op_def.name}"
     args = ["build", "--vars", json.dumps(settings.current.dbt_vars())]
     with retry_on_duckdb_lock():
+        reuse_parse(runs / PARSE_CACHE, target)
         invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
         # dbt holds the warehouse's write lock until it exits, so row counts (dagster-dbt's
         # fetch_row_counts would query during the build and collide with that lock) are taken
         # afterwards; the events reach the UI when the build ends.
         events = list(invocation.stream())
+        keep_parse(target, runs / PARSE_CACHE)
         with duckdb.get_connection() as conn:
+            events = with_failed_rules(events, invocation, conn)
             yield from with_row_counts(events, invocation.manifest, conn)
         if not invocation.is_successful():
             raise invocation.get_error() or RuntimeError("dbt build failed")
+
+
+# dbt's parse of the project (4-5 s of its start-up, every model and test rendered) is saved
+# as partial_parse.msgpack in each build's target folder. dbt reuses it when nothing it
+# depends on changed (files, --vars, profile, dbt version; dbt checks) and parses again
+# otherwise. The prepared one in dbt_project/target never qualifies at run time (other --vars
+# and warehouse path), so the latest one is kept beside the runs: the second dbt step of a
+# refresh, and every step of a refresh repeated with the same settings, skip the parse.
+PARSE_CACHE = "partial_parse.msgpack"
+
+
+def reuse_parse(cache: Path, target: Path) -> None:
+    if cache.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cache, target / PARSE_CACHE)
+
+
+def keep_parse(target: Path, cache: Path) -> None:
+    """Keep the parse of a build that got as far as writing it (atomically: never half a file)."""
+    saved = target / PARSE_CACHE
+    if saved.exists():
+        partial = cache.with_suffix(".tmp")
+        shutil.copyfile(saved, partial)
+        os.replace(partial, cache)
+
+
+def with_failed_rules(events, invocation, conn):
+    """Name the broken rules of a failed ``row_rules`` test (several column tests run in one
+    scan, see dbt_project/tests/generic/row_rules.sql): its query, run again, lists each failing
+    rule under the name of the single dbt test it stands for, with its failing rows. Only
+    failures pay for this second run."""
+    results = None
+    for event in events:
+        unique_id = _metadata_value(event, "unique_id")
+        node = invocation.manifest["nodes"].get(unique_id) if unique_id else None
+        if (
+            isinstance(event, dg.AssetCheckResult)
+            and not event.passed
+            and node
+            and (node.get("test_metadata") or {}).get("name") == "row_rules"
+        ):
+            if results is None:
+                results = {r["unique_id"]: r for r in invocation.get_artifact("run_results.json")["results"]}
+            code = results.get(unique_id, {}).get("compiled_code")
+            if code:
+                failed = conn.execute(f"select * from ({code}) order by 1").fetchall()
+                event = event.with_metadata(
+                    {**event.metadata, "failed_tests": ", ".join(f"{name} ({rows} rows)" for name, rows in failed)}
+                )
+        yield event
+
+
+def _metadata_value(event, key: str):
+    value = getattr(event, "metadata", {}).get(key)
+    return getattr(value, "value", value)
 
 
 def with_row_counts(events, manifest: Mapping[str, Any], conn):

@@ -30,6 +30,8 @@ def bi_snapshot(
     the working warehouse. A backfill of a past as-of date is built but not promoted."""
     serve_dir = Path(duckdb.database).parent / "serve"
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
+        for leftover in serving.remove_leftovers(serve_dir):
+            context.log.info(f"Removed {leftover.name}, left behind by a publish killed part-way.")
         manifest = serving.publish(
             conn,
             serve_dir,
