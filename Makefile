@@ -7,13 +7,20 @@ BIN := $(VENV)/bin
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-spark ui api setup prepare lock bench clean
+.PHONY: run test test-fast test-spark ui api setup prepare lock bench clean
 
 run: prepare ## set up, then materialize every asset on the synthetic default
 	$(BIN)/python -m pipeline.cli refresh
 
+# Two workers by default (tests/conftest.py groups the tests so each refresh runs once);
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+
 test: prepare ## set up, then run the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+test-fast: prepare ## the unit layer only: no dbt build, no refresh (tests marked slow are left out)
+	$(BIN)/python -m pytest -m "not slow and not spark"
 
 # Optional: install the 'spark' extra (dbt-spark session method, pyspark: ~456 MB once; needs
 # Java 17) and check that the order-line dbt models give the same rows on Spark as on DuckDB.

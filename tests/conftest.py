@@ -42,3 +42,47 @@ def isolated_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("PIPELINE_AS_OF", TEST_AS_OF)
     monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "dbt_target"))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def standard_refresh(tmp_path_factory):
+    """Two seeded full refreshes and a re-run into one warehouse (tests/standard_refresh.py),
+    once per session, for every module that only reads what a refresh produced."""
+    from tests.standard_refresh import two_refreshes_and_a_rerun
+
+    return two_refreshes_and_a_rerun(tmp_path_factory)
+
+
+# --- parallel runs (`make test` runs pytest-xdist with --dist loadgroup) -----------------------
+# Module fixtures (a refresh, a dbt build) must run once, so each module is one unit of work for
+# a worker; modules that read the session's standard refresh form one unit with it. Units start
+# longest first, so the two workers of a 2-core machine end at about the same time.
+SHARED_GROUPS = {
+    "tests.test_end_to_end": "standard_refresh",
+    "tests.test_dashboard": "standard_refresh",
+}
+LONGEST_FIRST = [
+    "tests.test_operations",
+    "standard_refresh",
+    "tests.test_own_data",
+    "tests.dbt.test_insight_marts",
+    "tests.test_cli",
+    "tests.test_monthly_data",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    def group(item) -> str:
+        module = item.module.__name__
+        return SHARED_GROUPS.get(module, module)
+
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group(item)))
+
+    def rank(item) -> int:
+        name = group(item)
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    # stable: each module's tests stay together and in order (module fixtures are set up once)
+    items.sort(key=rank)

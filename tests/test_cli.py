@@ -16,6 +16,8 @@ from dagster_duckdb import DuckDBResource
 from pipeline import cli, progress
 from pipeline import settings as settings_module
 
+pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
+
 REPO = settings_module.REPO_ROOT
 README = REPO / "README.md"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"

@@ -1,4 +1,4 @@
-"""The HTML dashboard: built by a real small refresh, rendered in headless Chromium.
+"""The HTML dashboard: built by the session's standard refresh, rendered in headless Chromium.
 
 The browser test needs Debian's ``chromium`` (.ci/run installs it); without it, it skips.
 Its screenshot lands in test-artifacts/dashboard.png for CI to keep.
@@ -6,7 +6,6 @@ Its screenshot lands in test-artifacts/dashboard.png for CI to keep.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import shutil
 import subprocess
@@ -17,11 +16,11 @@ import duckdb
 import pytest
 
 from pipeline import settings
-from pipeline.definitions import build_definitions
 from pipeline.reporting.dashboard import build_dashboard
-from pipeline.schedules import refresh_run_config
+from tests.standard_refresh import AS_OF
 
-AS_OF = "2026-11-24"
+pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
+
 ARTIFACTS = settings.REPO_ROOT / "test-artifacts"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -37,21 +36,10 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def refreshed(tmp_path_factory):
-    """One full refresh at 1,500 customers; the dashboard asset writes serve/dashboard.html."""
-    data_dir = tmp_path_factory.mktemp("dashboard") / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PIPELINE_DATA_DIR", str(data_dir))
-        mp.setenv("PIPELINE_CUSTOMERS", "1500")
-        mp.setenv("DBT_TARGET_PATH", str(data_dir.parent / "dbt_target"))
-        current = settings.load(as_of=dt.date.fromisoformat(AS_OF))
-        result = build_definitions(current).resolve_job_def("refresh").execute_in_process(
-            run_config=refresh_run_config(dt.date.fromisoformat(AS_OF)),
-            instance=dg.DagsterInstance.ephemeral(),
-            raise_on_error=False,
-        )
-    assert result.success, "the refresh failed"
-    return current, result
+def refreshed(standard_refresh):
+    """The session's standard refresh (tests/standard_refresh.py): its last refresh, as of
+    AS_OF, wrote serve/dashboard.html."""
+    return standard_refresh.settings, standard_refresh.result
 
 
 def chromium() -> str:

@@ -18,6 +18,8 @@ from pipeline.definitions import build_definitions
 from pipeline.schedules import refresh_run_config
 from pipeline.serving import CURRENT_LINK, SNAPSHOT_FILE
 
+pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
+
 AS_OF = dt.date(2026, 11, 24)
 CUSTOMERS = 24
 PRODUCTS = ("P1", "P2", "P3")

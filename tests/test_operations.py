@@ -39,6 +39,8 @@ from pipeline.definitions import build_definitions
 from pipeline.schedules import refresh_run_config
 from pipeline.sensors import FAILURE_TAG, record_run_failures
 
+pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
+
 FIRST_AS_OF = "2026-10-25"
 LATER_AS_OF = "2026-11-24"
 BACKFILL_AS_OF = "2026-11-09"  # after the first refresh, before the later one

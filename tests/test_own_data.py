@@ -15,6 +15,8 @@ from pipeline import settings
 from pipeline.definitions import build_definitions
 from pipeline.schedules import refresh_run_config
 
+pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
+
 AS_OF = dt.date(2026, 11, 24)
 
 

@@ -12,6 +12,8 @@ from lifetimes.utils import calibration_and_holdout_data
 
 from tests.rawdata import dbt_build, random_order_lines, write_raw
 
+pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
+
 AS_OF = dt.date(2026, 11, 24)
 HOLDOUT_DAYS = 90
 CUTOFF = AS_OF - dt.timedelta(days=HOLDOUT_DAYS)

@@ -12,6 +12,8 @@ import pytest
 from pipeline import warehouse
 from tests.rawdata import FISCAL_YEARS, dbt_build, random_order_lines, write_raw
 
+pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
+
 AS_OF = dt.date(2026, 11, 24)
 SEGMENTS = ["Peripherals", "Accessories", "Notebook", "Desktop", "Storage", "Networking"]
 # One product per segment but Networking, so one share column is always 0.

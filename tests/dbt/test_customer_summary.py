@@ -12,6 +12,8 @@ from lifetimes.utils import summary_data_from_transaction_data
 
 from tests.rawdata import dbt_build, random_order_lines, write_raw
 
+pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
+
 AS_OF = dt.date(2026, 11, 24)
 
 

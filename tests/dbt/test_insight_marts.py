@@ -16,6 +16,8 @@ import pytest
 
 from tests.rawdata import dbt_build, random_order_lines, write_raw
 
+pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
+
 AS_OF = dt.date(2026, 11, 24)
 # Three customer segments (market -> one sub_zone and region).
 PROFILES = [

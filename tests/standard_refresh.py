@@ -1,0 +1,115 @@
+"""The standard seeded refresh that several test modules read: two full refreshes into one
+warehouse 30 days apart, BI readers running during the second, then a re-run of the second.
+
+It runs once per test session (the ``standard_refresh`` fixture in tests/conftest.py): each full
+refresh costs ~10-25 s, so modules that only read its results share it instead of refreshing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipeline import settings
+from pipeline.definitions import build_definitions
+from pipeline.schedules import refresh_run_config
+
+FIRST_AS_OF = "2026-10-25"
+AS_OF = "2026-11-24"  # 30 days later: two 15-day refreshes apart
+
+
+class Refresh(NamedTuple):
+    result: dg.ExecuteInProcessResult
+    settings: settings.Settings
+    defs: dg.Definitions
+    history_before_rerun: list[tuple]
+    history_after_rerun: list[tuple]
+    digest_before_rerun: dict[str, str]
+    digest_after_rerun: dict[str, str]
+    reader: dict
+    bi_tool_reader: dict  # the same, through duckdb-engine (SQLAlchemy), as BI tools connect
+
+
+def run_refresh(defs: dg.Definitions, as_of: str) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def("refresh").execute_in_process(
+        run_config=refresh_run_config(dt.date.fromisoformat(as_of)),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def history_counts(warehouse) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute(
+            "select cast(as_of_date as string), count(*), sum(total_net_sales) "
+            "from marts.customer_segment_history group by 1 order by 1"
+        ).fetchall()
+
+
+def two_refreshes_and_a_rerun(tmp_path_factory) -> Refresh:
+    """Two full refreshes into one warehouse, 30 days apart (each costs ~25 s at this scale)."""
+    data_dir = tmp_path_factory.mktemp("e2e") / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIPELINE_DATA_DIR", str(data_dir))
+        mp.setenv("PIPELINE_CUSTOMERS", "1500")
+        mp.setenv("DBT_TARGET_PATH", str(data_dir.parent / "dbt_target"))
+        current = settings.load(as_of=dt.date.fromisoformat(AS_OF))
+        defs = build_definitions(current)
+        first = run_refresh(defs, FIRST_AS_OF)
+        assert first.success, "the first refresh failed"
+        # a BI reader process queries the published snapshot in a loop during the next refresh
+        with snapshot_reader(serve_dir(current)) as reader, \
+                snapshot_reader(serve_dir(current), client="sqlalchemy") as bi_tool_reader:
+            result = run_refresh(defs, AS_OF)
+        before = history_counts(current.warehouse), snapshot_digest(current)
+        # re-running an as-of date must reproduce it, and replace only its own history
+        rerun = run_refresh(defs, AS_OF)
+        assert rerun.success, "re-running the refresh failed"
+        after = history_counts(current.warehouse), snapshot_digest(current)
+    return Refresh(result, current, defs, before[0], after[0], before[1], after[1], reader, bi_tool_reader)
+
+
+def serve_dir(current: settings.Settings) -> Path:
+    return current.data_dir / "serve"
+
+
+@contextmanager
+def snapshot_reader(serve: Path, client: str = "duckdb"):
+    """Run tests/snapshot_reader.py in its own process for the duration of the block."""
+    stop, result = serve.parent / f"reader-{client}.stop", serve.parent / f"reader-{client}.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.snapshot_reader", str(serve), str(stop), str(result), client],
+        cwd=settings.REPO_ROOT,
+    )
+    outcome: dict = {}
+    try:
+        yield outcome
+    finally:
+        stop.touch()
+        process.wait(timeout=60)
+        outcome.update(json.loads(result.read_text()))
+
+
+def snapshot_digest(current: settings.Settings) -> dict[str, str]:
+    """An md5 per published table over its rows in a canonical order, every value exact."""
+    path = serve_dir(current) / "current" / "customer_analytics.duckdb"
+    digests = {}
+    with duckdb.connect(str(path), read_only=True) as conn:
+        for (table,) in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts'"
+        ).fetchall():
+            fields = [name for name, *_ in conn.execute(f"describe marts.{table}").fetchall()]
+            row = " || '|' || ".join(f"coalesce(cast({f} as string), '<null>')" for f in fields)
+            (digests[table],) = conn.execute(
+                f"select md5(string_agg(r, chr(10) order by r)) from (select {row} as r from marts.{table})"
+            ).fetchone()
+    return digests
