@@ -462,3 +462,20 @@ def test_planted_groups_are_recovered_on_realistic_features(realistic):
     frame, group, fit = realistic
     truth = pd.DataFrame({"customer_code": frame["customer_code"], "persona": group})
     assert cl.persona_agreement(fit.labels, truth).ari > 0.3
+
+
+def test_the_curve_silhouettes_from_distances_computed_once_equal_sklearns_exactly():
+    """k_curve computes the silhouette sample's distances once for every K (issue 18); each
+    silhouette must be sklearn's own to the last bit, or the published curve would change. 5,000
+    rows make two distance blocks."""
+    from sklearn.metrics import silhouette_samples
+    from sklearn import config_context
+
+    x, _ = make_blobs(n_samples=5000, centers=4, n_features=6, random_state=3)
+    distances = cl.silhouette_distances(x)
+    for k in (2, 3, 5):
+        labels = np.arange(len(x)) % k
+        with config_context(working_memory=cl.SILHOUETTE_WORKING_MEMORY_MB):
+            values = silhouette_samples(x, labels)
+        expected = (float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))))
+        assert cl._silhouette(distances, labels) == expected
