@@ -75,10 +75,10 @@ def check_writable(folder: Path, variable: str) -> None:
 
 
 def instance_for(current: settings_module.Settings):
-    import dagster as dg
+    from pipeline import event_log
 
     home = progress.prepare_instance(progress.dagster_home(current))
-    return dg.DagsterInstance.from_config(str(home))
+    return event_log.open_instance(home)
 
 
 # --- runs killed earlier ----------------------------------------------------------------------

@@ -123,7 +123,9 @@ def export_tables(
     Rows are written sorted on every column (``order by all``): the warehouse tables come from
     parallel queries whose row order changes from run to run, and a fixed order makes identical
     refreshes write byte-identical files. Each table is sorted once, into the snapshot file;
-    the Parquet file is copied from there, which keeps that order.
+    the Parquet file is copied from there, which keeps that order. When the first column is a
+    key (no duplicates, no nulls: most marts start with theirs) the rows are sorted by it alone,
+    which is the same order for a fraction of the cost on wide tables.
     """
     alias = "snapshot"
     conn.execute(f"attach {quote_literal(target_database)} as {alias}")
@@ -138,7 +140,11 @@ def export_tables(
             where = ""
             if "as_of_date" in columns:
                 where = f" where as_of_date <= cast({quote_literal(as_of.isoformat())} as date)"
-            conn.execute(f"create table {target} as select {select} from {source}{where} order by all")
+            (is_key,) = conn.execute(
+                f"select count(*) = count(distinct {quote_ident(columns[0])}) from {source}{where}"
+            ).fetchone()
+            order = "1" if is_key else "all"
+            conn.execute(f"create table {target} as select {select} from {source}{where} order by {order}")
             parquet = quote_literal(f"{parquet_dir}/{table}.parquet")
             conn.execute(f"copy {target} to {parquet} (format parquet)")
             (counts[table],) = conn.execute(f"select count(*) from {target}").fetchone()

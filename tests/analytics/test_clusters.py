@@ -462,3 +462,53 @@ def test_planted_groups_are_recovered_on_realistic_features(realistic):
     frame, group, fit = realistic
     truth = pd.DataFrame({"customer_code": frame["customer_code"], "persona": group})
     assert cl.persona_agreement(fit.labels, truth).ari > 0.3
+
+
+def test_the_curve_silhouettes_from_distances_computed_once_equal_sklearns_exactly():
+    """k_curve computes the silhouette sample's distances once for every K (issue 18); each
+    silhouette must be sklearn's own to the last bit, or the published curve would change. 5,000
+    rows make two distance blocks."""
+    from sklearn.metrics import silhouette_samples
+    from sklearn import config_context
+
+    x, _ = make_blobs(n_samples=5000, centers=4, n_features=6, random_state=3)
+    distances = cl.silhouette_distances(x)
+    for k in (2, 3, 5):
+        labels = np.arange(len(x)) % k
+        with config_context(working_memory=cl.SILHOUETTE_WORKING_MEMORY_MB):
+            values = silhouette_samples(x, labels)
+        expected = (float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))))
+        assert cl._silhouette(distances, labels) == expected
+
+
+def test_batched_permutation_importances_equal_sklearns_exactly():
+    """cluster_profiles scores every shuffled copy in one predict (issue 18); the importances
+    must be sklearn's permutation_importance to the last bit, or the published ones would change."""
+    import warnings
+
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = make_blobs(n_samples=1200, centers=4, n_features=5, cluster_std=3.0, random_state=5)
+    forest = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0).fit(x[:800], y[:800])
+    tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(x[:800], y[:800] == 2)
+    cases = [(forest, y[800:], "accuracy", accuracy_score),
+             (tree, y[800:] == 2, "balanced_accuracy", balanced_accuracy_score)]
+    for model, target, scoring, sklearn_score in cases:
+        for seed in (0, 7):
+            want = permutation_importance(model, x[800:], target, scoring=scoring, n_repeats=3, random_state=seed)
+            mean, std = cp.permutation_importances(model, x[800:], target, cp.QUICK_SCORERS[scoring], 3, seed)
+            assert mean.tolist() == want.importances_mean.tolist()
+            assert std.tolist() == want.importances_std.tolist()
+    # the quick scores against sklearn's, also where a class is missing from either side
+    rng = np.random.default_rng(1)
+    for y_true, y_pred in [(rng.integers(0, 4, 300), rng.integers(0, 4, 300)),
+                           (rng.integers(0, 3, 300), rng.integers(1, 4, 300)),
+                           (rng.random(301) < 0.1, rng.random(301) < 0.5),
+                           (np.zeros(50, bool), rng.random(50) < 0.5)]:
+        assert cp.QUICK_SCORERS["accuracy"](y_true, y_pred) == accuracy_score(y_true, y_pred)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn warns of the class missing from y_true
+            assert cp.QUICK_SCORERS["balanced_accuracy"](y_true, y_pred) == balanced_accuracy_score(y_true, y_pred)

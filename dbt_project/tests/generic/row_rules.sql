@@ -5,7 +5,7 @@
     - unique: column list; failing rows = rows beyond the first of each value (the single test
       counts duplicated values), nulls ignored as there;
     - accepted_values: {column: [values]}; failing rows = rows with another non-null value (the
-      single test counts distinct values);
+      single test counts distinct values); numbers are compared as numbers (quote: false);
     - relationships: {column: {to: model name, field: column}}; failing rows = non-null values
       missing from the parent, as in the single test. The parent is joined once, deduplicated,
       so the scan stays one pass and a join never repeats a row. -#}
@@ -27,7 +27,10 @@
 {%- endfor -%}
 {%- for column, values in accepted_values.items() -%}
     {%- set quoted = [] -%}
-    {%- for value in values -%}{%- do quoted.append("'" ~ (value | replace("'", "''")) ~ "'") -%}{%- endfor -%}
+    {%- for value in values -%}
+        {%- if value is number -%}{%- do quoted.append(value | string) -%}
+        {%- else -%}{%- do quoted.append("'" ~ (value | replace("'", "''")) ~ "'") -%}{%- endif -%}
+    {%- endfor -%}
     {%- do rules.append(("accepted_values_" ~ name ~ "_" ~ column,
         "sum(case when m." ~ column ~ " is not null and m." ~ column ~ " not in (" ~ quoted | join(", ") ~ ") then 1 else 0 end)")) -%}
 {%- endfor -%}

@@ -2,8 +2,10 @@
     of the same RFM segment buy and this customer has not bought yet.
     score = the category's penetration in the segment (share of the segment's customers who
     bought it); ties by the segment's net sales in the category, then the category name.
-    Size: customers x categories not yet bought (about 1M x 20 rows at 1M customers), ranked by
-    one window partitioned by customer; nothing quadratic. -#}
+    Size: only the categories a customer can get are ranked: among the segment's top 3 + (the
+    categories the customer bought), at least 3 are not bought yet, so no lower one can make
+    the top 3. That is about 1M x 6.6 rows at 1M customers instead of 1M x 20 (the same rows
+    out); nothing quadratic. -#}
 with segments as (
     select customer_code, segment
     from {{ source('analytics', 'customer_rfm') }}
@@ -33,23 +35,47 @@ popularity as (
     group by segments.segment, bought.category
 ),
 
+ranked_popularity as (
+    select
+        popularity.segment,
+        popularity.category,
+        popularity.buyers,
+        popularity.buyers / cast(segment_sizes.segment_customers as double) as score,
+        popularity.segment_net_sales,
+        row_number() over (
+            partition by popularity.segment
+            order by popularity.buyers / cast(segment_sizes.segment_customers as double) desc,
+                popularity.segment_net_sales desc, popularity.category
+        ) as popularity_rank
+    from popularity
+    inner join segment_sizes
+        on popularity.segment = segment_sizes.segment
+),
+
+bought_counts as (
+    select customer_code, count(distinct category) as bought_categories
+    from bought
+    group by customer_code
+),
+
 candidates as (
     select
         segments.customer_code,
         segments.segment,
-        popularity.category,
-        popularity.buyers,
-        popularity.buyers / cast(segment_sizes.segment_customers as double) as score,
-        popularity.segment_net_sales
+        ranked_popularity.category,
+        ranked_popularity.buyers,
+        ranked_popularity.score,
+        ranked_popularity.segment_net_sales
     from segments
-    inner join segment_sizes
-        on segments.segment = segment_sizes.segment
-    inner join popularity
-        on segments.segment = popularity.segment
+    inner join ranked_popularity
+        on segments.segment = ranked_popularity.segment
+    left join bought_counts
+        on segments.customer_code = bought_counts.customer_code
     left join bought
         on segments.customer_code = bought.customer_code
-        and popularity.category = bought.category
+        and ranked_popularity.category = bought.category
     where bought.customer_code is null
+        and ranked_popularity.popularity_rank <= 3 + coalesce(bought_counts.bought_categories, 0)
 ),
 
 ranked as (
