@@ -41,7 +41,7 @@ def parse_as_of(raw: str | None) -> dt.date | None:
     if raw is None:
         return None
     try:
-        return settings_module._parse_date("as_of", raw)  # the rules of PIPELINE_AS_OF
+        return settings_module.parse_date("--as-of", raw)  # the rules of PIPELINE_AS_OF
     except settings_module.SettingsError:
         raise UsageError(f"--as-of {raw!r} is not a date: use YYYY-MM-DD (a real calendar day) or 'today'") from None
 
@@ -142,9 +142,9 @@ def refresh(as_of_flag: str | None) -> int:
     log_path = progress.new_log_path(current, run_id)
     as_of = current.as_of.isoformat()
     source = (
-        f"{current.customers:,} customers, synthetic data (seed {current.seed})"
+        f"{current.simulation.customers:,} customers, synthetic data (seed {current.simulation.seed})"
         if current.source == "synthetic"
-        else f"files from {current.import_dir} ({current.import_layout} layout)"
+        else f"files from {current.imports.dir} ({current.imports.layout} layout)"
     )
     print(f"Refresh as of {as_of}: {source}")
     print(f"Run {run_id[:8]}, full log: {log_path}")

@@ -43,7 +43,7 @@ def build_definitions(current: settings_module.Settings | None = None) -> dg.Def
         assets=raw_assets_for(ASSETS, current.source),  # the simulator or the file import
         asset_checks=CHECKS,
         jobs=[refresh_job],
-        schedules=[build_refresh_schedule(current.schedule_anchor)],
+        schedules=[build_refresh_schedule(current.run.schedule_anchor)],
         sensors=[record_run_failures],
         resources=build_resources(current),
         # DuckDB allows one writer process: run steps one after another in the run's process.

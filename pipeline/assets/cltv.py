@@ -83,11 +83,11 @@ def cltv_model_selection(
             "select * from marts.customer_backtest_summary order by customer_code"
         ).df()
         result = model_selection.select_models(
-            backtest_summary, spend=current.cltv_spend,
-            transaction_candidates=current.cltv_transaction_models,
+            backtest_summary, spend=current.models.cltv_spend,
+            transaction_candidates=current.models.cltv_transaction_models,
         )
         as_of = pd.Timestamp(current.as_of)
-        selection = result.selection.assign(holdout_days=current.backtest_holdout_days)
+        selection = result.selection.assign(holdout_days=current.models.backtest_holdout_days)
         selection.insert(0, "as_of_date", as_of)
         deciles = result.deciles.copy()
         deciles.insert(0, "as_of_date", as_of)
@@ -176,13 +176,13 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
         selection = warehouse.read_as_of_rows(conn, "analytics", "cltv_model_selection", current.as_of)
         transaction_ranking, spend_ranking = rankings(selection)
         chosen = model_selection.fit_chosen(
-            summary, transaction_ranking, spend_ranking, spend=current.cltv_spend
+            summary, transaction_ranking, spend_ranking, spend=current.models.cltv_spend
         )
         scores, failure = None, chosen.reason
         if chosen.available:
             try:
                 scores = cltv.score_customers(summary, chosen.transaction, chosen.spend,
-                                              current.cltv_discount_rate)
+                                              current.models.cltv_discount_rate)
             except FloatingPointError as error:  # non-finite predictions: unavailable, not a crash
                 failure = f"{chosen.transaction.name} x {chosen.spend.name} scoring failed: {error}"
         available = scores is not None
@@ -217,7 +217,7 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
     metadata = {
         "dagster/row_count": len(scores),
         "as_of": current.as_of.isoformat(),
-        "spend": current.cltv_spend,
+        "spend": current.models.cltv_spend,
         "status": status["status"].iloc[0],
         "reason": reason,
         "tiers": dg.MetadataValue.md(markdown_table(tiers.reset_index(name="customers"))),
@@ -287,7 +287,7 @@ def cltv_evaluation(
             fits = cltv.load_models(models_dir(duckdb, current.as_of))
             transaction = fits[status["transaction_model"].iloc[0]]
             truth_metrics, _ = backtest.compare_with_truth(
-                scores, truth, transaction, spend=current.cltv_spend
+                scores, truth, transaction, spend=current.models.cltv_spend
             )
             frames.append(truth_metrics.assign(evaluation="truth"))
         metrics = pd.concat(frames, ignore_index=True)
@@ -299,7 +299,7 @@ def cltv_evaluation(
         metadata={
             "dagster/row_count": len(metrics),
             "as_of": current.as_of.isoformat(),
-            "holdout_days": current.backtest_holdout_days,
+            "holdout_days": current.models.backtest_holdout_days,
             "beats_baselines": str(beats),
             "metrics": dg.MetadataValue.md(markdown_table(metrics.drop(columns="as_of_date").round(4))),
         }
@@ -308,6 +308,6 @@ def cltv_evaluation(
         check_name=EVALUATION_CHECK,
         passed=bool(beats),
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"holdout_days": current.backtest_holdout_days,
+        metadata={"holdout_days": current.models.backtest_holdout_days,
                   "beats_baselines": str(beats)},
     )

@@ -108,7 +108,7 @@ def customer_clusters(
     cluster_feature_importance, cluster_centroids, cluster_evaluation, cluster_status)."""
     current = settings.current
     config = clusters.ClusterConfig(
-        k_range=(current.cluster_k_min, current.cluster_k_max), k=current.cluster_k
+        k_range=(current.models.cluster_k_min, current.models.cluster_k_max), k=current.models.cluster_k
     )
     as_of = pd.Timestamp(current.as_of)
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:

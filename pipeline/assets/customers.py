@@ -47,7 +47,7 @@ def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.Mater
             conn, "reference", "rfm_segment_map", list(rfm.MAP_COLUMNS), order_by="priority"
         )
         scores = rfm.segment_customers(
-            summary, segment_map, current.as_of, current.rfm_new_customer_days
+            summary, segment_map, current.as_of, current.models.rfm_new_customer_days
         )
         pareto = rfm.pareto_cut(summary["customer_code"], summary["total_net_sales"])
         scores["is_pareto"] = pareto.flags.to_numpy()
@@ -64,7 +64,7 @@ def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.Mater
             "dagster/row_count": len(scores),
             "dagster/table_name": "analytics.customer_rfm",
             "as_of": current.as_of.isoformat(),
-            "new_customer_days": current.rfm_new_customer_days,
+            "new_customer_days": current.models.rfm_new_customer_days,
             "segments": dg.MetadataValue.md(markdown_table(distribution)),
             "pareto_customers": pareto.customers,
             "pareto_customer_share": round(pareto.customer_share, 4),

@@ -66,7 +66,7 @@ def synthetic_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
                             warehouse.table_columns(conn, schema, table)
                         ),
                         "as_of": current.as_of.isoformat(),
-                        "seed": current.seed,
+                        "seed": current.simulation.seed,
                     },
                 )
 

@@ -264,7 +264,7 @@ EXPECTED = [None, "exact_duplicate", "unparseable_date", "negative", "missing_ke
 
 
 def import_files(env):
-    folder = env["settings"].import_dir
+    folder = env["settings"].imports.dir
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
@@ -277,7 +277,7 @@ def test_rows_are_validated_like_the_file_import_and_written_as_one_file(env):
     assert (body["accepted"], body["rejected"]) == (3, 6)
     assert import_files(env) == [body["file"]]  # no temporary file left behind
     assert body["file"].startswith("transactions_api_") and body["file"].endswith(".csv")
-    text = (env["settings"].import_dir / body["file"]).read_text()
+    text = (env["settings"].imports.dir / body["file"]).read_text()
     assert text.splitlines() == [
         "customer_id,order_date,amount,order_id", "K1,2026-11-20,12.5,O1", "6,2026-11-02,7,7", '"K,7",2026-11-03,0.1,O8']
 
@@ -379,7 +379,7 @@ def test_writes_need_the_api_key_compared_whole(env):
 
 def test_with_no_key_configured_writes_are_refused(tmp_path):
     current = settings.load(import_layout="transactions", source="files", import_dir=tmp_path / "import")
-    assert current.api_key is None  # the default
+    assert current.api.key is None  # the default
     with TestClient(create_app(current), headers={"X-API-Key": "anything-at-all-16"}) as client:
         response = client.post("/transactions", json={"rows": ROWS[:1]})
     assert response.status_code == 403 and "PIPELINE_API_KEY" in response.json()["detail"]
@@ -389,7 +389,8 @@ def test_with_no_key_configured_writes_are_refused(tmp_path):
 @pytest.fixture
 def small_limit(env):
     """The env's API with a 2,000-byte body limit."""
-    app = create_app(dataclasses.replace(env["settings"], api_max_body_bytes=2000))
+    api = env["settings"].api.model_copy(update={"max_body_mb": 2000 / 1024 / 1024})
+    app = create_app(dataclasses.replace(env["settings"], api=api))
     with TestClient(app, headers={"X-API-Key": KEY}) as client:
         yield client
     app.state.pipeline.close()

@@ -3,9 +3,10 @@
     period after it, exactly as lifetimes.utils.calibration_and_holdout_data computes them with
     freq='D' (purchase days, not orders; the first purchase day is not a repeat).
     Calibration: purchase days <= the cutoff. Holdout: purchase days in (cutoff, as-of]. -#}
-{%- set holdout_days = var('holdout_days', 180) | int -%}
-{%- if holdout_days < 1 -%}
-    {{ exceptions.raise_compiler_error("var('holdout_days') must be a whole number of days >= 1, got " ~ var('holdout_days', 180)) }}
+{%- set holdout_days = var('holdout_days') | int -%}
+{#- while parsing, vars are not set (dbt gives none) -#}
+{%- if execute and holdout_days < 1 -%}
+    {{ exceptions.raise_compiler_error("var('holdout_days') must be a whole number of days >= 1, got " ~ var('holdout_days')) }}
 {%- endif -%}
 {%- set cutoff = "cast(" ~ dbt.dateadd('day', -holdout_days, as_of_date()) ~ " as date)" -%}
 {#- the start of the "repeat the last period" baseline's window: holdout_days before the cutoff -#}
