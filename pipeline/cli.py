@@ -77,7 +77,7 @@ def check_writable(folder: Path, variable: str) -> None:
 def instance_for(current: settings_module.Settings):
     import dagster as dg
 
-    home = progress.prepare_instance(progress.dagster_home(current))
+    home = progress.prepare_instance(current.paths.dagster_home())
     return dg.DagsterInstance.from_config(str(home))
 
 
@@ -134,6 +134,7 @@ def refresh(as_of_flag: str | None) -> int:
 
     from pipeline import sensors
     from pipeline.definitions import build_definitions
+    from pipeline.resources import refresh_run_config
 
     instance = instance_for(current)
     for run_id in fail_abandoned_runs(instance, current.warehouse):
@@ -165,7 +166,7 @@ def refresh(as_of_flag: str | None) -> int:
             result = job.execute_in_process(
                 instance=instance,
                 run_config={
-                    "resources": {"settings": {"config": {"as_of": as_of}}},
+                    **refresh_run_config(current.as_of),
                     # Dagster's own console log, in full, goes to the log file (see output_to)
                     "loggers": {"console": {"config": {"log_level": "DEBUG"}}, "progress": {}},
                 },
@@ -205,7 +206,7 @@ def refresh(as_of_flag: str | None) -> int:
 def _snapshot_note(current: settings_module.Settings, failed: bool) -> str:
     from pipeline import serving
 
-    link = current.data_dir / "serve" / serving.CURRENT_LINK
+    link = current.paths.serve / serving.CURRENT_LINK
     try:
         manifest = serving.Manifest.read(link.resolve(strict=True) / serving.MANIFEST_FILE)
     except (OSError, ValueError, TypeError):
@@ -222,7 +223,7 @@ def ui(port: int, host: str) -> int:
     """`dagster dev` on the CLI's instance (same settings, same DAGSTER_HOME): the UI shows the
     runs of `make run` and `python -m pipeline.cli refresh`."""
     current = load_settings(None)
-    home = progress.prepare_instance(progress.dagster_home(current))
+    home = progress.prepare_instance(current.paths.dagster_home())
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     workspace = settings_module.REPO_ROOT / "workspace.yaml"
     command = [dagster, "dev", "-w", str(workspace), "-h", host, "-p", str(port)]

@@ -1,8 +1,10 @@
-"""Resources built from the settings, so the DuckDB resource and dbt write the same file."""
+"""Resources built from the settings, so the DuckDB resource and dbt write the same file, and
+the run config that sets a run's as-of date."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +17,19 @@ from packaging import version
 from pydantic import PrivateAttr
 
 from pipeline import settings as settings_module
+from pipeline.paths import WAREHOUSE_ENV
 from pipeline.project import dbt_project
+
+
+def refresh_run_config(as_of: dt.date) -> dict:
+    """Run config that makes a run refresh as of the given date: the one shape the CLI, the
+    schedule and the launchpad give ``PipelineSettings``."""
+    return {"resources": {"settings": {"config": {"as_of": as_of.isoformat()}}}}
+
+
+def run_config_as_of(run_config: dict) -> str | None:
+    """The as-of date ``refresh_run_config`` put in a run's config, if any."""
+    return run_config.get("resources", {}).get("settings", {}).get("config", {}).get("as_of")
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -61,7 +75,16 @@ class DbtCli(DbtCliResource):
       of dbt: when the executable is the dbt beside this Python, it is the dbt-core imported here;
     - a dbt adapter built in this process (profile, every macro), which dagster-dbt needs only
       for its column metadata and row counts; ``pipeline.assets.dbt`` counts rows itself.
+
+    ``warehouse`` is the DuckDB resource's file: profiles.yml reads it from PIPELINE_WAREHOUSE,
+    which this resource sets once when the run starts.
     """
+
+    warehouse: str
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        super().setup_for_execution(context)
+        os.environ[WAREHOUSE_ENV] = self.warehouse
 
     @cached_property
     def _cli_version(self) -> version.Version:
@@ -75,11 +98,12 @@ class DbtCli(DbtCliResource):
 
 def build_resources(current: settings_module.Settings | None = None) -> dict[str, object]:
     current = current or settings_module.load()
+    warehouse = str(current.paths.warehouse)
     return {
-        # Run settings (scale, seed, as-of) for the Python assets.
+        # Run settings (scale, seed, as-of, paths) for the Python assets.
         "settings": PipelineSettings(),
-        # The warehouse every Python asset reads and writes; dbt is pointed at the same file.
-        "duckdb": DuckDBResource(database=str(current.warehouse)),
-        # dbt for the star schema and the customer marts.
-        "dbt": DbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        # The warehouse every Python asset reads and writes.
+        "duckdb": DuckDBResource(database=warehouse),
+        # dbt for the star schema and the customer marts, pointed at the same file.
+        "dbt": DbtCli(project_dir=dbt_project, dbt_executable=dbt_executable(), warehouse=warehouse),
     }

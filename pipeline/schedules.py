@@ -9,15 +9,11 @@ import dagster as dg
 
 from pipeline.freshness import REFRESH_EVERY_DAYS
 from pipeline.jobs import refresh_job
+from pipeline.resources import refresh_run_config
 
 
 def is_refresh_day(day: dt.date, anchor: dt.date) -> bool:
     return (day - anchor).days % REFRESH_EVERY_DAYS == 0
-
-
-def refresh_run_config(as_of: dt.date) -> dict:
-    """Run config that makes a run refresh as of the given date."""
-    return {"resources": {"settings": {"config": {"as_of": as_of.isoformat()}}}}
 
 
 def build_refresh_schedule(anchor: dt.date) -> dg.ScheduleDefinition:

@@ -17,14 +17,13 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline import progress, warehouse
 from pipeline.jobs import refresh_job
+from pipeline.resources import run_config_as_of
 
 FAILURE_TAG = "pipeline/failure"
 
 
 def run_as_of(run: dg.DagsterRun) -> str | None:
-    return run.tags.get("pipeline/as_of") or (
-        run.run_config.get("resources", {}).get("settings", {}).get("config", {}).get("as_of")
-    )
+    return run.tags.get("pipeline/as_of") or run_config_as_of(run.run_config)
 
 
 def record_failure(

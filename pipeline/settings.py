@@ -19,17 +19,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from pipeline.paths import Paths
 
-# dbt-duckdb names the database after the file's stem and bakes it into the manifest, so the
-# file name is fixed; only its folder may move.
-WAREHOUSE_FILE_NAME = "warehouse.duckdb"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 CLTV_SPENDS = ("margin", "revenue")
 CLTV_TRANSACTION_MODELS = ("bgnbd", "mbgnbd", "pareto_nbd")
@@ -395,8 +393,13 @@ class Settings:
         return self.run.source
 
     @property
+    def paths(self) -> Paths:
+        """Every runtime folder and file, derived from PIPELINE_DATA_DIR."""
+        return Paths(self.data_dir)
+
+    @property
     def warehouse(self) -> Path:
-        return self.data_dir / WAREHOUSE_FILE_NAME
+        return self.paths.warehouse
 
     def by_name(self) -> dict[str, Any]:
         """Every setting by its name in SETTINGS."""

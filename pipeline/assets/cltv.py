@@ -6,8 +6,6 @@ when none can be fit) -> ``cltv_evaluation`` (backtest metrics, truth comparison
 A model that cannot be fit never fails the run: the marts are published without CLTV.
 """
 
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 from dagster_dbt import get_asset_key_for_model
@@ -31,11 +29,6 @@ SUMMARY_COLUMNS = (
     "monetary_value_gross_margin",
     *model_selection.CALIBRATION_LOG_COLUMNS.values(),  # the log-normal spend model's inputs
 )
-
-
-def models_dir(duckdb: DuckDBResource, as_of) -> Path:
-    """Fitted models are kept per as-of date beside the warehouse, so a past refresh can be explained."""
-    return Path(duckdb.database).parent / "models" / as_of.isoformat()
 
 
 CLTV_KEY = dg.AssetKey(["analytics", "customer_cltv"])
@@ -211,7 +204,7 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
         warehouse.replace_tables(conn, "analytics", {"customer_cltv": scores})
         warehouse.replace_as_of_rows(conn, "analytics", "cltv_model_parameters", parameters, current.as_of)
         warehouse.replace_as_of_rows(conn, "analytics", "cltv_model_status", status, current.as_of)
-    saved = cltv.save_models(fits, models_dir(duckdb, current.as_of))
+    saved = cltv.save_models(fits, current.paths.models_for(current.as_of))
 
     tiers = scores["value_tier"].fillna("null").value_counts().rename_axis("value_tier")
     metadata = {
@@ -222,7 +215,7 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
         "reason": reason,
         "tiers": dg.MetadataValue.md(markdown_table(tiers.reset_index(name="customers"))),
         "total_clv_12m": float(scores["clv_12m"].sum()),
-        "models": dg.MetadataValue.path(str(models_dir(duckdb, current.as_of))),
+        "models": dg.MetadataValue.path(str(current.paths.models_for(current.as_of))),
     }
     for fit in fits:
         metadata[fit.name] = dg.MetadataValue.json({k: round(v, 6) for k, v in fit.params.items()})
@@ -284,7 +277,7 @@ def cltv_evaluation(
                 "join marts.customer_summary as s using (customer_code) order by customer_code"
             ).df()
             truth = conn.execute("select * from truth.customers order by customer_code").df()
-            fits = cltv.load_models(models_dir(duckdb, current.as_of))
+            fits = cltv.load_models(current.paths.models_for(current.as_of))
             transaction = fits[status["transaction_model"].iloc[0]]
             truth_metrics, _ = backtest.compare_with_truth(
                 scores, truth, transaction, spend=current.models.cltv_spend

@@ -60,11 +60,8 @@ def run_dbt_build(
     settings: PipelineSettings,
 ):
     """``dbt build`` of the step's selection, against this run's warehouse and as-of date."""
-    # profiles.yml reads the warehouse path from the environment: hand dbt the very file the
-    # DuckDB resource of this run writes.
-    os.environ["PIPELINE_WAREHOUSE"] = duckdb.database
     # dbt's run artifacts are runtime files: keep them beside the warehouse, not in the repo.
-    runs = Path(duckdb.database).parent / "dbt_runs"
+    runs = settings.current.paths.dbt_runs
     target = runs / f"{context.run.run_id[:8]}-{context.op_def.name}"
     args = ["build", "--vars", json.dumps(settings.current.dbt_vars())]
     with retry_on_duckdb_lock():

@@ -1,7 +1,5 @@
 """Publish: the BI serving snapshot, built only after every upstream asset and blocking check passed."""
 
-from pathlib import Path
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -28,7 +26,7 @@ def bi_snapshot(
     """A read-only copy of every mart (PII columns left out) as one DuckDB file plus one Parquet
     file per mart, swapped in atomically at <data_dir>/serve/current. BI connects there, never to
     the working warehouse. A backfill of a past as-of date is built but not promoted."""
-    serve_dir = Path(duckdb.database).parent / "serve"
+    serve_dir = settings.current.paths.serve
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
         for leftover in serving.remove_leftovers(serve_dir):
             context.log.info(f"Removed {leftover.name}, left behind by a publish killed part-way.")

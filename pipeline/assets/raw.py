@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -52,7 +50,7 @@ def synthetic_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
     """
     current = settings.current
     data = simulate(SimulationConfig.from_settings(current))
-    Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
+    current.data_dir.mkdir(parents=True, exist_ok=True)
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
         for schema, frames in data.tables().items():
             counts = warehouse.replace_tables(conn, schema, frames)
@@ -114,7 +112,7 @@ def imported_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
 
     current = settings.current
     config = ImportConfig.from_settings(current)
-    Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
+    current.data_dir.mkdir(parents=True, exist_ok=True)
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
         report = importer.run_import(conn, config)
         unaccounted = importer.unaccounted_files(conn, config.layout)

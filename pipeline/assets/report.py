@@ -1,7 +1,5 @@
 """Publish: the HTML dashboard beside the BI snapshot, rebuilt after every refresh."""
 
-from pathlib import Path
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -28,7 +26,7 @@ def dashboard(
     """A self-contained HTML report (plotly.js inline, opens offline) of the marts, written
     atomically to <data_dir>/serve/dashboard.html. A backfill of an as-of date older than the
     promoted snapshot writes dashboard-<as-of>.html instead, so the main page matches BI."""
-    serve_dir = Path(duckdb.database).parent / "serve"
+    serve_dir = settings.current.paths.serve
     as_of = settings.current.as_of.isoformat()
     current = serving.current_manifest(serve_dir)
     name = DASHBOARD_FILE
