@@ -94,7 +94,7 @@ def fail_abandoned_runs(instance, warehouse: Path | None = None) -> list[str]:
     """
     import dagster as dg
 
-    from pipeline import sensors
+    from pipeline.defs import sensors
 
     abandoned = []
     runs = instance.get_runs(
@@ -132,9 +132,9 @@ def refresh(as_of_flag: str | None) -> int:
     current = load_settings(as_of_flag)
     import dagster as dg
 
-    from pipeline import sensors
-    from pipeline.definitions import build_definitions
-    from pipeline.resources import refresh_run_config
+    from pipeline.defs import sensors
+    from pipeline.defs.definitions import build_definitions
+    from pipeline.defs.resources import refresh_run_config
 
     instance = instance_for(current)
     for run_id in fail_abandoned_runs(instance, current.warehouse):
@@ -204,11 +204,11 @@ def refresh(as_of_flag: str | None) -> int:
 
 
 def _snapshot_note(current: settings_module.Settings, failed: bool) -> str:
-    from pipeline import serving
+    from pipeline.publish import snapshot
 
-    link = current.paths.serve / serving.CURRENT_LINK
+    link = current.paths.serve / snapshot.CURRENT_LINK
     try:
-        manifest = serving.Manifest.read(link.resolve(strict=True) / serving.MANIFEST_FILE)
+        manifest = snapshot.Manifest.read(link.resolve(strict=True) / snapshot.MANIFEST_FILE)
     except (OSError, ValueError, TypeError):
         return "Nothing is published yet." if failed else "BI snapshot  none published"
     if failed:

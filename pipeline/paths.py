@@ -13,7 +13,7 @@ from pathlib import Path
 # file name is fixed; only its folder may move.
 WAREHOUSE_FILE_NAME = "warehouse.duckdb"
 # The variable dbt's profiles.yml reads the warehouse path from; the dbt resource sets it from
-# these paths when a run starts (pipeline.resources.DbtCli).
+# these paths when a run starts (pipeline.defs.resources.DbtCli).
 WAREHOUSE_ENV = "PIPELINE_WAREHOUSE"
 
 

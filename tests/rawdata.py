@@ -116,7 +116,7 @@ def dbt_build(database: Path, target: Path, selection: list[str], dbt_vars: dict
 
     from pipeline import settings
     from pipeline.project import dbt_project
-    from pipeline.resources import dbt_executable
+    from pipeline.defs.resources import dbt_executable
 
     dbt_vars = {**settings.load(environ={}).dbt_vars(), **dbt_vars}
 

@@ -220,9 +220,9 @@ def test_marks_record_each_call(tmp_path, monkeypatch):
 
 def test_the_marked_function_still_exists():
     """The raw step is split into simulate / load raw around this function."""
-    import pipeline.assets.raw as raw
+    import pipeline.defs.assets.raw as raw
 
-    assert [(m, a) for m, a, _ in child.MARKED] == [("pipeline.assets.raw", "simulate")]
+    assert [(m, a) for m, a, _ in child.MARKED] == [("pipeline.defs.assets.raw", "simulate")]
     assert callable(raw.simulate)
 
 

@@ -17,9 +17,9 @@ import duckdb
 import pytest
 
 from pipeline import settings
-from pipeline.definitions import build_definitions
-from pipeline.reporting.dashboard import build_dashboard
-from pipeline.schedules import refresh_run_config
+from pipeline.defs.definitions import build_definitions
+from pipeline.publish.dashboard import build_dashboard
+from pipeline.defs.schedules import refresh_run_config
 
 AS_OF = "2026-11-24"
 ARTIFACTS = settings.REPO_ROOT / "test-artifacts"

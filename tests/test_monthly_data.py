@@ -14,9 +14,9 @@ import duckdb
 import pytest
 
 from pipeline import settings
-from pipeline.definitions import build_definitions
-from pipeline.schedules import refresh_run_config
-from pipeline.serving import CURRENT_LINK, SNAPSHOT_FILE
+from pipeline.defs.definitions import build_definitions
+from pipeline.defs.schedules import refresh_run_config
+from pipeline.publish.snapshot import CURRENT_LINK, SNAPSHOT_FILE
 
 AS_OF = dt.date(2026, 11, 24)
 CUSTOMERS = 24

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from pipeline import settings
-from pipeline.definitions import build_definitions
-from pipeline.schedules import refresh_run_config
+from pipeline.defs.definitions import build_definitions
+from pipeline.defs.schedules import refresh_run_config
 
 AS_OF = dt.date(2026, 11, 24)
 

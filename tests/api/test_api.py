@@ -10,7 +10,8 @@ import warnings
 import duckdb
 import pytest
 
-from pipeline import serving, settings
+from pipeline import settings
+from pipeline.publish import snapshot as published
 from pipeline.api import snapshot
 from pipeline.api.app import create_app
 from pipeline.ingest import ImportConfig, run_import
@@ -82,7 +83,7 @@ def make_warehouse(path, customers=CUSTOMERS):
 
 
 def publish(conn, serve_dir, as_of="2026-11-24", run_id="run00001"):
-    return serving.publish(conn, serve_dir, dt.date.fromisoformat(as_of), run_id, "test")
+    return published.publish(conn, serve_dir, dt.date.fromisoformat(as_of), run_id, "test")
 
 
 @pytest.fixture

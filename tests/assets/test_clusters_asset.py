@@ -11,9 +11,9 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline import warehouse
 from pipeline.analytics import clusters as cl
-from pipeline.assets.clusters import customer_clusters
-from pipeline.checks import clusters_were_found
-from pipeline.resources import PipelineSettings
+from pipeline.defs.assets.clusters import customer_clusters
+from pipeline.defs.checks import clusters_were_found
+from pipeline.defs.resources import PipelineSettings
 
 AS_OF = "2026-11-24"
 

@@ -3,10 +3,10 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipeline import serving
-from pipeline.assets.dbt import customer_marts, star_schema
-from pipeline.freshness import REFRESH_FRESHNESS
-from pipeline.resources import PipelineSettings
+from pipeline.publish import snapshot
+from pipeline.defs.assets.dbt import customer_marts, star_schema
+from pipeline.defs.freshness import REFRESH_FRESHNESS
+from pipeline.defs.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
 from pipeline.settings import REPO_ROOT
 
@@ -28,14 +28,14 @@ def bi_snapshot(
     the working warehouse. A backfill of a past as-of date is built but not promoted."""
     serve_dir = settings.current.paths.serve
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
-        for leftover in serving.remove_leftovers(serve_dir):
+        for leftover in snapshot.remove_leftovers(serve_dir):
             context.log.info(f"Removed {leftover.name}, left behind by a publish killed part-way.")
-        manifest = serving.publish(
+        manifest = snapshot.publish(
             conn,
             serve_dir,
             as_of=settings.current.as_of,
             run_id=context.run.run_id,
-            version=serving.code_version(REPO_ROOT),
+            version=snapshot.code_version(REPO_ROOT),
         )
     if not manifest.promoted:
         context.log.warning(
@@ -47,7 +47,7 @@ def bi_snapshot(
             "as_of": manifest.as_of,
             "promoted": manifest.promoted,
             "code_version": manifest.code_version,
-            "path": dg.MetadataValue.path(str(serve_dir / serving.CURRENT_LINK / serving.SNAPSHOT_FILE)),
+            "path": dg.MetadataValue.path(str(serve_dir / snapshot.CURRENT_LINK / snapshot.SNAPSHOT_FILE)),
             "row_counts": dg.MetadataValue.json(manifest.row_counts),
             "dagster/row_count": sum(manifest.row_counts.values()),
         }

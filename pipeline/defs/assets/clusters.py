@@ -8,11 +8,11 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline import warehouse
 from pipeline.analytics import cluster_profiles, clusters
-from pipeline.assets.customers import customer_rfm
-from pipeline.assets.dbt import star_schema
-from pipeline.assets.metadata import markdown_table
-from pipeline.assets.raw import TRUTH_CUSTOMERS
-from pipeline.resources import PipelineSettings
+from pipeline.defs.assets.customers import customer_rfm
+from pipeline.defs.assets.dbt import star_schema
+from pipeline.defs.assets.metadata import markdown_table
+from pipeline.defs.assets.raw import TRUTH_CUSTOMERS
+from pipeline.defs.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
 
 CLUSTERS_KEY = dg.AssetKey(["analytics", "customer_clusters"])

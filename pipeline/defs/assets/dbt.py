@@ -16,9 +16,9 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
 
-from pipeline.freshness import REFRESH_FRESHNESS
+from pipeline.defs.freshness import REFRESH_FRESHNESS
 from pipeline.project import dbt_project
-from pipeline.resources import PipelineSettings
+from pipeline.defs.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
 
 CUSTOMER_MARTS = "path:models/marts/customers"

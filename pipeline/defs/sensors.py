@@ -16,8 +16,8 @@ import duckdb as duckdb_module
 from dagster_duckdb import DuckDBResource
 
 from pipeline import progress, warehouse
-from pipeline.jobs import refresh_job
-from pipeline.resources import run_config_as_of
+from pipeline.defs.jobs import refresh_job
+from pipeline.defs.resources import run_config_as_of
 
 FAILURE_TAG = "pipeline/failure"
 

@@ -3,11 +3,11 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipeline import serving
-from pipeline.assets.publish import MART_KEYS, bi_snapshot
-from pipeline.freshness import REFRESH_FRESHNESS
-from pipeline.reporting.dashboard import write_dashboard
-from pipeline.resources import PipelineSettings
+from pipeline.publish import snapshot
+from pipeline.defs.assets.publish import MART_KEYS, bi_snapshot
+from pipeline.defs.freshness import REFRESH_FRESHNESS
+from pipeline.publish.dashboard import write_dashboard
+from pipeline.defs.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
 
 DASHBOARD_FILE = "dashboard.html"
@@ -28,7 +28,7 @@ def dashboard(
     promoted snapshot writes dashboard-<as-of>.html instead, so the main page matches BI."""
     serve_dir = settings.current.paths.serve
     as_of = settings.current.as_of.isoformat()
-    current = serving.current_manifest(serve_dir)
+    current = snapshot.current_manifest(serve_dir)
     name = DASHBOARD_FILE
     if current is not None and current.as_of > as_of:
         name = f"dashboard-{as_of}.html"

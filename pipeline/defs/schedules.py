@@ -7,9 +7,9 @@ import datetime as dt
 
 import dagster as dg
 
-from pipeline.freshness import REFRESH_EVERY_DAYS
-from pipeline.jobs import refresh_job
-from pipeline.resources import refresh_run_config
+from pipeline.defs.freshness import REFRESH_EVERY_DAYS
+from pipeline.defs.jobs import refresh_job
+from pipeline.defs.resources import refresh_run_config
 
 
 def is_refresh_day(day: dt.date, anchor: dt.date) -> bool:

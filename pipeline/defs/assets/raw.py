@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from pipeline import warehouse
-from pipeline.resources import PipelineSettings
+from pipeline.defs.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
 from pipeline.synthetic import SimulationConfig, simulate
 

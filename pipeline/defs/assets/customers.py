@@ -10,9 +10,9 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline import warehouse
 from pipeline.analytics import rfm
-from pipeline.assets.dbt import star_schema
-from pipeline.assets.metadata import markdown_table
-from pipeline.resources import PipelineSettings
+from pipeline.defs.assets.dbt import star_schema
+from pipeline.defs.assets.metadata import markdown_table
+from pipeline.defs.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
 
 SUMMARY_COLUMNS = [

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipeline.assets.clusters import CLUSTERS_KEY
-from pipeline.assets.customers import customer_rfm
-from pipeline.resources import PipelineSettings
+from pipeline.defs.assets.clusters import CLUSTERS_KEY
+from pipeline.defs.assets.customers import customer_rfm
+from pipeline.defs.resources import PipelineSettings
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,18 @@ from __future__ import annotations
 import dagster as dg
 
 from pipeline import settings as settings_module
-from pipeline.assets.cltv import cltv_evaluation, cltv_model_selection, customer_cltv
-from pipeline.assets.clusters import customer_clusters
-from pipeline.assets.customers import customer_rfm
-from pipeline.assets.dbt import customer_marts, star_schema
-from pipeline.assets.publish import bi_snapshot
-from pipeline.assets.raw import raw_assets_for, synthetic_raw_data
-from pipeline.assets.report import dashboard
-from pipeline.checks import clusters_were_found, customer_rfm_checks
-from pipeline.jobs import refresh_job
-from pipeline.resources import build_resources
-from pipeline.schedules import build_refresh_schedule
-from pipeline.sensors import record_run_failures
+from pipeline.defs.assets.cltv import cltv_evaluation, cltv_model_selection, customer_cltv
+from pipeline.defs.assets.clusters import customer_clusters
+from pipeline.defs.assets.customers import customer_rfm
+from pipeline.defs.assets.dbt import customer_marts, star_schema
+from pipeline.defs.assets.publish import bi_snapshot
+from pipeline.defs.assets.raw import raw_assets_for, synthetic_raw_data
+from pipeline.defs.assets.report import dashboard
+from pipeline.defs.checks import clusters_were_found, customer_rfm_checks
+from pipeline.defs.jobs import refresh_job
+from pipeline.defs.resources import build_resources
+from pipeline.defs.schedules import build_refresh_schedule
+from pipeline.defs.sensors import record_run_failures
 
 ASSETS = [
     synthetic_raw_data,

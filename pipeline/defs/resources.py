@@ -74,7 +74,7 @@ class DbtCli(DbtCliResource):
     - ``dbt --version`` in a subprocess, a whole dbt start-up (2 s of CPU), to learn the version
       of dbt: when the executable is the dbt beside this Python, it is the dbt-core imported here;
     - a dbt adapter built in this process (profile, every macro), which dagster-dbt needs only
-      for its column metadata and row counts; ``pipeline.assets.dbt`` counts rows itself.
+      for its column metadata and row counts; ``pipeline.defs.assets.dbt`` counts rows itself.
 
     ``warehouse`` is the DuckDB resource's file: profiles.yml reads it from PIPELINE_WAREHOUSE,
     which this resource sets once when the run starts.

@@ -13,10 +13,10 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline import warehouse
 from pipeline.analytics import backtest, cltv, model_selection
-from pipeline.assets.dbt import star_schema
-from pipeline.assets.metadata import markdown_table
-from pipeline.assets.raw import TRUTH_CUSTOMERS
-from pipeline.resources import PipelineSettings
+from pipeline.defs.assets.dbt import star_schema
+from pipeline.defs.assets.metadata import markdown_table
+from pipeline.defs.assets.raw import TRUTH_CUSTOMERS
+from pipeline.defs.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
 
 SUMMARY_COLUMNS = (
