@@ -289,3 +289,26 @@ def unaccounted_files(conn: duckdb.DuckDBPyConnection, layout: str) -> list[tupl
         """,
         [layout],
     ).fetchall()
+
+
+@dataclass(frozen=True)
+class ImportRefresh:
+    """What one refresh's import did, with what its checks and metadata need."""
+
+    report: ImportReport
+    # files whose rows are not all loaded or quarantined (see unaccounted_files)
+    unaccounted: list[tuple[str, int, int, int]]
+    # input table -> rows of raw.quarantine
+    quarantined_by_table: dict[str, int]
+
+
+def refresh(conn: duckdb.DuckDBPyConnection, config: ImportConfig) -> ImportRefresh:
+    """The import step of a refresh: load the new files of ``config.directory`` into raw.*."""
+    report = run_import(conn, config)
+    return ImportRefresh(
+        report=report,
+        unaccounted=unaccounted_files(conn, config.layout),
+        quarantined_by_table=dict(
+            conn.execute("select input_table, count(*) from raw.quarantine group by 1 order by 1").fetchall()
+        ),
+    )

@@ -13,6 +13,7 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline import warehouse
 from pipeline.analytics import backtest, cltv, model_selection
+from pipeline.defs import checks
 from pipeline.defs.assets.dbt import star_schema
 from pipeline.defs.assets.metadata import markdown_table
 from pipeline.defs.assets.raw import TRUTH_CUSTOMERS
@@ -31,12 +32,11 @@ SUMMARY_COLUMNS = (
 )
 
 
-CLTV_KEY = dg.AssetKey(["analytics", "customer_cltv"])
+CLTV_KEY = checks.CLTV_KEY
 PARAMETERS_KEY = dg.AssetKey(["analytics", "cltv_model_parameters"])
 STATUS_KEY = dg.AssetKey(["analytics", "cltv_model_status"])
 SELECTION_KEY = dg.AssetKey(["analytics", "cltv_model_selection"])
 DECILES_KEY = dg.AssetKey(["analytics", "cltv_calibration_deciles"])
-AVAILABLE_CHECK = "cltv_model_available"
 STATUS_COLUMNS = ("as_of_date", "status", "transaction_model", "spend_model", "reason")
 
 
@@ -145,13 +145,7 @@ def rankings(selection: pd.DataFrame) -> tuple[list[str], list[str]]:
             kinds={"python", "duckdb"},
         ),
     ],
-    check_specs=[
-        dg.AssetCheckSpec(
-            AVAILABLE_CHECK,
-            asset=CLTV_KEY,
-            description="Warns when no CLTV model could be fit, so the CLTV columns are NULL.",
-        )
-    ],
+    check_specs=checks.CLTV_CHECKS,
     name="customer_cltv",
 )
 def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings, duckdb: DuckDBResource):
@@ -230,16 +224,7 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
         asset_key=STATUS_KEY,
         metadata={"status": status["status"].iloc[0], "reason": reason},
     )
-    yield dg.AssetCheckResult(
-        asset_key=CLTV_KEY,
-        check_name=AVAILABLE_CHECK,
-        passed=available,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"reason": reason},
-    )
-
-
-EVALUATION_CHECK = "cltv_beats_baselines"
+    yield checks.cltv_available(available, reason)
 
 
 @dg.asset(
@@ -247,15 +232,7 @@ EVALUATION_CHECK = "cltv_beats_baselines"
     deps=[SELECTION_KEY, CLTV_KEY, TRUTH_CUSTOMERS],
     group_name="customer_analytics",
     kinds={"python", "duckdb"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            EVALUATION_CHECK,
-            asset=["analytics", "cltv_evaluation"],
-            description="Warns when the chosen transaction model does not beat every baseline "
-            "(zero, repeat the last period, naive rate) on holdout RMSE and Poisson deviance, "
-            "or when no model could be chosen.",
-        )
-    ],
+    check_specs=checks.EVALUATION_CHECKS,
 )
 def cltv_evaluation(
     context: dg.AssetExecutionContext, settings: PipelineSettings, duckdb: DuckDBResource
@@ -297,10 +274,4 @@ def cltv_evaluation(
             "metrics": dg.MetadataValue.md(markdown_table(metrics.drop(columns="as_of_date").round(4))),
         }
     )
-    yield dg.AssetCheckResult(
-        check_name=EVALUATION_CHECK,
-        passed=bool(beats),
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"holdout_days": current.models.backtest_holdout_days,
-                  "beats_baselines": str(beats)},
-    )
+    yield checks.cltv_beats_baselines(beats, current.models.backtest_holdout_days)

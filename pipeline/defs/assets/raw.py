@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from pipeline import warehouse
+from pipeline.defs import checks
 from pipeline.defs.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
 from pipeline.synthetic import SimulationConfig, simulate
@@ -78,8 +79,6 @@ IMPORT_TABLES = {
     "quarantine": "Input rows of the latest refresh that were not loaded: file, row, input table, "
     "reason and the original values (the row as JSON, or the raw line when it could not be split).",
 }
-ROWS_ACCOUNTED_CHECK = "every_input_row_loaded_or_quarantined"
-NO_FEWER_CHECK = "no_file_loads_fewer_rows_than_before"
 
 
 @dg.multi_asset(
@@ -87,21 +86,7 @@ NO_FEWER_CHECK = "no_file_loads_fewer_rows_than_before"
         dg.AssetSpec(["raw", name], description=text, group_name="raw", kinds={"python", "duckdb"})
         for name, text in {**RAW_TABLES, **IMPORT_TABLES}.items()
     ],
-    check_specs=[
-        dg.AssetCheckSpec(
-            ROWS_ACCOUNTED_CHECK,
-            asset=dg.AssetKey(["raw", "import_files"]),
-            blocking=True,
-            description="For every imported file: input rows = loaded + quarantined.",
-        ),
-        dg.AssetCheckSpec(
-            NO_FEWER_CHECK,
-            asset=dg.AssetKey(["raw", "import_files"]),
-            blocking=True,
-            description="No file loads fewer rows than at the last accepted refresh (same or later "
-            "as-of date); only `python -m pipeline.cli reprocess --apply` may lower it.",
-        ),
-    ],
+    check_specs=checks.IMPORT_CHECKS,
     name="imported_raw_data",
 )
 def imported_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
@@ -114,11 +99,8 @@ def imported_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
     config = ImportConfig.from_settings(current)
     current.data_dir.mkdir(parents=True, exist_ok=True)
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
-        report = importer.run_import(conn, config)
-        unaccounted = importer.unaccounted_files(conn, config.layout)
-        quarantined_by_table = dict(
-            conn.execute("select input_table, count(*) from raw.quarantine group by 1 order by 1").fetchall()
-        )
+        outcome = importer.refresh(conn, config)
+        report = outcome.report
         common = {"as_of": current.as_of.isoformat(), "layout": config.layout}
         for table, n_rows in report.tables.items():
             yield dg.MaterializeResult(
@@ -130,65 +112,39 @@ def imported_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
                     **common,
                 },
             )
-        per_file = "\n".join(
-            ["| file | rows | loaded | quarantined | reasons |", "|---|---|---|---|---|"]
-            + [
-                f"| {f['file_name']} | {f['rows']} | {f['loaded']} | {f['quarantined']} | "
-                + ", ".join(f"{k}: {v}" for k, v in f["reasons"].items())
-                + " |"
-                for f in report.files
-            ]
-        )
-        yield dg.MaterializeResult(
-            asset_key=["raw", "import_files"],
-            metadata={
-                "dagster/row_count": len(report.files),
-                "new_files": ", ".join(report.new_files) or "none",
-                "already_loaded_files": len(report.known_files),
-                "ignored_files": ", ".join(report.ignored_files) or "none",
-                "input_rows": report.input_rows,
-                "loaded_rows": report.loaded_rows,
-                "quarantined_rows": report.quarantined_rows,
-                "files": dg.MetadataValue.md(per_file),
-                **common,
-            },
-        )
-        yield dg.MaterializeResult(
-            asset_key=["raw", "quarantine"],
-            metadata={
-                "dagster/row_count": report.quarantined_rows,
-                **{f"quarantined/{reason}": n for reason, n in sorted(report.reasons.items())},
-                **{f"quarantined_from/{table}": n for table, n in quarantined_by_table.items()},
-                **common,
-            },
-        )
-        yield dg.AssetCheckResult(
-            check_name=ROWS_ACCOUNTED_CHECK,
-            asset_key=dg.AssetKey(["raw", "import_files"]),
-            passed=not unaccounted,
-            metadata={
-                "files": len(report.files),
-                "input_rows": report.input_rows,
-                "loaded_plus_quarantined": report.loaded_rows + report.quarantined_rows,
-                "unaccounted_files": ", ".join(f"{n} ({r} rows, {l} loaded, {qn} quarantined)" for n, r, l, qn in unaccounted) or "none",
-            },
-        )
-        yield dg.AssetCheckResult(
-            check_name=NO_FEWER_CHECK,
-            asset_key=dg.AssetKey(["raw", "import_files"]),
-            passed=not report.fewer_loaded,
-            metadata={
-                "loaded_rows": report.loaded_rows,
-                "files_with_fewer_rows": "; ".join(
-                    f"{name}: {now} loaded, {before} before" for name, before, now in report.fewer_loaded
-                ) or "none",
-            },
-            description=(
-                "Fewer loaded rows than the last refresh in "
-                + ", ".join(name for name, _, _ in report.fewer_loaded)
-                + ": see raw.quarantine for why; run `python -m pipeline.cli reprocess` to review and accept."
-            ) if report.fewer_loaded else None,
-        )
+    per_file = "\n".join(
+        ["| file | rows | loaded | quarantined | reasons |", "|---|---|---|---|---|"]
+        + [
+            f"| {f['file_name']} | {f['rows']} | {f['loaded']} | {f['quarantined']} | "
+            + ", ".join(f"{k}: {v}" for k, v in f["reasons"].items())
+            + " |"
+            for f in report.files
+        ]
+    )
+    yield dg.MaterializeResult(
+        asset_key=["raw", "import_files"],
+        metadata={
+            "dagster/row_count": len(report.files),
+            "new_files": ", ".join(report.new_files) or "none",
+            "already_loaded_files": len(report.known_files),
+            "ignored_files": ", ".join(report.ignored_files) or "none",
+            "input_rows": report.input_rows,
+            "loaded_rows": report.loaded_rows,
+            "quarantined_rows": report.quarantined_rows,
+            "files": dg.MetadataValue.md(per_file),
+            **common,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=["raw", "quarantine"],
+        metadata={
+            "dagster/row_count": report.quarantined_rows,
+            **{f"quarantined/{reason}": n for reason, n in sorted(report.reasons.items())},
+            **{f"quarantined_from/{table}": n for table, n in outcome.quarantined_by_table.items()},
+            **common,
+        },
+    )
+    yield from checks.import_check_results(outcome)
 
 
 def raw_assets_for(assets: list, source: str) -> list:
