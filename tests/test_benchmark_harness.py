@@ -33,7 +33,7 @@ from benchmarks.stages import STAGES, Carve, Step, build_stages, spec_for_step
 def _steps() -> list[Step]:
     return [
         Step("synthetic_raw_data", 0.0, 10.0, materializations={"raw/order_lines": 900, "raw/customers": 100, "truth/customers": 100}),
-        Step("star_schema", 10.0, 30.0, materializations={"marts/fact_sales": 900, "marts/customer_summary": 100}),
+        Step("star_schema", 10.0, 30.0, materializations={"marts/fact_sales": 900, "intermediate/customer_summary": 100}),
         Step("analytics__customer_rfm", 30.0, 32.0, materializations={"analytics/customer_rfm": 100}),
         Step("customer_rfm_checks", 32.0, 33.0, checked=["analytics/customer_rfm"]),
         Step("customer_cltv", 33.0, 36.0, materializations={"analytics/customer_cltv": 100, "analytics/cltv_model_parameters": 2}),

@@ -95,7 +95,7 @@ def test_every_customer_repeats_monthly(monthly_refresh):
     with duckdb.connect(str(current.warehouse), read_only=True) as conn:
         (one_timers, customers, days_of_month) = conn.execute(
             "select count(*) filter (where frequency = 0), count(*), "
-            "count(distinct extract(day from last_order_date)) from marts.customer_summary"
+            "count(distinct extract(day from last_order_date)) from intermediate.customer_summary"
         ).fetchone()
     assert customers == CUSTOMERS and one_timers == 0 and days_of_month == 1
 

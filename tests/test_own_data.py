@@ -47,7 +47,7 @@ def summary(warehouse) -> pd.DataFrame:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         return conn.execute(
             "select customer_code, cast(frequency as double) as frequency, cast(recency as double) as recency, "
-            "cast(t as double) as T from marts.customer_summary where has_orders order by customer_code"
+            "cast(t as double) as T from intermediate.customer_summary where has_orders order by customer_code"
         ).df().set_index("customer_code")
 
 
@@ -154,7 +154,7 @@ def test_cdnow_1997_file_summary_equals_lifetimes_on_every_customer(tmp_path):
         got = conn.execute(
             "select customer_code, cast(frequency as double) as frequency, cast(recency as double) as recency, "
             "cast(t as double) as T, cast(monetary_value_net_sales as double) as monetary_value "
-            "from marts.customer_summary where has_orders order by customer_code"
+            "from intermediate.customer_summary where has_orders order by customer_code"
         ).df().set_index("customer_code")
         first_day = conn.execute("select min(date) from marts.dim_date").fetchone()[0]
     assert first_day == dt.date(1996, 9, 1)  # the fiscal year of the first order, FY1997

@@ -32,8 +32,8 @@ def warehouse(tmp_path):
     conn.close()
 
 
-def publish(conn, serve_dir, as_of="2026-11-24", run_id="run00001"):
-    return snapshot.publish(conn, serve_dir, dt.date.fromisoformat(as_of), run_id, "abc123")
+def publish(conn, serve_dir, as_of="2026-11-24", run_id="run00001", marts=None):
+    return snapshot.publish(conn, serve_dir, dt.date.fromisoformat(as_of), run_id, "abc123", marts=marts)
 
 
 def open_current(serve_dir):
@@ -42,7 +42,9 @@ def open_current(serve_dir):
 
 def test_snapshot_holds_every_mart_without_pii_and_its_manifest(warehouse, tmp_path):
     serve_dir = tmp_path / "serve"
-    manifest = publish(warehouse, serve_dir)
+    # as the pipeline passes them from dbt's meta: the published marts and their PII columns
+    marts = {"dim_customer": {"customer", "email", "date_of_birth"}, "fact_sales": set()}
+    manifest = publish(warehouse, serve_dir, marts=marts)
     assert manifest.row_counts == {"dim_customer": 5, "fact_sales": 7}
     assert manifest.promoted and manifest.code_version == "abc123"
     with open_current(serve_dir) as snapshot:

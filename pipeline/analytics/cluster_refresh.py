@@ -69,7 +69,7 @@ def refresh_clusters(
     write analytics.customer_clusters and this date's rows of every history table."""
     as_of = pd.Timestamp(as_of_date)
     features = conn.execute(
-        "select f.*, r.segment from marts.customer_cluster_features as f "
+        "select f.*, r.segment from intermediate.customer_cluster_features as f "
         "join analytics.customer_rfm as r using (customer_code) "
         # a fixed order: the fit samples rows by position
         "order by customer_code"

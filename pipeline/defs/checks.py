@@ -36,14 +36,14 @@ class SqlCheck:
 RFM_CHECKS = [
     SqlCheck(
         "every_customer_scored_once",
-        "Each customer of marts.customer_summary has exactly one row in analytics.customer_rfm.",
+        "Each customer of intermediate.customer_summary has exactly one row in analytics.customer_rfm.",
         """
         with counts as (
             select
-                (select count(*) from marts.customer_summary) as customers,
+                (select count(*) from intermediate.customer_summary) as customers,
                 (select count(*) from analytics.customer_rfm) as rows_scored,
                 (select count(distinct customer_code) from analytics.customer_rfm) as customers_scored,
-                (select count(*) from marts.customer_summary as s
+                (select count(*) from intermediate.customer_summary as s
                  left join analytics.customer_rfm as r on s.customer_code = r.customer_code
                  where r.customer_code is null) as customers_unscored
         )
@@ -66,7 +66,7 @@ RFM_CHECKS = [
             )) as violations,
             count(*) as customers
         from analytics.customer_rfm as r
-        join marts.customer_summary as s on r.customer_code = s.customer_code
+        join intermediate.customer_summary as s on r.customer_code = s.customer_code
         """,
     ),
     SqlCheck(

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,6 @@ PUBLISHED_SCHEMA = "marts"
 
 # Columns that identify a person. They stay in the working warehouse; the snapshot that BI and
 # other systems read never carries them (customer_single_view has a masked email instead).
-PII_COLUMNS: dict[str, set[str]] = {"dim_customer": {"customer", "email", "date_of_birth"}}
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,17 @@ def current_manifest(serve_dir: Path) -> Manifest | None:
     return Manifest.read(path) if path.exists() else None
 
 
-def published_columns(conn: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
-    """Every table of the marts schema, with its PII columns left out."""
+def published_columns(
+    conn: duckdb.DuckDBPyConnection, marts: Mapping[str, Collection[str]] | None = None
+) -> dict[str, list[str]]:
+    """The tables of the marts schema named in ``marts`` (every one when it is None), each with
+    the PII columns ``marts`` gives for it left out. The pipeline passes what dbt's YAML declares
+    (``meta: {publish: true}`` on a model, ``meta: {pii: true}`` on a column)."""
     tables = {}
     for table in warehouse.list_tables(conn, PUBLISHED_SCHEMA):
-        hidden = PII_COLUMNS.get(table, set())
+        if marts is not None and table not in marts:
+            continue
+        hidden = set(marts.get(table, ())) if marts is not None else set()
         columns = [c for c, _ in warehouse.table_columns(conn, PUBLISHED_SCHEMA, table)]
         tables[table] = [c for c in columns if c not in hidden]
     return tables
@@ -89,6 +95,7 @@ def publish(
     run_id: str,
     version: str,
     keep_builds: int = 3,
+    marts: Mapping[str, Collection[str]] | None = None,
 ) -> Manifest:
     """Build a snapshot of the marts from ``conn`` (the warehouse) and swap it in.
 
@@ -106,7 +113,7 @@ def publish(
         counts = warehouse.export_tables(
             conn,
             PUBLISHED_SCHEMA,
-            published_columns(conn),
+            published_columns(conn, marts),
             str(staging / SNAPSHOT_FILE),
             str(parquet_dir),
             as_of,

@@ -42,7 +42,7 @@ def built(tmp_path_factory):
     dbt_build(database, root / "target", ["--exclude", "path:models/marts/customers"], dbt_vars)
     # stand-ins for the Python models' outputs, then the action marts on top of them
     with duckdb.connect(str(database)) as conn:
-        summary = conn.sql("select customer_code, has_orders from marts.customer_summary").df()
+        summary = conn.sql("select customer_code, has_orders from intermediate.customer_summary").df()
         rng = np.random.default_rng(5)
         with_orders = summary["has_orders"].to_numpy()
         segments = np.where(with_orders, rng.choice(["Champions", "Lost", "At Risk"], len(summary)), "No Orders")
@@ -352,7 +352,7 @@ def test_bestsellers_and_lifecycle(conn):
 
 def test_next_categories_are_popular_in_the_segment_and_not_yet_bought(conn):
     recs = frame(conn, "select * from marts.customer_next_categories")
-    spend = frame(conn, "select customer_code, category from marts.customer_category_spend")
+    spend = frame(conn, "select customer_code, category from intermediate.customer_category_spend")
     rfm = frame(conn, "select customer_code, segment from analytics.customer_rfm where r_score > 0")
     bought = set(zip(spend["customer_code"], spend["category"]))
     assert not any((c, k) in bought for c, k in zip(recs["customer_code"], recs["category"]))
@@ -395,7 +395,7 @@ def expected_offers(offers: pd.DataFrame, summary: pd.DataFrame, cltv: pd.DataFr
 
 def test_offers_go_to_the_top_expected_margin_and_never_below_cost(conn):
     offers = frame(conn, "select * from marts.customer_discount_offers").set_index("customer_code")
-    summary = frame(conn, "select customer_code, has_orders, frequency from marts.customer_summary")
+    summary = frame(conn, "select customer_code, has_orders, frequency from intermediate.customer_summary")
     cltv = frame(conn, "select * from analytics.customer_cltv").drop(columns="value_tier")
     expected = expected_offers(offers, summary, cltv).reindex(offers.index)
     assert len(offers) == len(summary)

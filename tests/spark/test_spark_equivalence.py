@@ -43,7 +43,6 @@ SELECTION = [
     "path:models/staging",
     "path:models/intermediate",
     "path:models/marts/core",
-    "path:models/marts/customer_base",
     "path:models/marts/insights",
 ]
 RTOL, ATOL = 1e-9, 1e-6

@@ -48,7 +48,7 @@ STATUS_COLUMNS = ("as_of_date", "status", "transaction_model", "spend_model", "r
             description="One row per as-of date and candidate or baseline: holdout metrics "
             "(RMSE, Poisson deviance, aggregate error, spend error), status, rank, the choice "
             "and its reason.",
-            group_name="customer_analytics",
+            group_name="analytics",
             kinds={"python", "duckdb"},
         ),
         dg.AssetSpec(
@@ -56,7 +56,7 @@ STATUS_COLUMNS = ("as_of_date", "status", "transaction_model", "spend_model", "r
             deps=[SELECTION_KEY],
             description="One row per as-of date, predictor and decile of its holdout "
             "prediction: customers, mean predicted and mean actual purchase days.",
-            group_name="customer_analytics",
+            group_name="analytics",
             kinds={"python", "duckdb"},
         ),
     ],
@@ -73,7 +73,7 @@ def cltv_model_selection(
     current = settings.current
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
         backtest_summary = conn.execute(
-            "select * from marts.customer_backtest_summary order by customer_code"
+            "select * from intermediate.customer_backtest_summary order by customer_code"
         ).df()
         result = model_selection.select_models(
             backtest_summary, spend=current.models.cltv_spend,
@@ -125,7 +125,7 @@ def rankings(selection: pd.DataFrame) -> tuple[list[str], list[str]]:
             deps=[get_asset_key_for_model([star_schema], "customer_summary"), SELECTION_KEY],
             description="One row per customer: CLTV predictions and value tier (NULL when no "
             "model could be fit; see cltv_model_status).",
-            group_name="customer_analytics",
+            group_name="analytics",
             kinds={"python", "duckdb"},
         ),
         dg.AssetSpec(
@@ -133,7 +133,7 @@ def rankings(selection: pd.DataFrame) -> tuple[list[str], list[str]]:
             deps=[CLTV_KEY],
             description="One row per as-of date and model: fitted parameters, penalizer, "
             "log-likelihood, customers, convergence.",
-            group_name="customer_analytics",
+            group_name="analytics",
             kinds={"python", "duckdb"},
         ),
         dg.AssetSpec(
@@ -141,7 +141,7 @@ def rankings(selection: pd.DataFrame) -> tuple[list[str], list[str]]:
             deps=[CLTV_KEY],
             description="One row per as-of date: whether CLTV is available, the models used "
             "and why (or why not).",
-            group_name="customer_analytics",
+            group_name="analytics",
             kinds={"python", "duckdb"},
         ),
     ],
@@ -159,7 +159,7 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
     current = settings.current
     as_of = pd.Timestamp(current.as_of)
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
-        summary = warehouse.read_table(conn, "marts", "customer_summary", list(SUMMARY_COLUMNS))
+        summary = warehouse.read_table(conn, "intermediate", "customer_summary", list(SUMMARY_COLUMNS))
         selection = warehouse.read_as_of_rows(conn, "analytics", "cltv_model_selection", current.as_of)
         transaction_ranking, spend_ranking = rankings(selection)
         chosen = model_selection.fit_chosen(
@@ -230,7 +230,7 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
 @dg.asset(
     key=["analytics", "cltv_evaluation"],
     deps=[SELECTION_KEY, CLTV_KEY, TRUTH_CUSTOMERS],
-    group_name="customer_analytics",
+    group_name="analytics",
     kinds={"python", "duckdb"},
     check_specs=checks.EVALUATION_CHECKS,
 )
@@ -251,7 +251,7 @@ def cltv_evaluation(
         if available and warehouse.table_exists(conn, "truth", "customers"):
             scores = conn.execute(
                 "select c.*, s.frequency from analytics.customer_cltv as c "
-                "join marts.customer_summary as s using (customer_code) order by customer_code"
+                "join intermediate.customer_summary as s using (customer_code) order by customer_code"
             ).df()
             truth = conn.execute("select * from truth.customers order by customer_code").df()
             fits = cltv.load_models(current.paths.models_for(current.as_of))

@@ -40,7 +40,7 @@ HISTORY_TABLES = {
                 TRUTH_CUSTOMERS,
             ],
             description="One row per customer with orders: cluster id and name.",
-            group_name="customer_analytics",
+            group_name="analytics",
             kinds={"python", "scikit-learn", "duckdb"},
         ),
         *[
@@ -48,7 +48,7 @@ HISTORY_TABLES = {
                 ["analytics", table],
                 deps=[CLUSTERS_KEY],
                 description=text,
-                group_name="customer_analytics",
+                group_name="analytics",
                 kinds={"python", "duckdb"},
             )
             for table, text in HISTORY_TABLES.items()

@@ -31,7 +31,7 @@ SUMMARY_COLUMNS = [
         get_asset_key_for_model([star_schema], "customer_summary"),
         get_asset_key_for_model([star_schema], "rfm_segment_map"),
     ],
-    group_name="customer_analytics",
+    group_name="analytics",
     kinds={"python", "duckdb"},
 )
 def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.MaterializeResult:
@@ -42,7 +42,7 @@ def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.Mater
     customer."""
     current = settings.current
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
-        summary = warehouse.read_table(conn, "marts", "customer_summary", SUMMARY_COLUMNS)
+        summary = warehouse.read_table(conn, "intermediate", "customer_summary", SUMMARY_COLUMNS)
         segment_map = warehouse.read_table(
             conn, "reference", "rfm_segment_map", list(rfm.MAP_COLUMNS), order_by="priority"
         )

@@ -24,25 +24,45 @@ from pipeline.retry import retry_on_duckdb_lock
 CUSTOMER_MARTS = "path:models/marts/customers"
 
 # Folder of a dbt node below the project (its fqn without project and name) -> Dagster group.
-# The longest matching prefix wins, so the UI groups read as the layers of DESIGN.md.
+# One name per layer: the top folder is also the group and the schema (dbt_project.yml).
 GROUPS_BY_FOLDER = {
-    (): "reference",  # seeds sit at the top of their folder
+    (): "reference",  # seeds sit at the top of their folder; schema reference
     ("staging",): "staging",
-    ("intermediate",): "customer_base",
-    ("marts", "core"): "star_schema",
-    ("marts", "customer_base"): "customer_base",
-    ("marts", "customers"): "customer_marts",
-    ("marts", "insights"): "business_insights",
+    ("intermediate",): "intermediate",
+    ("marts",): "marts",
 }
+
+
+# Asset metadata of a model whose YAML says ``meta: {publish: true}``: the BI snapshot copies it,
+# leaving out the columns whose YAML says ``meta: {pii: true}`` (comma-separated here).
+PUBLISHED = "pipeline/published"
+PII_COLUMNS = "pipeline/pii_columns"
+
+
+def _meta(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A node's or column's ``meta`` (dbt keeps it under ``config`` too)."""
+    return {**(props.get("meta") or {}), **((props.get("config") or {}).get("meta") or {})}
+
+
+def is_published(props: Mapping[str, Any]) -> bool:
+    return props["resource_type"] == "model" and bool(_meta(props).get("publish"))
+
+
+def pii_columns(props: Mapping[str, Any]) -> list[str]:
+    return sorted(name for name, column in (props.get("columns") or {}).items() if _meta(column).get("pii"))
 
 
 class Translator(DagsterDbtTranslator):
     def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
-        """Marts (what BI reads) must be refreshed every 15 days: a missed refresh shows in the UI."""
+        """What BI reads (published marts) must be refreshed every 15 days: a missed refresh shows
+        in the UI. Published models carry what the BI snapshot needs in their metadata."""
         spec = super().get_asset_spec(manifest, unique_id, project)
         props = self.get_resource_props(manifest, unique_id)
-        if props["resource_type"] == "model" and props["fqn"][1:2] == ["marts"]:
-            spec = spec.replace_attributes(freshness_policy=REFRESH_FRESHNESS)
+        if is_published(props):
+            spec = spec.replace_attributes(
+                freshness_policy=REFRESH_FRESHNESS,
+                metadata={**spec.metadata, PUBLISHED: True, PII_COLUMNS: ",".join(pii_columns(props))},
+            )
         return spec
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:

@@ -4,13 +4,26 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from pipeline.publish import snapshot
-from pipeline.defs.assets.dbt import customer_marts, star_schema
+from pipeline.defs.assets.dbt import PII_COLUMNS, PUBLISHED, customer_marts, star_schema
 from pipeline.defs.freshness import REFRESH_FRESHNESS
 from pipeline.defs.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
 from pipeline.settings import REPO_ROOT
 
-MART_KEYS = [key for key in [*star_schema.keys, *customer_marts.keys] if key.path[0] == "marts"]
+
+
+def _value(metadata, key):
+    value = metadata.get(key)
+    return getattr(value, "value", value)
+
+
+# The marts dbt's YAML publishes (meta: {publish: true}), by table, with their PII columns.
+PUBLISHED_MARTS = {
+    spec.key: {c for c in (_value(spec.metadata, PII_COLUMNS) or "").split(",") if c}
+    for spec in [*star_schema.specs, *customer_marts.specs]
+    if _value(spec.metadata, PUBLISHED)
+}
+MART_KEYS = list(PUBLISHED_MARTS)
 
 
 @dg.asset(
@@ -36,6 +49,7 @@ def bi_snapshot(
             as_of=settings.current.as_of,
             run_id=context.run.run_id,
             version=snapshot.code_version(REPO_ROOT),
+            marts={key.path[-1]: pii for key, pii in PUBLISHED_MARTS.items()},
         )
     if not manifest.promoted:
         context.log.warning(

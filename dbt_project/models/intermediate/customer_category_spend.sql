@@ -1,14 +1,12 @@
 with lines as (
     select
         sales.customer_code,
-        products.category,
-        products.segment,
+        sales.category,
+        sales.segment,
         sales.sold_quantity,
         sales.net_sales_amount,
         sales.gross_margin_amount
-    from {{ ref('fact_sales') }} as sales
-    inner join {{ ref('dim_product') }} as products
-        on sales.product_code = products.product_code
+    from {{ ref('int_order_lines_enriched') }} as sales
     where sales.date <= {{ as_of_date() }}
 ),
 
