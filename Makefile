@@ -7,13 +7,18 @@ BIN := $(VENV)/bin
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-spark ui api setup prepare lock bench clean
+.PHONY: run test lint test-spark ui api setup prepare lock bench clean
 
 run: prepare ## set up, then materialize every asset on the synthetic default
 	$(BIN)/python -m pipeline.cli refresh
 
 test: prepare ## set up, then run the whole test suite
 	$(BIN)/python -m pytest
+
+lint: setup ## ruff (lint, format check) on the Python, sqlfluff on the dbt models
+	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/ruff format --check pipeline tests benchmarks
+	$(BIN)/sqlfluff lint dbt_project
 
 # Optional: install the 'spark' extra (dbt-spark session method, pyspark: ~456 MB once; needs
 # Java 17) and check that the order-line dbt models give the same rows on Spark as on DuckDB.

@@ -115,8 +115,8 @@ def dbt_build(database: Path, target: Path, selection: list[str], dbt_vars: dict
     from dagster_dbt import DbtCliResource
 
     from pipeline import settings
-    from pipeline.project import dbt_project
     from pipeline.defs.resources import dbt_executable
+    from pipeline.project import dbt_project
 
     dbt_vars = {**settings.load(environ={}).dbt_vars(), **dbt_vars}
 

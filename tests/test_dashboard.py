@@ -18,8 +18,8 @@ import pytest
 
 from pipeline import settings
 from pipeline.defs.definitions import build_definitions
-from pipeline.publish.dashboard import build_dashboard
 from pipeline.defs.schedules import refresh_run_config
+from pipeline.publish.dashboard import build_dashboard
 
 AS_OF = "2026-11-24"
 ARTIFACTS = settings.REPO_ROOT / "test-artifacts"

@@ -209,7 +209,7 @@ def import_check_results(outcome) -> list[dg.AssetCheckResult]:
                 "input_rows": report.input_rows,
                 "loaded_plus_quarantined": report.loaded_rows + report.quarantined_rows,
                 "unaccounted_files": ", ".join(
-                    f"{n} ({r} rows, {l} loaded, {qn} quarantined)" for n, r, l, qn in outcome.unaccounted
+                    f"{n} ({r} rows, {loaded} loaded, {qn} quarantined)" for n, r, loaded, qn in outcome.unaccounted
                 ) or "none",
             },
         ),

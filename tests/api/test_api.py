@@ -11,10 +11,10 @@ import duckdb
 import pytest
 
 from pipeline import settings
-from pipeline.publish import snapshot as published
 from pipeline.api import snapshot
 from pipeline.api.app import create_app
 from pipeline.ingest import ImportConfig, run_import
+from pipeline.publish import snapshot as published
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its TestClient; httpx (pinned) still works.

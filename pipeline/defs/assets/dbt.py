@@ -17,8 +17,8 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
 
 from pipeline.defs.freshness import REFRESH_FRESHNESS
-from pipeline.project import dbt_project
 from pipeline.defs.resources import PipelineSettings
+from pipeline.project import dbt_project
 from pipeline.retry import retry_on_duckdb_lock
 
 CUSTOMER_MARTS = "path:models/marts/customers"

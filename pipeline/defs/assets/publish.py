@@ -3,13 +3,12 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipeline.publish import snapshot
 from pipeline.defs.assets.dbt import PII_COLUMNS, PUBLISHED, customer_marts, star_schema
 from pipeline.defs.freshness import REFRESH_FRESHNESS
 from pipeline.defs.resources import PipelineSettings
+from pipeline.publish import snapshot
 from pipeline.retry import retry_on_duckdb_lock
 from pipeline.settings import REPO_ROOT
-
 
 
 def _value(metadata, key):

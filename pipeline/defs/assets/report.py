@@ -3,11 +3,11 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipeline.publish import snapshot
 from pipeline.defs.assets.publish import MART_KEYS, bi_snapshot
 from pipeline.defs.freshness import REFRESH_FRESHNESS
-from pipeline.publish.dashboard import write_dashboard
 from pipeline.defs.resources import PipelineSettings
+from pipeline.publish import snapshot
+from pipeline.publish.dashboard import write_dashboard
 from pipeline.retry import retry_on_duckdb_lock
 
 DASHBOARD_FILE = "dashboard.html"
