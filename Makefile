@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-fast test-spark ui api setup prepare lock bench clean
+.PHONY: run test test-fast lint test-spark ui api setup prepare lock bench clean
 
 run: prepare ## set up, then materialize every asset on the synthetic default
 	$(BIN)/python -m pipeline.cli refresh
@@ -21,6 +21,11 @@ test: prepare ## set up, then run the whole test suite
 
 test-fast: prepare ## the unit layer only: no dbt build, no refresh (tests marked slow are left out)
 	$(BIN)/python -m pytest -m "not slow and not spark"
+
+lint: setup ## ruff (lint, format check) on the Python, sqlfluff on the dbt models
+	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/ruff format --check pipeline tests benchmarks
+	$(BIN)/sqlfluff lint dbt_project
 
 # Optional: install the 'spark' extra (dbt-spark session method, pyspark: ~456 MB once; needs
 # Java 17) and check that the order-line dbt models give the same rows on Spark as on DuckDB.

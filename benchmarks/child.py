@@ -3,7 +3,7 @@ runs), in a child process, with timing marks around a few functions.
 
 The marks are appended as JSON lines ``{"name", "start", "end"}`` (``time.time()``, Dagster's
 clock) to the file named by ``BENCH_MARKS_FILE``. Today one function is marked:
-``pipeline.assets.raw.simulate``, so that the raw step splits into *simulate* and *load raw*.
+``pipeline.defs.assets.raw.simulate``, so that the raw step splits into *simulate* and *load raw*.
 A function that is no longer there is skipped; the step is then reported whole.
 
 Run by ``benchmarks.refresh``; by hand::
@@ -22,7 +22,7 @@ import time
 
 MARKS_ENV = "BENCH_MARKS_FILE"
 # (module, attribute, mark name): functions whose every call is recorded as a window.
-MARKED = [("pipeline.assets.raw", "simulate", "simulate")]
+MARKED = [("pipeline.defs.assets.raw", "simulate", "simulate")]
 
 
 def record(name: str, start: float, end: float) -> None:

@@ -5,7 +5,7 @@
    ``BetaGeoFitter.fit`` on every customer with orders (one row per customer), then
    ``GammaGammaFitter.fit`` on the repeat customers with positive spend, then
    ``customer_lifetime_value`` (12 months, ``freq='D'``, the monthly rate that compounds to the
-   pipeline's annual rate). Ours: ``pipeline.analytics.cltv`` on ``marts.customer_summary`` (the
+   pipeline's annual rate). Ours: ``pipeline.analytics.cltv`` on ``intermediate.customer_summary`` (the
    SQL summary), timed in this process on the same data, beside the CLTV stage of the run.
    Both sides read their input from DuckDB before the clock starts.
 
@@ -132,7 +132,7 @@ def lifetimes_comparison(
                 [as_of],
             ).df()
         with load("customer_summary"):
-            summary = conn.execute("select * from marts.customer_summary").df()
+            summary = conn.execute("select * from intermediate.customer_summary").df()
         run_scores = None
         if table_exists(conn, "analytics", "customer_cltv"):
             run_scores = conn.execute(
@@ -140,7 +140,7 @@ def lifetimes_comparison(
             ).df()
 
     # ours, in this process
-    echo("  ... ours: pipeline.analytics.cltv on marts.customer_summary")
+    echo("  ... ours: pipeline.analytics.cltv on intermediate.customer_summary")
     ours = Timer()
     with TreeSampler(os.getpid(), interval=interval) as our_memory, warnings.catch_warnings():
         with ours("BG/NBD fit"):

@@ -84,7 +84,7 @@ def refresh_env(workdir: Path, customers: int, as_of: str, base: dict[str, str] 
         PYTHONUNBUFFERED="1",
     )
     env[MARKS_ENV] = str(workdir / "marks.jsonl")
-    # dbt is looked up beside the interpreter (pipeline.resources); keep the venv first on PATH
+    # dbt is looked up beside the interpreter (pipeline.defs.resources); keep the venv first on PATH
     # anyway, as the Makefile does.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
@@ -301,7 +301,7 @@ def dbt_phases(step: Step, nodes: list[dict], log_window: tuple[float, float] | 
 
 
 def read_dbt_nodes(run: RefreshRun) -> None:
-    """dbt's per-node timings of the run's dbt steps, as carve-outs (see ``pipeline.assets.dbt``:
+    """dbt's per-node timings of the run's dbt steps, as carve-outs (see ``pipeline.defs.assets.dbt``:
     each build writes to ``<data>/dbt_runs/<run id[:8]>-<op name>/``)."""
     if not run.run_id:
         return

@@ -105,7 +105,7 @@ def resolved_settings(run: RefreshRun) -> dict:
     from pipeline import settings as settings_module
 
     current = settings_module.load(environ=run.env)
-    return {k: str(v) for k, v in vars(current).items() if k != "data_dir"}
+    return {k: str(v) for k, v in current.by_name().items() if k != "data_dir"}
 
 
 def model_seconds(run: RefreshRun, model: str) -> float | None:
@@ -278,8 +278,8 @@ def _run(args, created, load_start, machine, code, workdir: Path) -> int:
             comparisons["lifetimes"] = compare.lifetimes_comparison(
                 run.warehouse,
                 args.as_of,
-                current.cltv_spend,
-                current.cltv_discount_rate,
+                current.models.cltv_spend,
+                current.models.cltv_discount_rate,
                 cltv_stage_seconds=stage_seconds(stages, CLTV_STAGE),
                 summary_sql_seconds=summary_sql,
                 interval=args.interval,

@@ -77,7 +77,7 @@ STAGES: tuple[StageSpec, ...] = (
         "backtest",
         steps=("analytics__cltv_backtest*", "analytics__cltv_evaluation*", "*backtest*"),
         dbt_models=("customer_backtest_summary",),
-        rows=("marts/customer_backtest_summary",),
+        rows=("intermediate/customer_backtest_summary",),
         rows_of="customers",
     ),
     StageSpec(

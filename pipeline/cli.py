@@ -41,7 +41,7 @@ def parse_as_of(raw: str | None) -> dt.date | None:
     if raw is None:
         return None
     try:
-        return settings_module._parse_date("as_of", raw)  # the rules of PIPELINE_AS_OF
+        return settings_module.parse_date("--as-of", raw)  # the rules of PIPELINE_AS_OF
     except settings_module.SettingsError:
         raise UsageError(f"--as-of {raw!r} is not a date: use YYYY-MM-DD (a real calendar day) or 'today'") from None
 
@@ -77,7 +77,7 @@ def check_writable(folder: Path, variable: str) -> None:
 def instance_for(current: settings_module.Settings):
     from pipeline import event_log
 
-    home = progress.prepare_instance(progress.dagster_home(current))
+    home = progress.prepare_instance(current.paths.dagster_home())
     return event_log.open_instance(home)
 
 
@@ -94,7 +94,7 @@ def fail_abandoned_runs(instance, warehouse: Path | None = None) -> list[str]:
     """
     import dagster as dg
 
-    from pipeline import sensors
+    from pipeline.defs import sensors
 
     abandoned = []
     runs = instance.get_runs(
@@ -132,8 +132,9 @@ def refresh(as_of_flag: str | None) -> int:
     current = load_settings(as_of_flag)
     import dagster as dg
 
-    from pipeline import sensors
-    from pipeline.definitions import build_definitions
+    from pipeline.defs import sensors
+    from pipeline.defs.definitions import build_definitions
+    from pipeline.defs.resources import refresh_run_config
 
     instance = instance_for(current)
     for run_id in fail_abandoned_runs(instance, current.warehouse):
@@ -142,9 +143,9 @@ def refresh(as_of_flag: str | None) -> int:
     log_path = progress.new_log_path(current, run_id)
     as_of = current.as_of.isoformat()
     source = (
-        f"{current.customers:,} customers, synthetic data (seed {current.seed})"
+        f"{current.simulation.customers:,} customers, synthetic data (seed {current.simulation.seed})"
         if current.source == "synthetic"
-        else f"files from {current.import_dir} ({current.import_layout} layout)"
+        else f"files from {current.imports.dir} ({current.imports.layout} layout)"
     )
     print(f"Refresh as of {as_of}: {source}")
     print(f"Run {run_id[:8]}, full log: {log_path}")
@@ -165,7 +166,7 @@ def refresh(as_of_flag: str | None) -> int:
             result = job.execute_in_process(
                 instance=instance,
                 run_config={
-                    "resources": {"settings": {"config": {"as_of": as_of}}},
+                    **refresh_run_config(current.as_of),
                     # Dagster's own console log, in full, goes to the log file (see output_to)
                     "loggers": {"console": {"config": {"log_level": "DEBUG"}}, "progress": {}},
                 },
@@ -203,11 +204,11 @@ def refresh(as_of_flag: str | None) -> int:
 
 
 def _snapshot_note(current: settings_module.Settings, failed: bool) -> str:
-    from pipeline import serving
+    from pipeline.publish import snapshot
 
-    link = current.data_dir / "serve" / serving.CURRENT_LINK
+    link = current.paths.serve / snapshot.CURRENT_LINK
     try:
-        manifest = serving.Manifest.read(link.resolve(strict=True) / serving.MANIFEST_FILE)
+        manifest = snapshot.Manifest.read(link.resolve(strict=True) / snapshot.MANIFEST_FILE)
     except (OSError, ValueError, TypeError):
         return "Nothing is published yet." if failed else "BI snapshot  none published"
     if failed:
@@ -222,7 +223,7 @@ def ui(port: int, host: str) -> int:
     """`dagster dev` on the CLI's instance (same settings, same DAGSTER_HOME): the UI shows the
     runs of `make run` and `python -m pipeline.cli refresh`."""
     current = load_settings(None)
-    home = progress.prepare_instance(progress.dagster_home(current))
+    home = progress.prepare_instance(current.paths.dagster_home())
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     workspace = settings_module.REPO_ROOT / "workspace.yaml"
     command = [dagster, "dev", "-w", str(workspace), "-h", host, "-p", str(port)]

@@ -29,7 +29,6 @@ DAGSTER_YAML = """\
 telemetry:
   enabled: false
 """
-LOG_FOLDER = "logs"
 KEEP_LOGS = 30
 
 # The table of each step's headline figure, when the step materializes it; otherwise the first
@@ -42,14 +41,6 @@ MAX_CAUSE_LINES = 8
 
 
 # --- the Dagster instance -------------------------------------------------------------------
-
-
-def dagster_home(settings: Settings, environ: dict[str, str] | None = None) -> Path:
-    """DAGSTER_HOME if set, else ``<data_dir>/dagster_home``: runs live beside the warehouse
-    they built, and ``make ui`` finds the CLI's runs by the same rule."""
-    env = os.environ if environ is None else environ
-    explicit = env.get("DAGSTER_HOME", "").strip()
-    return Path(explicit).expanduser().resolve() if explicit else settings.data_dir / "dagster_home"
 
 
 def prepare_instance(home: Path) -> Path:
@@ -66,7 +57,7 @@ def prepare_instance(home: Path) -> Path:
 
 
 def new_log_path(settings: Settings, run_id: str) -> Path:
-    folder = settings.data_dir / LOG_FOLDER
+    folder = settings.paths.logs
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     prune_logs(folder)

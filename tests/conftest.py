@@ -12,7 +12,7 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 # dbt beside this Python, for `.venv/bin/python -m pytest` without the venv on PATH.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
-# dagster-dbt reads the manifest when pipeline.definitions is imported; `make test` prepares it,
+# dagster-dbt reads the manifest when pipeline.defs.definitions is imported; `make test` prepares it,
 # this covers a bare `pytest` run, and a manifest older than the dbt files it was parsed from
 # (which fails later with an unhelpful KeyError on the new model).
 from pipeline.project import dbt_project  # noqa: E402

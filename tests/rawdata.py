@@ -106,15 +106,19 @@ def write_raw(database: Path, order_lines: pd.DataFrame, extra_customers: int = 
 def dbt_build(database: Path, target: Path, selection: list[str], dbt_vars: dict) -> None:
     """Run a real ``dbt build`` of ``selection`` against ``database``; fail the test if it fails.
 
-    ``--indirect-selection cautious`` runs only the tests whose models are all built.
+    ``--indirect-selection cautious`` runs only the tests whose models are all built. dbt has no
+    defaults of its own: vars not given are the settings' defaults.
     """
     import json
 
     import pytest
     from dagster_dbt import DbtCliResource
 
+    from pipeline import settings
+    from pipeline.defs.resources import dbt_executable
     from pipeline.project import dbt_project
-    from pipeline.resources import dbt_executable
+
+    dbt_vars = {**settings.load(environ={}).dbt_vars(), **dbt_vars}
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PIPELINE_WAREHOUSE", str(database))

@@ -20,8 +20,8 @@ import duckdb
 import pytest
 
 from pipeline import settings
-from pipeline.definitions import build_definitions
-from pipeline.schedules import refresh_run_config
+from pipeline.defs.definitions import build_definitions
+from pipeline.defs.schedules import refresh_run_config
 
 FIRST_AS_OF = "2026-10-25"
 AS_OF = "2026-11-24"  # 30 days later: two 15-day refreshes apart

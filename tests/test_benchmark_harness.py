@@ -33,7 +33,7 @@ from benchmarks.stages import STAGES, Carve, Step, build_stages, spec_for_step
 def _steps() -> list[Step]:
     return [
         Step("synthetic_raw_data", 0.0, 10.0, materializations={"raw/order_lines": 900, "raw/customers": 100, "truth/customers": 100}),
-        Step("star_schema", 10.0, 30.0, materializations={"marts/fact_sales": 900, "marts/customer_summary": 100}),
+        Step("star_schema", 10.0, 30.0, materializations={"marts/fact_sales": 900, "intermediate/customer_summary": 100}),
         Step("analytics__customer_rfm", 30.0, 32.0, materializations={"analytics/customer_rfm": 100}),
         Step("customer_rfm_checks", 32.0, 33.0, checked=["analytics/customer_rfm"]),
         Step("customer_cltv", 33.0, 36.0, materializations={"analytics/customer_cltv": 100, "analytics/cltv_model_parameters": 2}),
@@ -220,9 +220,9 @@ def test_marks_record_each_call(tmp_path, monkeypatch):
 
 def test_the_marked_function_still_exists():
     """The raw step is split into simulate / load raw around this function."""
-    import pipeline.assets.raw as raw
+    import pipeline.defs.assets.raw as raw
 
-    assert [(m, a) for m, a, _ in child.MARKED] == [("pipeline.assets.raw", "simulate")]
+    assert [(m, a) for m, a, _ in child.MARKED] == [("pipeline.defs.assets.raw", "simulate")]
     assert callable(raw.simulate)
 
 

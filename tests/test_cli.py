@@ -166,8 +166,8 @@ def test_a_data_folder_that_cannot_be_written_is_refused_up_front(tmp_path, monk
 
 def test_the_instance_follows_the_data_folder_unless_dagster_home_is_set(tmp_path):
     current = settings_module.load(environ={"PIPELINE_DATA_DIR": str(tmp_path / "d")})
-    assert progress.dagster_home(current, environ={}) == tmp_path / "d" / "dagster_home"
-    assert progress.dagster_home(current, environ={"DAGSTER_HOME": str(tmp_path / "h")}) == tmp_path / "h"
+    assert current.paths.dagster_home(environ={}) == tmp_path / "d" / "dagster_home"
+    assert current.paths.dagster_home(environ={"DAGSTER_HOME": str(tmp_path / "h")}) == tmp_path / "h"
     home = progress.prepare_instance(tmp_path / "h")
     (home / "dagster.yaml").write_text("# mine\n")
     progress.prepare_instance(home)

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from pipeline import settings
-from pipeline.reporting.dashboard import build_dashboard
+from pipeline.publish.dashboard import build_dashboard
 from tests.standard_refresh import AS_OF
 
 pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource
 
-from pipeline.assets.dbt import PARSE_CACHE, keep_parse, reuse_parse
-from pipeline.resources import DbtCli, build_resources, dbt_executable
+from pipeline.defs.assets.dbt import PARSE_CACHE, keep_parse, reuse_parse
+from pipeline.defs.resources import DbtCli, build_resources, dbt_executable
 
 
 def test_the_overridden_dagster_dbt_hooks_still_exist():

@@ -305,7 +305,7 @@ def test_champions_have_the_highest_true_future_value(segment_truth):
 
 
 def test_new_customers_are_exactly_those_acquired_inside_the_window(conn, refreshed):
-    window = refreshed.settings.rfm_new_customer_days
+    window = refreshed.settings.models.rfm_new_customer_days
     segment = {
         code for (code,) in conn.execute(
             "select customer_code from marts.customer_single_view where segment = 'New Customers'"

@@ -14,9 +14,9 @@ import duckdb
 import pytest
 
 from pipeline import settings
-from pipeline.definitions import build_definitions
-from pipeline.schedules import refresh_run_config
-from pipeline.serving import CURRENT_LINK, SNAPSHOT_FILE
+from pipeline.defs.definitions import build_definitions
+from pipeline.defs.schedules import refresh_run_config
+from pipeline.publish.snapshot import CURRENT_LINK, SNAPSHOT_FILE
 
 pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
 
@@ -97,7 +97,7 @@ def test_every_customer_repeats_monthly(monthly_refresh):
     with duckdb.connect(str(current.warehouse), read_only=True) as conn:
         (one_timers, customers, days_of_month) = conn.execute(
             "select count(*) filter (where frequency = 0), count(*), "
-            "count(distinct extract(day from last_order_date)) from marts.customer_summary"
+            "count(distinct extract(day from last_order_date)) from intermediate.customer_summary"
         ).fetchone()
     assert customers == CUSTOMERS and one_timers == 0 and days_of_month == 1
 

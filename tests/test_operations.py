@@ -34,10 +34,10 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline import cli
 from pipeline import settings as settings_module
-from pipeline.assets.raw import synthetic_raw_data
-from pipeline.definitions import build_definitions
-from pipeline.schedules import refresh_run_config
-from pipeline.sensors import FAILURE_TAG, record_run_failures
+from pipeline.defs.assets.raw import synthetic_raw_data
+from pipeline.defs.definitions import build_definitions
+from pipeline.defs.schedules import refresh_run_config
+from pipeline.defs.sensors import FAILURE_TAG, record_run_failures
 
 pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from pipeline import settings
-from pipeline.definitions import build_definitions
-from pipeline.schedules import refresh_run_config
+from pipeline.defs.definitions import build_definitions
+from pipeline.defs.schedules import refresh_run_config
 
 pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
 
@@ -49,7 +49,7 @@ def summary(warehouse) -> pd.DataFrame:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         return conn.execute(
             "select customer_code, cast(frequency as double) as frequency, cast(recency as double) as recency, "
-            "cast(t as double) as T from marts.customer_summary where has_orders order by customer_code"
+            "cast(t as double) as T from intermediate.customer_summary where has_orders order by customer_code"
         ).df().set_index("customer_code")
 
 
@@ -156,7 +156,7 @@ def test_cdnow_1997_file_summary_equals_lifetimes_on_every_customer(tmp_path):
         got = conn.execute(
             "select customer_code, cast(frequency as double) as frequency, cast(recency as double) as recency, "
             "cast(t as double) as T, cast(monetary_value_net_sales as double) as monetary_value "
-            "from marts.customer_summary where has_orders order by customer_code"
+            "from intermediate.customer_summary where has_orders order by customer_code"
         ).df().set_index("customer_code")
         first_day = conn.execute("select min(date) from marts.dim_date").fetchone()[0]
     assert first_day == dt.date(1996, 9, 1)  # the fiscal year of the first order, FY1997

@@ -7,7 +7,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from pipeline.schedules import build_refresh_schedule
+from pipeline.defs.schedules import build_refresh_schedule
 
 ANCHOR = dt.date(2026, 1, 1)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import serving
+from pipeline.publish import snapshot
 
 
 @pytest.fixture
@@ -32,17 +32,19 @@ def warehouse(tmp_path):
     conn.close()
 
 
-def publish(conn, serve_dir, as_of="2026-11-24", run_id="run00001"):
-    return serving.publish(conn, serve_dir, dt.date.fromisoformat(as_of), run_id, "abc123")
+def publish(conn, serve_dir, as_of="2026-11-24", run_id="run00001", marts=None):
+    return snapshot.publish(conn, serve_dir, dt.date.fromisoformat(as_of), run_id, "abc123", marts=marts)
 
 
 def open_current(serve_dir):
-    return duckdb.connect(str(serve_dir / "current" / serving.SNAPSHOT_FILE), read_only=True)
+    return duckdb.connect(str(serve_dir / "current" / snapshot.SNAPSHOT_FILE), read_only=True)
 
 
 def test_snapshot_holds_every_mart_without_pii_and_its_manifest(warehouse, tmp_path):
     serve_dir = tmp_path / "serve"
-    manifest = publish(warehouse, serve_dir)
+    # as the pipeline passes them from dbt's meta: the published marts and their PII columns
+    marts = {"dim_customer": {"customer", "email", "date_of_birth"}, "fact_sales": set()}
+    manifest = publish(warehouse, serve_dir, marts=marts)
     assert manifest.row_counts == {"dim_customer": 5, "fact_sales": 7}
     assert manifest.promoted and manifest.code_version == "abc123"
     with open_current(serve_dir) as snapshot:
@@ -79,8 +81,8 @@ def test_a_backfill_of_an_older_as_of_is_built_but_not_promoted(warehouse, tmp_p
     latest = publish(warehouse, serve_dir, as_of="2026-11-24", run_id="run00001")
     backfill = publish(warehouse, serve_dir, as_of="2026-10-25", run_id="run00002")
     assert not backfill.promoted
-    assert (serve_dir / "builds" / backfill.build_id / serving.SNAPSHOT_FILE).exists()
-    assert serving.current_manifest(serve_dir).build_id == latest.build_id
+    assert (serve_dir / "builds" / backfill.build_id / snapshot.SNAPSHOT_FILE).exists()
+    assert snapshot.current_manifest(serve_dir).build_id == latest.build_id
 
 
 def test_old_builds_are_pruned(warehouse, tmp_path):
@@ -127,9 +129,9 @@ KILL_PUBLISH = """
 import datetime as dt, sys
 from pathlib import Path
 import duckdb
-from pipeline import serving
+from pipeline.publish import snapshot
 conn = duckdb.connect(sys.argv[1])
-serving.publish(conn, Path(sys.argv[2]), dt.date(2026, 11, 24), "killed01", "abc123")
+snapshot.publish(conn, Path(sys.argv[2]), dt.date(2026, 11, 24), "killed01", "abc123")
 """
 
 
@@ -146,7 +148,7 @@ def test_the_next_publish_removes_what_a_killed_publish_left(tmp_path):
             "cast(range % 997 as string) as s from range(3000000)"
         )
     process = subprocess.Popen([sys.executable, "-c", KILL_PUBLISH, str(path), str(serve_dir)],
-                               cwd=Path(serving.__file__).parent.parent)
+                               cwd=Path(snapshot.__file__).parents[2])
     try:
         deadline = time.monotonic() + 120
         while not list(serve_dir.glob("builds/.*.tmp/parquet")):
@@ -176,7 +178,7 @@ def test_a_leftover_link_of_a_killed_swap_is_removed(warehouse, tmp_path):
     stray.symlink_to(f"builds/{first.build_id}", target_is_directory=True)
     publish(warehouse, serve_dir, run_id="run00002")
     assert not stray.is_symlink()
-    assert (serve_dir / "current" / serving.MANIFEST_FILE).exists()
+    assert (serve_dir / "current" / snapshot.MANIFEST_FILE).exists()
 
 
 def parquet_digests(serve_dir, build_id):

@@ -14,8 +14,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_defaults_load_without_any_environment():
     current = settings.load(environ={})
-    assert current.customers == 20_000
-    assert current.seed == 42
+    assert current.simulation.customers == 20_000
+    assert current.simulation.seed == 42
     assert current.as_of == dt.datetime.now(dt.timezone.utc).date()
     assert current.warehouse == settings.REPO_ROOT / "data" / "warehouse.duckdb"
 
@@ -24,7 +24,7 @@ def test_environment_overrides_and_relative_paths_resolve_against_the_repo():
     current = settings.load(
         environ={"PIPELINE_CUSTOMERS": "123", "PIPELINE_AS_OF": "2026-01-15", "PIPELINE_DATA_DIR": "x/y"}
     )
-    assert current.customers == 123
+    assert current.simulation.customers == 123
     assert current.as_of == dt.date(2026, 1, 15)
     assert current.warehouse == settings.REPO_ROOT / "x" / "y" / "warehouse.duckdb"
     assert current.dbt_vars() == {"as_of_date": "2026-01-15", "holdout_days": 180, "cltv_spend": "margin"}

@@ -209,7 +209,7 @@ def select_models(
 ) -> Selection:
     """Fit every candidate on the calibration period, score all of them and the baselines on the
     holdout, and rank them (see the module docstring)."""
-    column = cltv.spend_column(spend)
+    cltv.spend_column(spend)  # refuses an unknown spend before any fit
     holdout_spend_column = backtest.HOLDOUT_SPEND_COLUMNS[spend]
     needed = ["frequency_holdout", "duration_holdout", "frequency_last_period_cal",
               holdout_spend_column]

@@ -16,9 +16,9 @@ def main() -> int:
     except settings.SettingsError as error:  # one line naming the variable, as the CLI does
         print(f"Settings error: {error}", file=sys.stderr)
         return 2
-    if current.api_key is None:
+    if current.api.key is None:
         print("PIPELINE_API_KEY is not set: reads only, POST /transactions is refused (403).", file=sys.stderr)
-    uvicorn.run("pipeline.api.app:app", host=current.api_host, port=current.api_port)
+    uvicorn.run("pipeline.api.app:app", host=current.api.host, port=current.api.port)
     return 0
 
 

@@ -54,7 +54,7 @@ class _State:
             if self._store is None:
                 s = self._settings or pipeline_settings.load()
                 self._settings = s
-                self._store = snapshot.SnapshotStore(s.data_dir / "serve")
+                self._store = snapshot.SnapshotStore(s.paths.serve)
                 self._ingestor = ingest.Ingestor(s)
 
     @property

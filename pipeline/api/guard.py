@@ -62,10 +62,10 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         settings = self.state.settings
-        limit = settings.api_max_body_bytes
+        limit = settings.api.max_body_bytes
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if scope["method"] not in READ_METHODS:
-            refusal = write_refusal(settings.api_key, headers.get(API_KEY_HEADER.lower()))
+            refusal = write_refusal(settings.api.key, headers.get(API_KEY_HEADER.lower()))
             if refusal is not None:
                 return await self.reply(send, *refusal)
         length = headers.get("content-length")

@@ -44,14 +44,14 @@ from pipeline.settings import Settings
 MAX_ROWS = 10_000
 MAX_KEY_LENGTH = 200
 
-# field of the JSON row -> Settings attribute naming its column in the transactions file
+# field of the JSON row -> ImportSettings attribute naming its column in the transactions file
 FIELD_COLUMNS = {
-    "customer_id": "import_column_customer",
-    "order_date": "import_column_date",
-    "amount": "import_column_amount",
-    "order_id": "import_column_order",
-    "product": "import_column_product",
-    "quantity": "import_column_quantity",
+    "customer_id": "column_customer",
+    "order_date": "column_date",
+    "amount": "column_amount",
+    "order_id": "column_order",
+    "product": "column_product",
+    "quantity": "column_quantity",
 }
 OPTIONAL_FIELDS = ("order_id", "product", "quantity")
 
@@ -111,10 +111,10 @@ def _columns(settings: Settings, batch: TransactionBatch) -> list[tuple[str, str
     used = {f for row in batch.rows for f in OPTIONAL_FIELDS if getattr(row, f) is not None}
     out = []
     for name, attribute in FIELD_COLUMNS.items():
-        column = getattr(settings, attribute)
+        column = getattr(settings.imports, attribute)
         if column is None:
             if name in used:
-                env = "PIPELINE_" + attribute.upper()
+                env = settings.imports.env_name(attribute)
                 raise IngestError(422, f"rows give {name!r} but {env} is 'none', so the import would ignore it; "
                                        f"map the column or leave the field out")
             continue
@@ -126,31 +126,31 @@ def render_csv(settings: Settings, batch: TransactionBatch) -> bytes:
     """The batch as a transactions CSV in the import folder's own format (header, delimiter, encoding)."""
     columns = _columns(settings, batch)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=settings.import_csv_delimiter, lineterminator="\n")
+    writer = csv.writer(buffer, delimiter=settings.imports.csv_delimiter, lineterminator="\n")
     writer.writerow([column for _, column in columns])
     for row in batch.rows:
         writer.writerow([_text(getattr(row, name)) for name, _ in columns])
     try:
-        return buffer.getvalue().encode(settings.import_csv_encoding)
+        return buffer.getvalue().encode(settings.imports.csv_encoding)
     except UnicodeEncodeError as error:
-        raise IngestError(422, f"the batch has text that {settings.import_csv_encoding} (PIPELINE_IMPORT_CSV_ENCODING) "
+        raise IngestError(422, f"the batch has text that {settings.imports.csv_encoding} (PIPELINE_IMPORT_CSV_ENCODING) "
                                f"cannot hold: {error.object[error.start:error.end]!r}") from None
 
 
 def check_configuration(settings: Settings) -> None:
-    if settings.import_layout != "transactions":
+    if settings.imports.layout != "transactions":
         raise IngestError(409, "POST /transactions writes transactions files: set PIPELINE_IMPORT_LAYOUT=transactions "
                                "(and PIPELINE_SOURCE=files) for the API and the refresh")
-    if not settings.import_csv_header:
+    if not settings.imports.csv_header:
         raise IngestError(409, "POST /transactions writes CSV files with a header: set PIPELINE_IMPORT_CSV_HEADER=true")
-    if "*" not in settings.import_transactions_pattern:
+    if "*" not in settings.imports.transactions_pattern:
         raise IngestError(409, "PIPELINE_IMPORT_TRANSACTIONS_PATTERN has no '*', so every batch would need the same "
                                "file name; use a pattern like transactions*")
 
 
 def file_name(settings: Settings, token: str, now: dt.datetime) -> str:
     """A name the import's transactions pattern matches: the first '*' becomes api_<time>_<token>."""
-    pattern = settings.import_transactions_pattern
+    pattern = settings.imports.transactions_pattern
     stem = pattern.replace("*", f"_api_{now:%Y%m%dT%H%M%S%f}Z_{token}", 1).replace("*", "")
     if stem.startswith("_"):
         stem = stem[1:]
@@ -202,7 +202,7 @@ def write_atomically(path: Path, content: bytes) -> None:
 class Ingestor:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.import_dir = Path(settings.import_dir)
+        self.import_dir = Path(settings.imports.dir)
         self.keys_dir = settings.data_dir / "api" / "idempotency"
 
     def submit(self, batch: TransactionBatch, key: str | None) -> Outcome:

@@ -27,10 +27,10 @@ from typing import Any, Iterator
 
 import duckdb
 
-from pipeline import serving
+from pipeline.publish import snapshot as published
 from pipeline.warehouse import quote_ident as q
 
-SCHEMA = serving.PUBLISHED_SCHEMA
+SCHEMA = published.PUBLISHED_SCHEMA
 
 # BI-safe columns of customer_single_view exposed by the API (the masked email stays out too).
 CUSTOMER_COLUMNS = (
@@ -94,7 +94,7 @@ class BadRequest(ValueError):
 class _Build:
     path: Path
     conn: duckdb.DuckDBPyConnection
-    manifest: serving.Manifest
+    manifest: published.Manifest
     columns: dict[str, set[str]]
     users: int = 0
     retired: bool = False
@@ -105,7 +105,7 @@ class Reader:
     """One request's view of one snapshot."""
 
     cursor: duckdb.DuckDBPyConnection
-    manifest: serving.Manifest
+    manifest: published.Manifest
     columns: dict[str, set[str]] = field(repr=False)
 
     def select_list(self, table: str, wanted: tuple[str, ...]) -> list[str]:
@@ -134,7 +134,7 @@ class SnapshotStore:
         self._build: _Build | None = None
 
     def _current_build(self) -> Path:
-        link = self.serve_dir / serving.CURRENT_LINK
+        link = self.serve_dir / published.CURRENT_LINK
         try:
             return link.resolve(strict=True)
         except (FileNotFoundError, RuntimeError):
@@ -142,8 +142,8 @@ class SnapshotStore:
 
     def _open(self, path: Path) -> _Build:
         try:
-            manifest = serving.Manifest.read(path / serving.MANIFEST_FILE)
-            conn = duckdb.connect(str(path / serving.SNAPSHOT_FILE), read_only=True)
+            manifest = published.Manifest.read(path / published.MANIFEST_FILE)
+            conn = duckdb.connect(str(path / published.SNAPSHOT_FILE), read_only=True)
         except (OSError, ValueError, TypeError, duckdb.Error) as error:
             raise SnapshotUnavailable(f"the snapshot {path.name} cannot be opened: {error}") from None
         columns: dict[str, set[str]] = {}

@@ -154,7 +154,6 @@ def run_import(conn: duckdb.DuckDBPyConnection, config: ImportConfig, *, reproce
     """Stage the new files, validate, and rebuild raw.*, all in one transaction: an error leaves
     the warehouse as it was. ``reprocess`` reads the logged files again with ``config`` (they
     must still be in the folder, unchanged); ``commit=False`` rolls everything back (dry run)."""
-    kinds = layouts.kinds(config)
     files = layouts.input_files(config)
     report = ImportReport()
     matched = {p.name for p, _ in files}
@@ -270,9 +269,9 @@ def load_log(conn: duckdb.DuckDBPyConnection, layout: str) -> list[dict]:
         [layout],
     ).fetchall()
     return [
-        {"file_name": n, "input_table": t, "content_hash": h, "rows": r, "loaded": l, "quarantined": qn,
+        {"file_name": n, "input_table": t, "content_hash": h, "rows": r, "loaded": loaded, "quarantined": qn,
          "reasons": json.loads(rs or "{}"), "settings": json.loads(st or "{}")}
-        for n, t, h, r, l, qn, rs, st in rows
+        for n, t, h, r, loaded, qn, rs, st in rows
     ]
 def unaccounted_files(conn: duckdb.DuckDBPyConnection, layout: str) -> list[tuple[str, int, int, int]]:
     """Files whose rows read differ from loaded + quarantined, or whose quarantined count differs
@@ -289,3 +288,26 @@ def unaccounted_files(conn: duckdb.DuckDBPyConnection, layout: str) -> list[tupl
         """,
         [layout],
     ).fetchall()
+
+
+@dataclass(frozen=True)
+class ImportRefresh:
+    """What one refresh's import did, with what its checks and metadata need."""
+
+    report: ImportReport
+    # files whose rows are not all loaded or quarantined (see unaccounted_files)
+    unaccounted: list[tuple[str, int, int, int]]
+    # input table -> rows of raw.quarantine
+    quarantined_by_table: dict[str, int]
+
+
+def refresh(conn: duckdb.DuckDBPyConnection, config: ImportConfig) -> ImportRefresh:
+    """The import step of a refresh: load the new files of ``config.directory`` into raw.*."""
+    report = run_import(conn, config)
+    return ImportRefresh(
+        report=report,
+        unaccounted=unaccounted_files(conn, config.layout),
+        quarantined_by_table=dict(
+            conn.execute("select input_table, count(*) from raw.quarantine group by 1 order by 1").fetchall()
+        ),
+    )

@@ -67,9 +67,9 @@ class SimulationConfig:
             raise ValueError(f"as_of {self.as_of} is before start_date {self.start_date}")
 
     @classmethod
-    def from_settings(cls, settings: object) -> SimulationConfig:
-        """Build from any object with these attribute names, e.g. ``pipeline.settings.Settings``."""
-        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+    def from_settings(cls, settings) -> SimulationConfig:
+        """Build from ``pipeline.settings.Settings``: its simulation group and the run's as-of date."""
+        return cls(as_of=settings.as_of, **{f.name: getattr(settings.simulation, f.name) for f in fields(cls) if f.name != "as_of"})
 
     @property
     def horizon_end(self) -> dt.date:

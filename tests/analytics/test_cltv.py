@@ -11,7 +11,6 @@ from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.utils import ConvergenceError
 
 from pipeline.analytics import cltv
-
 from tests.analytics.conftest import DATASETS
 
 

@@ -11,9 +11,7 @@ import pytest
 from lifetimes import ModifiedBetaGeoFitter, ParetoNBDFitter
 
 from pipeline.analytics import cltv, model_selection, spend_models, transaction_models
-
 from tests.analytics.conftest import DATASETS
-
 
 # --- metrics by hand --------------------------------------------------------------------------
 

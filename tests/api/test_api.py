@@ -10,10 +10,11 @@ import warnings
 import duckdb
 import pytest
 
-from pipeline import serving, settings
+from pipeline import settings
 from pipeline.api import snapshot
 from pipeline.api.app import create_app
 from pipeline.ingest import ImportConfig, run_import
+from pipeline.publish import snapshot as published
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its TestClient; httpx (pinned) still works.
@@ -82,7 +83,7 @@ def make_warehouse(path, customers=CUSTOMERS):
 
 
 def publish(conn, serve_dir, as_of="2026-11-24", run_id="run00001"):
-    return serving.publish(conn, serve_dir, dt.date.fromisoformat(as_of), run_id, "test")
+    return published.publish(conn, serve_dir, dt.date.fromisoformat(as_of), run_id, "test")
 
 
 @pytest.fixture
@@ -264,7 +265,7 @@ EXPECTED = [None, "exact_duplicate", "unparseable_date", "negative", "missing_ke
 
 
 def import_files(env):
-    folder = env["settings"].import_dir
+    folder = env["settings"].imports.dir
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
@@ -277,7 +278,7 @@ def test_rows_are_validated_like_the_file_import_and_written_as_one_file(env):
     assert (body["accepted"], body["rejected"]) == (3, 6)
     assert import_files(env) == [body["file"]]  # no temporary file left behind
     assert body["file"].startswith("transactions_api_") and body["file"].endswith(".csv")
-    text = (env["settings"].import_dir / body["file"]).read_text()
+    text = (env["settings"].imports.dir / body["file"]).read_text()
     assert text.splitlines() == [
         "customer_id,order_date,amount,order_id", "K1,2026-11-20,12.5,O1", "6,2026-11-02,7,7", '"K,7",2026-11-03,0.1,O8']
 
@@ -379,7 +380,7 @@ def test_writes_need_the_api_key_compared_whole(env):
 
 def test_with_no_key_configured_writes_are_refused(tmp_path):
     current = settings.load(import_layout="transactions", source="files", import_dir=tmp_path / "import")
-    assert current.api_key is None  # the default
+    assert current.api.key is None  # the default
     with TestClient(create_app(current), headers={"X-API-Key": "anything-at-all-16"}) as client:
         response = client.post("/transactions", json={"rows": ROWS[:1]})
     assert response.status_code == 403 and "PIPELINE_API_KEY" in response.json()["detail"]
@@ -389,7 +390,8 @@ def test_with_no_key_configured_writes_are_refused(tmp_path):
 @pytest.fixture
 def small_limit(env):
     """The env's API with a 2,000-byte body limit."""
-    app = create_app(dataclasses.replace(env["settings"], api_max_body_bytes=2000))
+    api = env["settings"].api.model_copy(update={"max_body_mb": 2000 / 1024 / 1024})
+    app = create_app(dataclasses.replace(env["settings"], api=api))
     with TestClient(app, headers={"X-API-Key": KEY}) as client:
         yield client
     app.state.pipeline.close()

@@ -11,15 +11,15 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline import warehouse
 from pipeline.analytics import clusters as cl
-from pipeline.assets.clusters import customer_clusters
-from pipeline.checks import clusters_were_found
-from pipeline.resources import PipelineSettings
+from pipeline.defs.assets.clusters import customer_clusters
+from pipeline.defs.checks import clusters_were_found
+from pipeline.defs.resources import PipelineSettings
 
 AS_OF = "2026-11-24"
 
 
 def _warehouse(path, n: int) -> None:
-    """marts.customer_cluster_features and analytics.customer_rfm for n distinct customers."""
+    """intermediate.customer_cluster_features and analytics.customer_rfm for n distinct customers."""
     features = pd.DataFrame(
         {
             "customer_code": [f"C{i}" for i in range(n)],
@@ -30,7 +30,7 @@ def _warehouse(path, n: int) -> None:
     )
     rfm = pd.DataFrame({"customer_code": features["customer_code"], "segment": "Champions"})
     with duckdb.connect(str(path)) as conn:
-        warehouse.replace_tables(conn, "marts", {"customer_cluster_features": features})
+        warehouse.replace_tables(conn, "intermediate", {"customer_cluster_features": features})
         warehouse.replace_tables(conn, "analytics", {"customer_rfm": rfm})
 
 

@@ -58,7 +58,7 @@ def built(tmp_path_factory):
         {"as_of_date": AS_OF.isoformat(), "holdout_days": HOLDOUT_DAYS},
     )
     with duckdb.connect(str(database), read_only=True) as conn:
-        backtest = conn.sql("select * from marts.customer_backtest_summary").df()
+        backtest = conn.sql("select * from intermediate.customer_backtest_summary").df()
         # one row per purchase day, so that lifetimes' holdout mean times the count is the total
         days = conn.sql(
             "select customer_code, date, sum(net_sales_amount) as net_sales, "

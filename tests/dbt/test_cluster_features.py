@@ -82,7 +82,7 @@ def built(tmp_path_factory):
         {"as_of_date": AS_OF.isoformat()},
     )
     with duckdb.connect(str(database), read_only=True) as conn:
-        features = conn.sql("select * from marts.customer_cluster_features").df()
+        features = conn.sql("select * from intermediate.customer_cluster_features").df()
         lines = conn.sql(
             "select s.customer_code, s.order_id, s.date, s.net_sales_amount, s.gross_margin_amount,"
             " s.sold_quantity, p.segment, p.category, c.platform, c.channel"

@@ -31,7 +31,7 @@ def built(tmp_path_factory):
         {"as_of_date": AS_OF.isoformat()},
     )
     with duckdb.connect(str(database), read_only=True) as conn:
-        summary = conn.sql("select * from marts.customer_summary").df()
+        summary = conn.sql("select * from intermediate.customer_summary").df()
         lines = conn.sql("select customer_code, date, net_sales_amount from marts.fact_sales").df()
     return summary, lines
 

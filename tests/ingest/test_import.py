@@ -332,7 +332,7 @@ def test_import_settings_and_the_simulator_start_date(tmp_path):
     loaded = settings.load({**env, "PIPELINE_SOURCE": "files",
                             "PIPELINE_IMPORT_COLUMN_MAP": "manufacturing_costs.cost_year=Cost Year; customers.customer_code=id"})
     assert loaded.as_of == dt.date(1998, 6, 30)
-    assert loaded.import_column_map == (("manufacturing_costs", "cost_year", "Cost Year"), ("customers", "customer_code", "id"))
+    assert loaded.imports.column_map == (("manufacturing_costs", "cost_year", "Cost Year"), ("customers", "customer_code", "id"))
     assert ImportConfig.from_settings(loaded).memory_limit == "192MB"
     with pytest.raises(settings.SettingsError, match="PIPELINE_IMPORT_COLUMN_MAP: 'cost_year=Year' is not table.column=file column"):
         settings.load({**env, "PIPELINE_SOURCE": "files", "PIPELINE_IMPORT_COLUMN_MAP": "cost_year=Year"})

@@ -43,7 +43,6 @@ SELECTION = [
     "path:models/staging",
     "path:models/intermediate",
     "path:models/marts/core",
-    "path:models/marts/customer_base",
     "path:models/marts/insights",
 ]
 RTOL, ATOL = 1e-9, 1e-6
@@ -101,7 +100,9 @@ def _export_parquet(database: Path, parquet_dir: Path) -> None:
 def _spark_build(spark_dir: Path, parquet_dir: Path, target: Path) -> subprocess.CompletedProcess:
     dbt = Path(sys.executable).parent / "dbt"
     env = {**os.environ, "PIPELINE_SPARK_DIR": str(spark_dir), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    dbt_vars = {"as_of_date": AS_OF.isoformat(), "spark_raw_parquet_dir": str(parquet_dir)}
+    from pipeline import settings
+
+    dbt_vars = {**settings.load(environ={}, as_of=AS_OF).dbt_vars(), "spark_raw_parquet_dir": str(parquet_dir)}
     command = [
         str(dbt if dbt.exists() else "dbt"), "build", "--target", "spark",
         "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),

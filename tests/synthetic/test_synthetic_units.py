@@ -64,13 +64,13 @@ def test_config_is_validated():
         SimulationConfig(**{**base, "truth_horizon_days": -1})
 
 
-def test_config_from_settings_like_object():
-    class Settings:
-        customers, seed, history_days, truth_horizon_days = 5, 2, 30, 10
-        start_date, as_of = dt.date(2024, 1, 1), dt.date(2024, 3, 1)
-        data_dir = "ignored"
+def test_config_from_settings():
+    from pipeline import settings
 
-    config = SimulationConfig.from_settings(Settings())
+    environ = {"PIPELINE_CUSTOMERS": "5", "PIPELINE_SEED": "2", "PIPELINE_HISTORY_DAYS": "30",
+               "PIPELINE_TRUTH_HORIZON_DAYS": "10", "PIPELINE_START_DATE": "2024-01-01",
+               "PIPELINE_AS_OF": "2024-03-01"}
+    config = SimulationConfig.from_settings(settings.load(environ=environ))
     assert config == SimulationConfig(5, 2, dt.date(2024, 1, 1), 30, dt.date(2024, 3, 1), 10)
 
 

@@ -2,7 +2,8 @@
     year. The data decides where it starts: when the model runs, the first order's fiscal year is
     read from the staged order lines, and the day count of a plain generated series (portable
     SQL) follows from it. Without orders (or while parsing) it covers the as-of fiscal year. -#}
-{%- set as_of = modules.datetime.date.fromisoformat(var('as_of_date')) -%}
+{#- vars are none while dbt parses; any date will do then, the SQL is rendered again to run -#}
+{%- set as_of = modules.datetime.date.fromisoformat(var('as_of_date') or '2000-01-01') -%}
 {%- set as_of_fy = as_of.year + (1 if as_of.month >= 9 else 0) -%}
 {%- set first_fy = namespace(value=as_of_fy) -%}
 {%- if execute -%}

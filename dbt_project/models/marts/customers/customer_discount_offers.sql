@@ -46,7 +46,7 @@ valued as (
         cltv.clv_12m,
         summary.total_gross_margin / nullif(summary.total_net_sales, 0) as gross_margin_rate,
         cltv.expected_purchases_365d
-        {%- if var('cltv_spend', 'margin') == 'revenue' %}
+        {%- if var('cltv_spend') == 'revenue' %}
             * cltv.expected_order_value * summary.total_gross_margin / nullif(summary.total_net_sales, 0)
         {%- else %}
             * cltv.expected_order_value

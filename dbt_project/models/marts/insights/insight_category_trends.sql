@@ -13,15 +13,13 @@ sales as (
     select
         fact.fiscal_year,
         calendar.fiscal_month_number,
-        products.category,
-        products.segment,
+        fact.category,
+        fact.segment,
         fact.customer_code,
         fact.sold_quantity,
         fact.net_sales_amount,
         fact.gross_margin_amount
-    from {{ ref('fact_sales') }} as fact
-    inner join {{ ref('dim_product') }} as products
-        on fact.product_code = products.product_code
+    from {{ ref('int_order_lines_enriched') }} as fact
     inner join {{ ref('dim_date') }} as calendar
         on fact.date = calendar.date
 ),

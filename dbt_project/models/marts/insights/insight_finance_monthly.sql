@@ -14,19 +14,17 @@
 with sales as (
     select
         fact.date,
-        customers.market,
-        customers.region,
-        customers.platform,
-        customers.channel,
+        fact.market,
+        fact.region,
+        fact.platform,
+        fact.channel,
         fact.sold_quantity,
         fact.gross_sales_amount,
         fact.pre_invoice_discount_amount,
         fact.net_sales_amount,
         fact.manufacturing_cost_amount,
         fact.gross_margin_amount
-    from {{ ref('fact_sales') }} as fact
-    inner join {{ ref('dim_customer') }} as customers
-        on fact.customer_code = customers.customer_code
+    from {{ ref('int_order_lines_enriched') }} as fact
 ),
 
 monthly as (

@@ -3,15 +3,13 @@
 with sales as (
     select
         fact.fiscal_year,
-        customers.market,
-        customers.region,
+        fact.market,
+        fact.region,
         fact.product_code,
         fact.sold_quantity,
         fact.net_sales_amount,
         fact.gross_margin_amount
-    from {{ ref('fact_sales') }} as fact
-    inner join {{ ref('dim_customer') }} as customers
-        on fact.customer_code = customers.customer_code
+    from {{ ref('int_order_lines_enriched') }} as fact
 ),
 
 by_product as (

@@ -17,15 +17,13 @@ with lines as (
         fact.order_id,
         fact.net_sales_amount,
         fact.gross_margin_amount,
-        customers.platform,
-        customers.channel,
-        customers.region,
+        fact.platform,
+        fact.channel,
+        fact.region,
         fact.date > cast({{ dbt.dateadd('month', -12, as_of_date()) }} as date) as is_last_12m,
         fact.date > cast({{ dbt.dateadd('month', -24, as_of_date()) }} as date)
             and fact.date <= cast({{ dbt.dateadd('month', -12, as_of_date()) }} as date) as is_prior_12m
-    from {{ ref('fact_sales') }} as fact
-    inner join {{ ref('dim_customer') }} as customers
-        on fact.customer_code = customers.customer_code
+    from {{ ref('int_order_lines_enriched') }} as fact
     where fact.date <= {{ as_of_date() }}
 ),
 

@@ -1,0 +1,277 @@
+"""CLTV assets: choose the models on the backtest holdout, fit and score them, judge them.
+
+Order each refresh: ``cltv_model_selection`` (every candidate and baseline on the holdout) ->
+``customer_cltv`` (the chosen models fit on the full history; NULL scores and a status row
+when none can be fit) -> ``cltv_evaluation`` (backtest metrics, truth comparison, WARN gate).
+A model that cannot be fit never fails the run: the marts are published without CLTV.
+"""
+
+import dagster as dg
+import pandas as pd
+from dagster_dbt import get_asset_key_for_model
+from dagster_duckdb import DuckDBResource
+
+from pipeline import warehouse
+from pipeline.analytics import backtest, cltv, model_selection
+from pipeline.defs import checks
+from pipeline.defs.assets.dbt import star_schema
+from pipeline.defs.assets.metadata import markdown_table
+from pipeline.defs.assets.raw import TRUTH_CUSTOMERS
+from pipeline.defs.resources import PipelineSettings
+from pipeline.retry import retry_on_duckdb_lock
+
+SUMMARY_COLUMNS = (
+    "customer_code",
+    "has_orders",
+    "frequency",
+    "recency",
+    "t",
+    "monetary_value_net_sales",
+    "monetary_value_gross_margin",
+    *model_selection.CALIBRATION_LOG_COLUMNS.values(),  # the log-normal spend model's inputs
+)
+
+
+CLTV_KEY = checks.CLTV_KEY
+PARAMETERS_KEY = dg.AssetKey(["analytics", "cltv_model_parameters"])
+STATUS_KEY = dg.AssetKey(["analytics", "cltv_model_status"])
+SELECTION_KEY = dg.AssetKey(["analytics", "cltv_model_selection"])
+DECILES_KEY = dg.AssetKey(["analytics", "cltv_calibration_deciles"])
+STATUS_COLUMNS = ("as_of_date", "status", "transaction_model", "spend_model", "reason")
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            SELECTION_KEY,
+            deps=[get_asset_key_for_model([star_schema], "customer_backtest_summary")],
+            description="One row per as-of date and candidate or baseline: holdout metrics "
+            "(RMSE, Poisson deviance, aggregate error, spend error), status, rank, the choice "
+            "and its reason.",
+            group_name="analytics",
+            kinds={"python", "duckdb"},
+        ),
+        dg.AssetSpec(
+            DECILES_KEY,
+            deps=[SELECTION_KEY],
+            description="One row per as-of date, predictor and decile of its holdout "
+            "prediction: customers, mean predicted and mean actual purchase days.",
+            group_name="analytics",
+            kinds={"python", "duckdb"},
+        ),
+    ],
+    name="cltv_backtest",
+)
+def cltv_model_selection(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, duckdb: DuckDBResource
+):
+    """Choose the CLTV models on the backtest holdout: fit BG/NBD, MBG/NBD and Pareto/NBD, and
+    Gamma-Gamma and the log-normal spend model, on the data up to the as-of date minus
+    PIPELINE_BACKTEST_HOLDOUT_DAYS, predict the holdout, score them against three baselines
+    (zero, repeat the last period, naive rate), and rank them. See
+    pipeline/analytics/model_selection.py."""
+    current = settings.current
+    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
+        backtest_summary = conn.execute(
+            "select * from intermediate.customer_backtest_summary order by customer_code"
+        ).df()
+        result = model_selection.select_models(
+            backtest_summary, spend=current.models.cltv_spend,
+            transaction_candidates=current.models.cltv_transaction_models,
+        )
+        as_of = pd.Timestamp(current.as_of)
+        selection = result.selection.assign(holdout_days=current.models.backtest_holdout_days)
+        selection.insert(0, "as_of_date", as_of)
+        deciles = result.deciles.copy()
+        deciles.insert(0, "as_of_date", as_of)
+        warehouse.replace_as_of_rows(conn, "analytics", "cltv_model_selection", selection, current.as_of)
+        warehouse.replace_as_of_rows(conn, "analytics", "cltv_calibration_deciles", deciles, current.as_of)
+    shown = selection[["kind", "model", "status", "rank", "purchases_rmse",
+                       "purchases_poisson_deviance", "purchases_aggregate_pct_error", "spend_rmse"]]
+    yield dg.MaterializeResult(
+        asset_key=SELECTION_KEY,
+        metadata={
+            "dagster/row_count": len(selection),
+            "as_of": current.as_of.isoformat(),
+            "transaction_model": (result.transaction_ranking or ("none",))[0],
+            "spend_model": (result.spend_ranking or ("none",))[0],
+            "beats_baselines": str(result.beats_baselines),
+            "candidates": dg.MetadataValue.md(markdown_table(shown.round(4))),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=DECILES_KEY,
+        metadata={"dagster/row_count": len(deciles), "as_of": current.as_of.isoformat()},
+    )
+
+
+def rankings(selection: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The transaction and spend candidates, best first, from this refresh's selection rows;
+    candidates that could not be evaluated (no holdout) keep their default order."""
+    out = []
+    for kind in (model_selection.TRANSACTION, model_selection.SPEND):
+        rows = selection[selection["kind"] == kind]
+        ranked = rows[rows["rank"].notna()].sort_values("rank")
+        if ranked.empty and (rows["status"] == "not evaluated").all():
+            ranked = rows
+        out.append(ranked["model"].tolist())
+    return out[0], out[1]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            CLTV_KEY,
+            deps=[get_asset_key_for_model([star_schema], "customer_summary"), SELECTION_KEY],
+            description="One row per customer: CLTV predictions and value tier (NULL when no "
+            "model could be fit; see cltv_model_status).",
+            group_name="analytics",
+            kinds={"python", "duckdb"},
+        ),
+        dg.AssetSpec(
+            PARAMETERS_KEY,
+            deps=[CLTV_KEY],
+            description="One row per as-of date and model: fitted parameters, penalizer, "
+            "log-likelihood, customers, convergence.",
+            group_name="analytics",
+            kinds={"python", "duckdb"},
+        ),
+        dg.AssetSpec(
+            STATUS_KEY,
+            deps=[CLTV_KEY],
+            description="One row per as-of date: whether CLTV is available, the models used "
+            "and why (or why not).",
+            group_name="analytics",
+            kinds={"python", "duckdb"},
+        ),
+    ],
+    check_specs=checks.CLTV_CHECKS,
+    name="customer_cltv",
+)
+def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings, duckdb: DuckDBResource):
+    """Predicted customer lifetime value with the models chosen on the backtest holdout
+    (cltv_model_selection), fit on the full history: P(alive), expected purchases in 90 and 365
+    days, expected order value (margin or revenue per PIPELINE_CLTV_SPEND), discounted 12-month
+    CLV and a value tier (high = top 20% by CLV, medium = next 30%, low = the rest, none = no
+    orders). When no model can be fit the columns are NULL, analytics.cltv_model_status says why
+    and a WARN check shows it; the refresh goes on. Also appends the fitted parameters to
+    analytics.cltv_model_parameters and saves the models under <data_dir>/models/<as-of>/."""
+    current = settings.current
+    as_of = pd.Timestamp(current.as_of)
+    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
+        summary = warehouse.read_table(conn, "intermediate", "customer_summary", list(SUMMARY_COLUMNS))
+        selection = warehouse.read_as_of_rows(conn, "analytics", "cltv_model_selection", current.as_of)
+        transaction_ranking, spend_ranking = rankings(selection)
+        chosen = model_selection.fit_chosen(
+            summary, transaction_ranking, spend_ranking, spend=current.models.cltv_spend
+        )
+        scores, failure = None, chosen.reason
+        if chosen.available:
+            try:
+                scores = cltv.score_customers(summary, chosen.transaction, chosen.spend,
+                                              current.models.cltv_discount_rate)
+            except FloatingPointError as error:  # non-finite predictions: unavailable, not a crash
+                failure = f"{chosen.transaction.name} x {chosen.spend.name} scoring failed: {error}"
+        available = scores is not None
+        if available:
+            fits = [chosen.transaction, chosen.spend]
+            reason = "; ".join(
+                selection.loc[selection["chosen"].fillna(False).astype(bool), "reason"].dropna()
+            ) or "chosen in the default order (no holdout to compare on)"
+            if chosen.reason:
+                reason = f"{reason}; {chosen.reason}"
+        else:
+            fits = [f for f in (chosen.transaction, chosen.spend) if f is not None]
+            scores = cltv.unavailable_scores(summary)
+            reason = failure
+            context.log.warning(f"CLTV unavailable: {reason}")
+        scores.insert(1, "as_of_date", as_of)
+        status = pd.DataFrame([{
+            "as_of_date": as_of,
+            "status": "available" if available else "unavailable",
+            "transaction_model": chosen.transaction.name if chosen.transaction else None,
+            "spend_model": chosen.spend.name if chosen.spend else None,
+            "reason": reason,
+        }], columns=list(STATUS_COLUMNS)).astype({"transaction_model": "string",
+                                                  "spend_model": "string"})
+        parameters = cltv.model_parameters(fits, as_of_date=as_of)
+        warehouse.replace_tables(conn, "analytics", {"customer_cltv": scores})
+        warehouse.replace_as_of_rows(conn, "analytics", "cltv_model_parameters", parameters, current.as_of)
+        warehouse.replace_as_of_rows(conn, "analytics", "cltv_model_status", status, current.as_of)
+    saved = cltv.save_models(fits, current.paths.models_for(current.as_of))
+
+    tiers = scores["value_tier"].fillna("null").value_counts().rename_axis("value_tier")
+    metadata = {
+        "dagster/row_count": len(scores),
+        "as_of": current.as_of.isoformat(),
+        "spend": current.models.cltv_spend,
+        "status": status["status"].iloc[0],
+        "reason": reason,
+        "tiers": dg.MetadataValue.md(markdown_table(tiers.reset_index(name="customers"))),
+        "total_clv_12m": float(scores["clv_12m"].sum()),
+        "models": dg.MetadataValue.path(str(current.paths.models_for(current.as_of))),
+    }
+    for fit in fits:
+        metadata[fit.name] = dg.MetadataValue.json({k: round(v, 6) for k, v in fit.params.items()})
+        metadata[f"{fit.name}_penalizer"] = fit.penalizer
+    yield dg.MaterializeResult(asset_key=CLTV_KEY, metadata=metadata)
+    yield dg.MaterializeResult(
+        asset_key=PARAMETERS_KEY,
+        metadata={"dagster/row_count": len(parameters), "as_of": current.as_of.isoformat(),
+                  "files": len(saved)},
+    )
+    yield dg.MaterializeResult(
+        asset_key=STATUS_KEY,
+        metadata={"status": status["status"].iloc[0], "reason": reason},
+    )
+    yield checks.cltv_available(available, reason)
+
+
+@dg.asset(
+    key=["analytics", "cltv_evaluation"],
+    deps=[SELECTION_KEY, CLTV_KEY, TRUTH_CUSTOMERS],
+    group_name="analytics",
+    kinds={"python", "duckdb"},
+    check_specs=checks.EVALUATION_CHECKS,
+)
+def cltv_evaluation(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, duckdb: DuckDBResource
+):
+    """How good the CLTV models are, every refresh: the holdout metrics of every candidate and
+    baseline (from cltv_model_selection) and, on synthetic data, the scores against the
+    simulator's truth (P(alive) AUC and Brier for all customers and for repeat buyers, next
+    year's purchases and value, spend per order for one-time and repeat buyers). One row per
+    as-of, evaluation, metric and model in analytics.cltv_evaluation."""
+    current = settings.current
+    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
+        selection = warehouse.read_as_of_rows(conn, "analytics", "cltv_model_selection", current.as_of)
+        frames = [model_selection.tidy_metrics(selection).assign(evaluation="backtest")]
+        status = warehouse.read_as_of_rows(conn, "analytics", "cltv_model_status", current.as_of)
+        available = bool(len(status)) and status["status"].iloc[0] == "available"
+        if available and warehouse.table_exists(conn, "truth", "customers"):
+            scores = conn.execute(
+                "select c.*, s.frequency from analytics.customer_cltv as c "
+                "join intermediate.customer_summary as s using (customer_code) order by customer_code"
+            ).df()
+            truth = conn.execute("select * from truth.customers order by customer_code").df()
+            fits = cltv.load_models(current.paths.models_for(current.as_of))
+            transaction = fits[status["transaction_model"].iloc[0]]
+            truth_metrics, _ = backtest.compare_with_truth(
+                scores, truth, transaction, spend=current.models.cltv_spend
+            )
+            frames.append(truth_metrics.assign(evaluation="truth"))
+        metrics = pd.concat(frames, ignore_index=True)
+        metrics.insert(0, "as_of_date", pd.Timestamp(current.as_of))
+        warehouse.replace_as_of_rows(conn, "analytics", "cltv_evaluation", metrics, current.as_of)
+
+    beats = model_selection.gate(selection)
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(metrics),
+            "as_of": current.as_of.isoformat(),
+            "holdout_days": current.models.backtest_holdout_days,
+            "beats_baselines": str(beats),
+            "metrics": dg.MetadataValue.md(markdown_table(metrics.drop(columns="as_of_date").round(4))),
+        }
+    )
+    yield checks.cltv_beats_baselines(beats, current.models.backtest_holdout_days)

@@ -1,0 +1,73 @@
+"""Customer analytics assets: thin wrappers that read per-customer tables, call
+``pipeline.analytics`` and write ``analytics.*``."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+from dagster_dbt import get_asset_key_for_model
+from dagster_duckdb import DuckDBResource
+
+from pipeline import warehouse
+from pipeline.analytics import rfm
+from pipeline.defs.assets.dbt import star_schema
+from pipeline.defs.assets.metadata import markdown_table
+from pipeline.defs.resources import PipelineSettings
+from pipeline.retry import retry_on_duckdb_lock
+
+SUMMARY_COLUMNS = [
+    "customer_code",
+    "has_orders",
+    "days_since_last_order",
+    "order_count",
+    "total_net_sales",
+    "first_order_date",
+]
+
+
+@dg.asset(
+    key=["analytics", "customer_rfm"],
+    deps=[
+        get_asset_key_for_model([star_schema], "customer_summary"),
+        get_asset_key_for_model([star_schema], "rfm_segment_map"),
+    ],
+    group_name="analytics",
+    kinds={"python", "duckdb"},
+)
+def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """RFM scores (1-5 by quintile, recency reversed; 0 = no orders), FM (mean of F and M rounded
+    half up), the new-customer flag (first order within PIPELINE_RFM_NEW_CUSTOMER_DAYS), the named
+    segment from the R x FM segment map (reference.rfm_segment_map, first match wins) and the
+    Pareto flag (the fewest top customers by net sales making at least half of it). One row per
+    customer."""
+    current = settings.current
+    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
+        summary = warehouse.read_table(conn, "intermediate", "customer_summary", SUMMARY_COLUMNS)
+        segment_map = warehouse.read_table(
+            conn, "reference", "rfm_segment_map", list(rfm.MAP_COLUMNS), order_by="priority"
+        )
+        scores = rfm.segment_customers(
+            summary, segment_map, current.as_of, current.models.rfm_new_customer_days
+        )
+        pareto = rfm.pareto_cut(summary["customer_code"], summary["total_net_sales"])
+        scores["is_pareto"] = pareto.flags.to_numpy()
+        scores.insert(0, "as_of_date", pd.Timestamp(current.as_of))
+        warehouse.replace_tables(conn, "analytics", {"customer_rfm": scores})
+
+    distribution = (
+        scores.groupby("segment").size().rename("customers").reset_index()
+        .sort_values("customers", ascending=False)
+    )
+    distribution["share"] = (distribution["customers"] / len(scores)).round(4)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(scores),
+            "dagster/table_name": "analytics.customer_rfm",
+            "as_of": current.as_of.isoformat(),
+            "new_customer_days": current.models.rfm_new_customer_days,
+            "segments": dg.MetadataValue.md(markdown_table(distribution)),
+            "pareto_customers": pareto.customers,
+            "pareto_customer_share": round(pareto.customer_share, 4),
+            "pareto_revenue_share": round(pareto.revenue_share, 4),
+        }
+    )

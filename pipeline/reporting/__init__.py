@@ -1,1 +1,0 @@
-"""Reports built from the marts: pure functions, no Dagster imports."""
