@@ -17,14 +17,24 @@ with purchase_days as (
     from {{ ref('int_purchase_days_aggregated') }}
 ),
 
-calibration_days as (
+calibration_day_logs as (
     select
         customer_code,
         date,
         net_sales,
-        gross_margin
+        gross_margin,
+        {{ log_spend('net_sales') }} as log_net_sales,
+        {{ log_spend('gross_margin') }} as log_gross_margin
     from purchase_days
     where date <= {{ cutoff }}
+),
+
+calibration_days as (
+    select
+        *,
+        {{ log_spend_deviation('net_sales', 'customer_code') }} as log_net_sales_deviation,
+        {{ log_spend_deviation('gross_margin', 'customer_code') }} as log_gross_margin_deviation
+    from calibration_day_logs
 ),
 
 calibration as (
@@ -35,8 +45,8 @@ calibration as (
         count(*) as purchase_day_count_cal,
         sum(net_sales) as total_net_sales_cal,
         sum(gross_margin) as total_gross_margin_cal,
-        {{ log_spend_statistics('net_sales', 'net_sales') }},
-        {{ log_spend_statistics('gross_margin', 'gross_margin') }}
+        {{ log_spend_statistics('net_sales') }},
+        {{ log_spend_statistics('gross_margin') }}
     from calibration_days
     group by customer_code
 ),

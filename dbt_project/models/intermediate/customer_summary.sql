@@ -2,8 +2,20 @@
     monetary summary exactly as lifetimes.utils.summary_data_from_transaction_data computes it with
     freq='D': purchases are counted per day, the first purchase day is not a repeat, and monetary
     value is the mean of the repeat days' totals (0 without repeats). -#}
-with purchase_days as (
-    select * from {{ ref('int_purchase_days_aggregated') }}
+with purchase_day_logs as (
+    select
+        *,
+        {{ log_spend('net_sales') }} as log_net_sales,
+        {{ log_spend('gross_margin') }} as log_gross_margin
+    from {{ ref('int_purchase_days_aggregated') }}
+),
+
+purchase_days as (
+    select
+        *,
+        {{ log_spend_deviation('net_sales', 'customer_code') }} as log_net_sales_deviation,
+        {{ log_spend_deviation('gross_margin', 'customer_code') }} as log_gross_margin_deviation
+    from purchase_day_logs
 ),
 
 lifetime as (
@@ -21,8 +33,8 @@ lifetime as (
         min_by(gross_margin, date) as first_day_gross_margin,
         -- Log spend per purchase day (all days, the first included) for the log-normal spend
         -- model: days with positive spend, their mean log and the variance of the logs.
-        {{ log_spend_statistics('net_sales', 'net_sales') }},
-        {{ log_spend_statistics('gross_margin', 'gross_margin') }}
+        {{ log_spend_statistics('net_sales') }},
+        {{ log_spend_statistics('gross_margin') }}
     from purchase_days
     group by customer_code
 ),
