@@ -170,7 +170,9 @@ def lifetimes_comparison(
                 bgf = BetaGeoFitter(penalizer_coef=bgnbd.penalizer).fit(f, r, T)
             repeat = (f > 0) & (m > 0)
             with theirs("GammaGammaFitter.fit"):
-                ggf = GammaGammaFitter(penalizer_coef=gamma_gamma.penalizer).fit(f[repeat], m[repeat])
+                ggf = GammaGammaFitter(penalizer_coef=gamma_gamma.penalizer).fit(
+                    f[repeat], m[repeat]
+                )
             with theirs("customer_lifetime_value"):
                 their_clv = ggf.customer_lifetime_value(
                     bgf, f, r, T, m, time=12, discount_rate=monthly, freq="D"
@@ -196,8 +198,18 @@ def lifetimes_comparison(
             )
 
     agreement = _agreement(
-        summary, their_summary, spend, bgnbd, gamma_gamma, bgf, ggf,
-        our_scores, run_scores, their_clv, their_alive, same_model_clv,
+        summary,
+        their_summary,
+        spend,
+        bgnbd,
+        gamma_gamma,
+        bgf,
+        ggf,
+        our_scores,
+        run_scores,
+        their_clv,
+        their_alive,
+        same_model_clv,
     )
     return {
         "order_lines": len(lines),
@@ -216,16 +228,31 @@ def lifetimes_comparison(
         "our_summary_sql_seconds": summary_sql_seconds,
         "ratios": ratios,
         "peak_rss_bytes": {"lifetimes": their_memory.peak(), "ours": our_memory.peak()},
-        "bgnbd_rows": {"ours (unique histories)": bgnbd.n_rows, "lifetimes (customers)": int(len(f))},
+        "bgnbd_rows": {
+            "ours (unique histories)": bgnbd.n_rows,
+            "lifetimes (customers)": int(len(f)),
+        },
         "agreement": agreement,
     }
 
 
 def _agreement(
-    summary, their_summary, spend, bgnbd, gamma_gamma, bgf, ggf,
-    our_scores, run_scores, their_clv, their_alive, same_model_clv,
+    summary,
+    their_summary,
+    spend,
+    bgnbd,
+    gamma_gamma,
+    bgf,
+    ggf,
+    our_scores,
+    run_scores,
+    their_clv,
+    their_alive,
+    same_model_clv,
 ) -> dict:
-    buyers = summary.loc[summary["has_orders"].fillna(False).astype(bool)].set_index("customer_code")
+    buyers = summary.loc[summary["has_orders"].fillna(False).astype(bool)].set_index(
+        "customer_code"
+    )
     theirs = their_summary.reindex(buyers.index)
     column = "monetary_value_gross_margin" if spend == "margin" else "monetary_value_net_sales"
     same_customers = set(buyers.index) == set(their_summary.index)
@@ -258,10 +285,19 @@ def _agreement(
     }
     scoring["passed"] = scoring["clv_12m_max_rel_diff"] <= SCORING_RTOL
 
-    their_params = {**{k: float(v) for k, v in bgf.params_.items()}, **{k: float(v) for k, v in ggf.params_.items()}}
+    their_params = {
+        **{k: float(v) for k, v in bgf.params_.items()},
+        **{k: float(v) for k, v in ggf.params_.items()},
+    }
     our_params = {**bgnbd.params, **gamma_gamma.params}
-    param_diff = {k: abs(our_params[k] - their_params[k]) / abs(their_params[k]) for k in their_params}
-    alive = their_alive if isinstance(their_alive, pd.Series) else pd.Series(their_alive, index=their_summary.index)
+    param_diff = {
+        k: abs(our_params[k] - their_params[k]) / abs(their_params[k]) for k in their_params
+    }
+    alive = (
+        their_alive
+        if isinstance(their_alive, pd.Series)
+        else pd.Series(their_alive, index=their_summary.index)
+    )
     clv = their_clv.reindex(buyers.index)
     end_to_end = {
         "our_params": our_params,

@@ -55,14 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         size = csv.stat().st_size
         warehouse = work / "warehouse.duckdb"
         warehouse.unlink(missing_ok=True)
-        config = ImportConfig(directory=folder, as_of=dt.date(2026, 11, 24), layout="transactions",
-                              memory_limit=args.memory_limit)
+        config = ImportConfig(
+            directory=folder,
+            as_of=dt.date(2026, 11, 24),
+            layout="transactions",
+            memory_limit=args.memory_limit,
+        )
         started = time.perf_counter()
         with duckdb.connect(str(warehouse)) as conn:
             report = run_import(conn, config)
         wall = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print(f"file: {size / 1e6:.1f} MB, {report.input_rows:,} rows, {report.loaded_rows:,} loaded")
+        print(
+            f"file: {size / 1e6:.1f} MB, {report.input_rows:,} rows, {report.loaded_rows:,} loaded"
+        )
         print(f"memory_limit: {args.memory_limit}")
         print(f"import wall time: {wall:.1f} s")
         print(f"peak RSS of this process: {peak / 2**20:.0f} MiB ({peak / size:.2f} x the file)")

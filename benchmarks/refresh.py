@@ -48,7 +48,9 @@ class RefreshRun:
     steps: list[Step] = field(default_factory=list)
     carves: list[Carve] = field(default_factory=list)
     dbt_nodes: list[dict] = field(default_factory=list)
-    dbt_logs: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> dbt.log first/last
+    dbt_logs: dict[str, tuple[float, float]] = field(
+        default_factory=dict
+    )  # step -> dbt.log first/last
     retried_steps: list[str] = field(default_factory=list)
     cpu_seconds: float | None = None  # user + system CPU of the refresh's process tree
 
@@ -73,7 +75,9 @@ class RefreshRun:
         return self.returncode == 0 and self.run_status == "SUCCESS"
 
 
-def refresh_env(workdir: Path, customers: int, as_of: str, base: dict[str, str] | None = None) -> dict[str, str]:
+def refresh_env(
+    workdir: Path, customers: int, as_of: str, base: dict[str, str] | None = None
+) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env.update(
         PIPELINE_DATA_DIR=str(workdir / "data"),
@@ -102,7 +106,10 @@ def run_refresh(
     (workdir / "dagster_home" / "dagster.yaml").touch()
     command = [sys.executable, "-m", "benchmarks.child", "refresh"]
     cpu_before = children_cpu_seconds()
-    with open(workdir / "refresh.stdout.log", "wb") as out, open(workdir / "refresh.stderr.log", "wb") as err:
+    with (
+        open(workdir / "refresh.stdout.log", "wb") as out,
+        open(workdir / "refresh.stderr.log", "wb") as err,
+    ):
         start = time.time()
         child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=err)
         sampler = TreeSampler(child.pid, interval=interval)
@@ -113,7 +120,11 @@ def run_refresh(
                 if time.time() - last >= 30:
                     last = time.time()
                     current = sampler.samples[-1] if sampler.samples else None
-                    rss = f", {current.rss / 2**20:,.0f} MiB in {current.processes} processes" if current else ""
+                    rss = (
+                        f", {current.rss / 2**20:,.0f} MiB in {current.processes} processes"
+                        if current
+                        else ""
+                    )
                     echo(f"  ... refresh running for {last - start:,.0f} s{rss}")
         end = time.time()
     run = RefreshRun(
@@ -178,7 +189,9 @@ def read_event_log(run: RefreshRun) -> None:
                 step.attempts += 1
                 step.status = "started"
             elif kind in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
-                step.status = {"STEP_SUCCESS": "success", "STEP_FAILURE": "failure"}.get(kind, "skipped")
+                step.status = {"STEP_SUCCESS": "success", "STEP_FAILURE": "failure"}.get(
+                    kind, "skipped"
+                )
                 step.end = t
                 ended.add(key)
             elif kind == "STEP_UP_FOR_RETRY":
@@ -218,7 +231,11 @@ def read_marks(run: RefreshRun) -> None:
 
 
 def _epoch(text: str) -> float:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=dt.timezone.utc).timestamp()
+    return (
+        dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        .replace(tzinfo=dt.timezone.utc)
+        .timestamp()
+    )
 
 
 def dbt_nodes_of(run_results: dict, manifest: dict | None, step: str) -> list[dict]:
@@ -227,7 +244,9 @@ def dbt_nodes_of(run_results: dict, manifest: dict | None, step: str) -> list[di
     nodes = (manifest or {}).get("nodes", {})
     out = []
     for result in run_results.get("results", []):
-        timing = [t for t in result.get("timing", []) if t.get("started_at") and t.get("completed_at")]
+        timing = [
+            t for t in result.get("timing", []) if t.get("started_at") and t.get("completed_at")
+        ]
         if not timing:
             continue
         unique_id = result["unique_id"]
@@ -238,7 +257,8 @@ def dbt_nodes_of(run_results: dict, manifest: dict | None, step: str) -> list[di
         elif resource_type == "test":
             node = nodes.get(unique_id, {})
             parent = node.get("attached_node") or next(
-                (n for n in node.get("depends_on", {}).get("nodes", []) if n.startswith("model.")), None
+                (n for n in node.get("depends_on", {}).get("nodes", []) if n.startswith("model.")),
+                None,
             )
             model = parent.split(".")[2] if parent else None
         out.append(
@@ -268,7 +288,9 @@ def dbt_log_window(path: Path) -> tuple[float, float] | None:
         return None
 
 
-def dbt_phases(step: Step, nodes: list[dict], log_window: tuple[float, float] | None) -> dict | None:
+def dbt_phases(
+    step: Step, nodes: list[dict], log_window: tuple[float, float] | None
+) -> dict | None:
     """Where a dbt step's wall time goes: before dbt logs its first line (dagster-dbt, the
     subprocess and dbt's imports), dbt's start-up (project parse, manifest) until the first
     node, the nodes themselves, and everything after the last node (dbt's exit, dagster-dbt's
@@ -321,7 +343,14 @@ def read_dbt_nodes(run: RefreshRun) -> None:
         for node in nodes:
             if node["model"]:
                 run.carves.append(
-                    Carve("dbt", node["model"], node["start"], node["end"], step=step, detail=node["unique_id"])
+                    Carve(
+                        "dbt",
+                        node["model"],
+                        node["start"],
+                        node["end"],
+                        step=step,
+                        detail=node["unique_id"],
+                    )
                 )
 
 

@@ -15,7 +15,17 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-PACKAGES = ("dagster", "dagster-dbt", "dbt-core", "dbt-duckdb", "duckdb", "Lifetimes", "pandas", "numpy", "scipy")
+PACKAGES = (
+    "dagster",
+    "dagster-dbt",
+    "dbt-core",
+    "dbt-duckdb",
+    "duckdb",
+    "Lifetimes",
+    "pandas",
+    "numpy",
+    "scipy",
+)
 
 
 # --- formatting -----------------------------------------------------------------------------

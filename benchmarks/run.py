@@ -49,7 +49,10 @@ def stage_dicts(stages: list[Stage], run: RefreshRun) -> list[dict]:
                 "peak_rss_bytes": max(peaks) if peaks else None,
                 "steps": stage.steps,
                 "carved_in": stage.carved,
-                "windows": [[round(s - run.process_start, 3), round(e - run.process_start, 3)] for s, e in stage.windows],
+                "windows": [
+                    [round(s - run.process_start, 3), round(e - run.process_start, 3)]
+                    for s, e in stage.windows
+                ],
             }
         )
     return out
@@ -65,7 +68,12 @@ def overhead_dict(run: RefreshRun) -> dict:
     between = None
     if run.run_start and run.run_end:
         between = (run.run_end - run.run_start) - sum(s.end - s.start for s in run.steps)
-    return {"imports and definitions": imports, "run creation": creation, "between steps": between, "exit": exit_}
+    return {
+        "imports and definitions": imports,
+        "run creation": creation,
+        "between steps": between,
+        "exit": exit_,
+    }
 
 
 def dbt_step_dicts(run: RefreshRun) -> list[dict]:
@@ -121,7 +129,12 @@ def stage_seconds(stages: list[dict], name: str) -> float | None:
 def slowest_dbt_nodes(run: RefreshRun, n: int = 10) -> list[dict]:
     nodes = sorted(run.dbt_nodes, key=lambda x: x["end"] - x["start"], reverse=True)[:n]
     return [
-        {"node": x["unique_id"], "step": x["step"], "seconds": x["end"] - x["start"], "status": x["status"]}
+        {
+            "node": x["unique_id"],
+            "step": x["step"],
+            "seconds": x["end"] - x["start"],
+            "status": x["status"],
+        }
         for x in nodes
     ]
 
@@ -129,19 +142,40 @@ def slowest_dbt_nodes(run: RefreshRun, n: int = 10) -> list[dict]:
 def print_lifetimes(result: dict) -> None:
     t, o = result["lifetimes_seconds"], result["ours_seconds"]
     rows = [
-        ("summary from order lines", report.fmt_seconds(t["summary_data_from_transaction_data"]),
-         report.fmt_seconds(result["our_summary_sql_seconds"]) + " (SQL in the run)"
-         if result["our_summary_sql_seconds"] is not None else "-"),
-        ("BG/NBD fit", report.fmt_seconds(t["BetaGeoFitter.fit"]), report.fmt_seconds(o["BG/NBD fit"])),
-        ("Gamma-Gamma fit", report.fmt_seconds(t["GammaGammaFitter.fit"]), report.fmt_seconds(o["Gamma-Gamma fit"])),
-        ("12-month CLV / scores", report.fmt_seconds(t["customer_lifetime_value"]),
-         report.fmt_seconds(o["score (p_alive, 90/365 d, CLV, tiers)"])),
+        (
+            "summary from order lines",
+            report.fmt_seconds(t["summary_data_from_transaction_data"]),
+            report.fmt_seconds(result["our_summary_sql_seconds"]) + " (SQL in the run)"
+            if result["our_summary_sql_seconds"] is not None
+            else "-",
+        ),
+        (
+            "BG/NBD fit",
+            report.fmt_seconds(t["BetaGeoFitter.fit"]),
+            report.fmt_seconds(o["BG/NBD fit"]),
+        ),
+        (
+            "Gamma-Gamma fit",
+            report.fmt_seconds(t["GammaGammaFitter.fit"]),
+            report.fmt_seconds(o["Gamma-Gamma fit"]),
+        ),
+        (
+            "12-month CLV / scores",
+            report.fmt_seconds(t["customer_lifetime_value"]),
+            report.fmt_seconds(o["score (p_alive, 90/365 d, CLV, tiers)"]),
+        ),
         None,
-        ("lifetimes' path / ours (fit + score)", report.fmt_seconds(result["lifetimes_path_seconds"]),
-         report.fmt_seconds(result["ours_fit_score_seconds"])),
+        (
+            "lifetimes' path / ours (fit + score)",
+            report.fmt_seconds(result["lifetimes_path_seconds"]),
+            report.fmt_seconds(result["ours_fit_score_seconds"]),
+        ),
         ("our CLTV stage in the run", "", report.fmt_seconds(result["our_cltv_stage_seconds"])),
-        ("peak RSS of this process", report.fmt_bytes(result["peak_rss_bytes"]["lifetimes"]),
-         report.fmt_bytes(result["peak_rss_bytes"]["ours"])),
+        (
+            "peak RSS of this process",
+            report.fmt_bytes(result["peak_rss_bytes"]["lifetimes"]),
+            report.fmt_bytes(result["peak_rss_bytes"]["ours"]),
+        ),
     ]
     print(
         f"\nlifetimes' own path vs ours: {result['order_lines']:,} order lines, "
@@ -196,15 +230,35 @@ def print_floor(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--customers", type=int, default=100_000, help="PIPELINE_CUSTOMERS of the refresh")
-    parser.add_argument("--as-of", default=DEFAULT_AS_OF, help=f"as-of date (default {DEFAULT_AS_OF}, fixed so runs compare)")
-    parser.add_argument("--workdir", type=Path, help="folder for the temporary directory (default: the system's)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (warehouse, logs)")
-    parser.add_argument("--no-compare", action="store_true", help="skip the lifetimes and DuckDB comparisons")
-    parser.add_argument("--interval", type=float, default=0.2, help="RSS sampling interval in seconds")
-    parser.add_argument("--floor-repeats", type=int, default=3, help="repeats of the DuckDB floor query")
-    parser.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR, help="where the JSON goes")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--customers", type=int, default=100_000, help="PIPELINE_CUSTOMERS of the refresh"
+    )
+    parser.add_argument(
+        "--as-of",
+        default=DEFAULT_AS_OF,
+        help=f"as-of date (default {DEFAULT_AS_OF}, fixed so runs compare)",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="folder for the temporary directory (default: the system's)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (warehouse, logs)"
+    )
+    parser.add_argument(
+        "--no-compare", action="store_true", help="skip the lifetimes and DuckDB comparisons"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=0.2, help="RSS sampling interval in seconds"
+    )
+    parser.add_argument(
+        "--floor-repeats", type=int, default=3, help="repeats of the DuckDB floor query"
+    )
+    parser.add_argument(
+        "--results-dir", type=Path, default=report.RESULTS_DIR, help="where the JSON goes"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; write no JSON")
     args = parser.parse_args(argv)
     if args.customers < 1:
@@ -249,7 +303,9 @@ def _run(args, created, load_start, machine, code, workdir: Path) -> int:
     print(f"\nRefresh {run.run_id}: {args.customers:,} customers, as of {args.as_of}")
     print(report.stage_table(stages, totals))
     if run.retried_steps:
-        print(f"  note: steps retried (DuckDB lock held by another process?): {', '.join(run.retried_steps)}")
+        print(
+            f"  note: steps retried (DuckDB lock held by another process?): {', '.join(run.retried_steps)}"
+        )
     if run.cpu_seconds is not None:
         print(f"  CPU (user + system) of the refresh's processes: {run.cpu_seconds:.1f} s")
     overhead = overhead_dict(run)
@@ -264,7 +320,10 @@ def _run(args, created, load_start, machine, code, workdir: Path) -> int:
         )
     slow = slowest_dbt_nodes(run, 5)
     if slow:
-        print("  slowest dbt nodes: " + ", ".join(f"{n['node'].split('.')[2]} {n['seconds']:.1f} s" for n in slow))
+        print(
+            "  slowest dbt nodes: "
+            + ", ".join(f"{n['node'].split('.')[2]} {n['seconds']:.1f} s" for n in slow)
+        )
 
     summary_sql = model_seconds(run, SUMMARY_MODEL)
     comparisons: dict = {}
@@ -321,8 +380,15 @@ def _run(args, created, load_start, machine, code, workdir: Path) -> int:
         "stages": stages,
         "totals": totals,
         "steps": [
-            {"step": s.key, "seconds": s.end - s.start, "status": s.status, "attempts": s.attempts,
-             "start": round(s.start - run.process_start, 3), "events": s.events, "rows": s.materializations}
+            {
+                "step": s.key,
+                "seconds": s.end - s.start,
+                "status": s.status,
+                "attempts": s.attempts,
+                "start": round(s.start - run.process_start, 3),
+                "events": s.events,
+                "rows": s.materializations,
+            }
             for s in run.steps
         ],
         "outside_steps_seconds": overhead,
@@ -340,8 +406,12 @@ def _run(args, created, load_start, machine, code, workdir: Path) -> int:
         ],
     }
     if not args.no_write:
-        path = report.write_json(result, report.result_path(created, args.customers, args.results_dir))
-        print(f"\nWrote {path.relative_to(report.REPO_ROOT) if path.is_relative_to(report.REPO_ROOT) else path}")
+        path = report.write_json(
+            result, report.result_path(created, args.customers, args.results_dir)
+        )
+        print(
+            f"\nWrote {path.relative_to(report.REPO_ROOT) if path.is_relative_to(report.REPO_ROOT) else path}"
+        )
     return 0
 
 

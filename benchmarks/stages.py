@@ -59,7 +59,9 @@ class StageSpec:
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("simulate", marks=("simulate",), rows=("raw/*", "truth/*"), rows_of="rows generated"),
     StageSpec("load raw", steps=("synthetic_raw_data",), rows=("raw/*", "truth/*")),
-    StageSpec("dbt star schema", steps=("star_schema",), rows=("marts/fact_sales",), rows_of="order lines"),
+    StageSpec(
+        "dbt star schema", steps=("star_schema",), rows=("marts/fact_sales",), rows_of="order lines"
+    ),
     StageSpec(
         "customer summary and RFM",
         steps=("analytics__customer_rfm", "*customer_rfm*check*"),
@@ -87,8 +89,15 @@ STAGES: tuple[StageSpec, ...] = (
         rows=("analytics/customer_clusters",),
         rows_of="customers",
     ),
-    StageSpec("customer marts", steps=("customer_marts",), rows=("marts/customer_single_view",), rows_of="customers"),
-    StageSpec("publish", steps=("serve__bi_snapshot",), rows=("serve/bi_snapshot",), rows_of="rows copied"),
+    StageSpec(
+        "customer marts",
+        steps=("customer_marts",),
+        rows=("marts/customer_single_view",),
+        rows_of="customers",
+    ),
+    StageSpec(
+        "publish", steps=("serve__bi_snapshot",), rows=("serve/bi_snapshot",), rows_of="rows copied"
+    ),
     StageSpec("dashboard", steps=("*dashboard*",)),
 )
 
@@ -150,7 +159,9 @@ def step_key_of_asset(asset_key: str) -> str:
 def spec_for_step(step: Step, specs: Sequence[StageSpec] = STAGES) -> StageSpec | None:
     """The first spec whose step patterns match the step's key, or else the key of an asset the
     step materialized or checked (a check step belongs with the asset it checks)."""
-    candidates = [step.key] + [step_key_of_asset(k) for k in [*step.checked, *step.materializations]]
+    candidates = [step.key] + [
+        step_key_of_asset(k) for k in [*step.checked, *step.materializations]
+    ]
     for candidate in candidates:
         for spec in specs:
             if any(fnmatch.fnmatchcase(candidate, p) for p in spec.steps):
@@ -242,7 +253,9 @@ def build_stages(
     for name, st in stages.items():
         spec = owners[name]
         patterns = spec.rows if spec else ()
-        matched = [v for k, v in all_rows.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)]
+        matched = [
+            v for k, v in all_rows.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)
+        ]
         matched = [v for v in matched if v is not None]
         if matched:
             st.rows = int(sum(matched))

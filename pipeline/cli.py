@@ -43,7 +43,9 @@ def parse_as_of(raw: str | None) -> dt.date | None:
     try:
         return settings_module.parse_date("--as-of", raw)  # the rules of PIPELINE_AS_OF
     except settings_module.SettingsError:
-        raise UsageError(f"--as-of {raw!r} is not a date: use YYYY-MM-DD (a real calendar day) or 'today'") from None
+        raise UsageError(
+            f"--as-of {raw!r} is not a date: use YYYY-MM-DD (a real calendar day) or 'today'"
+        ) from None
 
 
 def load_settings(as_of_flag: str | None) -> settings_module.Settings:
@@ -138,7 +140,9 @@ def refresh(as_of_flag: str | None) -> int:
 
     instance = instance_for(current)
     for run_id in fail_abandoned_runs(instance, current.warehouse):
-        print(f"Run {run_id[:8]} was interrupted earlier; marked failed and recorded in ops.run_failures.")
+        print(
+            f"Run {run_id[:8]} was interrupted earlier; marked failed and recorded in ops.run_failures."
+        )
     run_id = str(uuid.uuid4())
     log_path = progress.new_log_path(current, run_id)
     as_of = current.as_of.isoformat()
@@ -178,18 +182,28 @@ def refresh(as_of_flag: str | None) -> int:
             result = None
     seconds = time.monotonic() - started
     if result is None:
-        print(f"\nRefresh {run_id[:8]} interrupted after {progress.duration(seconds)}.", file=sys.stderr)
+        print(
+            f"\nRefresh {run_id[:8]} interrupted after {progress.duration(seconds)}.",
+            file=sys.stderr,
+        )
         print(f"Full log: {log_path}", file=sys.stderr)
         return 130
     if not result.success:
         steps, cause = progress.describe_failure(reporter.events or result.all_events)
         run = instance.get_run_by_id(run_id)
         recorded = sensors.record_failure_safely(current.warehouse, instance, run, steps, cause)
-        not_run = sorted(set(job.graph.node_dict) - {k for k, step in reporter.steps.items() if step.started})
+        not_run = sorted(
+            set(job.graph.node_dict) - {k for k, step in reporter.steps.items() if step.started}
+        )
         if not_run:
-            names = f"not run: {len(not_run)} steps downstream of the failure ({', '.join(not_run)})"
+            names = (
+                f"not run: {len(not_run)} steps downstream of the failure ({', '.join(not_run)})"
+            )
             print(textwrap.fill(names, width=100, initial_indent="  ", subsequent_indent="    "))
-        print(f"\nRefresh FAILED after {progress.duration(seconds)} (run {run_id[:8]}).", file=sys.stderr)
+        print(
+            f"\nRefresh FAILED after {progress.duration(seconds)} (run {run_id[:8]}).",
+            file=sys.stderr,
+        )
         print(f"Cause: {cause}", file=sys.stderr)
         print(_snapshot_note(current, failed=True), file=sys.stderr)
         print(recorded, file=sys.stderr)
@@ -241,14 +255,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.cli")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("refresh", help="materialize every asset")
-    run.add_argument("--as-of", help="as-of date YYYY-MM-DD or 'today' (default: PIPELINE_AS_OF, else today)")
+    run.add_argument(
+        "--as-of", help="as-of date YYYY-MM-DD or 'today' (default: PIPELINE_AS_OF, else today)"
+    )
     dev = commands.add_parser("ui", help="the Dagster UI (dagster dev) on the CLI's instance")
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--host", default="127.0.0.1")
     reprocess = commands.add_parser(
-        "reprocess", help="re-read every imported file with today's settings (a dry run unless --apply)"
+        "reprocess",
+        help="re-read every imported file with today's settings (a dry run unless --apply)",
     )
-    reprocess.add_argument("--apply", action="store_true", help="commit the changes the dry run shows")
+    reprocess.add_argument(
+        "--apply", action="store_true", help="commit the changes the dry run shows"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "refresh":

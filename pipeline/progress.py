@@ -35,7 +35,11 @@ KEEP_LOGS = 30
 # table with a row count.
 HEADLINE_ASSETS = ("raw/order_lines", "marts/fact_sales", "marts/customer_single_view")
 # Exception classes that only wrap the real error.
-WRAPPER_ERRORS = ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError", "RetryRequested")
+WRAPPER_ERRORS = (
+    "DagsterExecutionStepExecutionError",
+    "DagsterUserCodeExecutionError",
+    "RetryRequested",
+)
 DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
 MAX_CAUSE_LINES = 8
 
@@ -123,7 +127,9 @@ class Step:
     def result(self) -> str:
         """The step's key figure: its headline table's rows, checks, and what else matters."""
         parts = []
-        tables = [a for a in self.rows if not a.startswith("serve/")]  # the snapshot says more below
+        tables = [
+            a for a in self.rows if not a.startswith("serve/")
+        ]  # the snapshot says more below
         headline = next((a for a in HEADLINE_ASSETS if a in tables), next(iter(tables), None))
         if headline is not None:
             parts.append(f"{headline.replace('/', '.')} {self.rows[headline]:,} rows")
@@ -132,7 +138,9 @@ class Step:
             total = self.checks_passed + len(self.checks_failed)
             parts.append(f"{len(self.checks_failed)} of {total} checks FAILED")
         elif self.checks_passed:
-            parts.append(f"{self.checks_passed} check{'s' if self.checks_passed > 1 else ''} passed")
+            parts.append(
+                f"{self.checks_passed} check{'s' if self.checks_passed > 1 else ''} passed"
+            )
         if self.retries:
             parts.append(f"{self.retries} retries")
         if self.warnings:
@@ -180,7 +188,9 @@ def apply_event(steps: dict[str, Step], event: dg.DagsterEvent, timestamp: float
         if path == "raw/quarantine" and metadata.get("dagster/row_count"):
             step.figures.append(f"{metadata['dagster/row_count']:,} rows quarantined")
         if "build_id" in metadata:
-            promoted = "promoted" if metadata.get("promoted") else "built, not promoted (older as-of date)"
+            promoted = (
+                "promoted" if metadata.get("promoted") else "built, not promoted (older as-of date)"
+            )
             step.figures.append(f"snapshot {metadata['build_id']} {promoted}")
         if path == "serve/dashboard" and "bytes" in metadata:
             step.figures.append(f"{metadata['bytes'] / 1e6:.1f} MB")
@@ -212,7 +222,9 @@ def _root_error(error) -> tuple[str, str]:
         chosen = chosen.cause or chosen.context
     chosen = chosen or error
     # the message starts with the (qualified) class name, which is shown once, unqualified
-    message = re.sub(rf"^([\w.]*\.)?{re.escape(chosen.cls_name or '')}: ", "", chosen.message.strip())
+    message = re.sub(
+        rf"^([\w.]*\.)?{re.escape(chosen.cls_name or '')}: ", "", chosen.message.strip()
+    )
     if DBT_ERRORS_MARKER in message:
         message = "dbt failed: " + message.split(DBT_ERRORS_MARKER, 1)[1].strip()
     lines = [line for line in message.splitlines() if line.strip()]
@@ -236,16 +248,22 @@ def describe_failure(events: Iterable[dg.DagsterEvent]) -> tuple[list[str], str]
             )
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE and data is not None:
             errors[event.step_key] = data.error
-        elif event.event_type in (
-            dg.DagsterEventType.RUN_FAILURE,
-            dg.DagsterEventType.RESOURCE_INIT_FAILURE,
-        ) and getattr(data, "error", None) is not None:
+        elif (
+            event.event_type
+            in (
+                dg.DagsterEventType.RUN_FAILURE,
+                dg.DagsterEventType.RESOURCE_INIT_FAILURE,
+            )
+            and getattr(data, "error", None) is not None
+        ):
             run_error = run_error or data.error
     causes = []
     for step, error in errors.items():
         checks = failed_checks.get(step)
         if checks:
-            shown = ", ".join(checks[:5]) + (f" and {len(checks) - 5} more" if len(checks) > 5 else "")
+            shown = ", ".join(checks[:5]) + (
+                f" and {len(checks) - 5} more" if len(checks) > 5 else ""
+            )
             causes.append(f"{step}: check{'s' if len(checks) > 1 else ''} failed: {shown}")
         elif error is not None:
             name, message = _root_error(error)

@@ -157,7 +157,9 @@ def _memory_limit(raw: Any) -> str:
 def _api_key(raw: Any) -> str | None:
     value = _optional(raw.strip() if isinstance(raw, str) else raw)
     if value is not None and (len(value) < 16 or not value.isprintable()):
-        raise SettingsError("PIPELINE_API_KEY must be at least 16 printable characters (or 'none' to refuse writes)")
+        raise SettingsError(
+            "PIPELINE_API_KEY must be at least 16 printable characters (or 'none' to refuse writes)"
+        )
     return value
 
 
@@ -186,7 +188,9 @@ class _Group(BaseSettings):
     )
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         return (init_settings,)
 
     @classmethod
@@ -201,23 +205,29 @@ class _Group(BaseSettings):
 class RunSettings(_Group):
     """The run itself: where its files go, which data it reads, as of which day, and when."""
 
-    data_dir: Folder = setting("data", "Folder for runtime files; the warehouse is <data_dir>/warehouse.duckdb.")
+    data_dir: Folder = setting(
+        "data", "Folder for runtime files; the warehouse is <data_dir>/warehouse.duckdb."
+    )
     as_of: Date = setting(
-        "today", "As-of date of the refresh (YYYY-MM-DD or 'today', UTC); no data after it is visible."
+        "today",
+        "As-of date of the refresh (YYYY-MM-DD or 'today', UTC); no data after it is visible.",
     )
     source: Annotated[str, _choice(SOURCES)] = setting(
         "synthetic",
         "Where raw.* comes from: 'synthetic' (the seeded simulator) or 'files' (your own CSV/Parquet files).",
     )
     schedule_anchor: Date = setting(
-        "2026-01-01", "The 15-day schedule runs on this date and every 15th day after (and before) it."
+        "2026-01-01",
+        "The 15-day schedule runs on this date and every 15th day after (and before) it.",
     )
 
 
 class SimulationSettings(_Group):
     """The seeded simulator (PIPELINE_SOURCE=synthetic)."""
 
-    customers: Count = setting("20000", "Scale of the synthetic data: customers acquired over the history.")
+    customers: Count = setting(
+        "20000", "Scale of the synthetic data: customers acquired over the history."
+    )
     seed: Annotated[int, Field(ge=0)] = setting("42", "Random seed of the simulator.")
     start_date: Date = setting(
         "2023-09-01",
@@ -228,7 +238,8 @@ class SimulationSettings(_Group):
         "1095", "Days after the start date over which simulated customers are acquired."
     )
     truth_horizon_days: Annotated[int, Field(ge=0)] = setting(
-        "365", "Days the simulator continues past the as-of date into the truth schema, to score models."
+        "365",
+        "Days the simulator continues past the as-of date into the truth schema, to score models.",
     )
 
 
@@ -243,7 +254,9 @@ class ModelSettings(_Group):
     cltv_discount_rate: Annotated[float, _between(0.0, 1.0)] = setting(
         "0.10", "Annual discount rate of the 12-month CLV."
     )
-    cltv_transaction_models: Annotated[tuple[str, ...], NoDecode, _choices(CLTV_TRANSACTION_MODELS)] = setting(
+    cltv_transaction_models: Annotated[
+        tuple[str, ...], NoDecode, _choices(CLTV_TRANSACTION_MODELS)
+    ] = setting(
         "bgnbd,mbgnbd,pareto_nbd",
         "Comma-separated purchase-count models the backtest chooses from: bgnbd, mbgnbd, pareto_nbd.",
     )
@@ -259,7 +272,8 @@ class ModelSettings(_Group):
     cluster_k_max: Annotated[int, Field(ge=2)] = setting("10", "Largest number of clusters tried.")
     # None = choose by silhouette
     cluster_k: Annotated[Count | None, BeforeValidator(_k)] = setting(
-        "auto", "Number of clusters: 'auto' chooses by silhouette over the range, a number overrides it."
+        "auto",
+        "Number of clusters: 'auto' chooses by silhouette over the range, a number overrides it.",
     )
 
 
@@ -276,9 +290,11 @@ class ImportSettings(_Group):
         "atliq",
         "Layout of the imported files: 'atliq' (AtliQ tables) or 'transactions' (one transactions file or several).",
     )
-    transactions_pattern: Annotated[str, BeforeValidator(lambda raw: raw or "transactions*")] = setting(
-        "transactions*",
-        "File-name pattern (glob, without extension) of the transactions files; .csv and .parquet match.",
+    transactions_pattern: Annotated[str, BeforeValidator(lambda raw: raw or "transactions*")] = (
+        setting(
+            "transactions*",
+            "File-name pattern (glob, without extension) of the transactions files; .csv and .parquet match.",
+        )
     )
     column_customer: Annotated[str, _required_column("PIPELINE_IMPORT_COLUMN_CUSTOMER")] = setting(
         "customer_id", "Transactions layout: column with the customer id."
@@ -287,22 +303,28 @@ class ImportSettings(_Group):
         "order_date", "Transactions layout: column with the order date."
     )
     column_amount: Annotated[str, _required_column("PIPELINE_IMPORT_COLUMN_AMOUNT")] = setting(
-        "amount", "Transactions layout: column with the amount (net revenue of the order or order line)."
+        "amount",
+        "Transactions layout: column with the amount (net revenue of the order or order line).",
     )
     column_order: Annotated[str | None, BeforeValidator(_optional)] = setting(
-        "none", "Transactions layout: optional column with the order id ('none': every row is one order)."
+        "none",
+        "Transactions layout: optional column with the order id ('none': every row is one order).",
     )
     column_product: Annotated[str | None, BeforeValidator(_optional)] = setting(
-        "none", "Transactions layout: optional column with the product code ('none': one product, ALL)."
+        "none",
+        "Transactions layout: optional column with the product code ('none': one product, ALL).",
     )
     column_quantity: Annotated[str | None, BeforeValidator(_optional)] = setting(
-        "none", "Transactions layout: optional quantity column, validated (numeric, not negative) but not loaded."
+        "none",
+        "Transactions layout: optional quantity column, validated (numeric, not negative) but not loaded.",
     )
     customer_platform: Annotated[str, _choice(PLATFORMS, exact=True)] = setting(
-        "E-Commerce", "Transactions layout: platform given to every customer (Brick & Mortar or E-Commerce)."
+        "E-Commerce",
+        "Transactions layout: platform given to every customer (Brick & Mortar or E-Commerce).",
     )
     customer_channel: Annotated[str, _choice(CHANNELS, exact=True)] = setting(
-        "Direct", "Transactions layout: channel given to every customer (Direct, Distributor or Retailer)."
+        "Direct",
+        "Transactions layout: channel given to every customer (Direct, Distributor or Retailer).",
     )
     customer_region: Annotated[str, _choice(REGIONS, exact=True)] = setting(
         "APAC",
@@ -321,19 +343,23 @@ class ImportSettings(_Group):
     )
     # the formats tried in order
     date_format: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_date_formats)] = setting(
-        "%Y-%m-%d", "strptime format(s) of dates in the files; several separated by ';' are tried in order."
+        "%Y-%m-%d",
+        "strptime format(s) of dates in the files; several separated by ';' are tried in order.",
     )
     decimal_separator: Annotated[str, _choice((".", ","))] = setting(
         ".", "Decimal separator of numbers in CSV files: '.' or ','."
     )
     # (table, canonical column, the file's column) for headers named otherwise
-    column_map: Annotated[tuple[tuple[str, str, str], ...], NoDecode, BeforeValidator(_column_map)] = setting(
+    column_map: Annotated[
+        tuple[tuple[str, str, str], ...], NoDecode, BeforeValidator(_column_map)
+    ] = setting(
         "none",
         "AtliQ layout: columns named otherwise, as table.column=file column pairs separated by ';' "
         "(e.g. manufacturing_costs.cost_year=Year).",
     )
     memory_limit: Annotated[str, BeforeValidator(_memory_limit)] = setting(
-        "192MB", "DuckDB memory limit while importing files (e.g. 192MB, 2GB); beyond it DuckDB spills to disk."
+        "192MB",
+        "DuckDB memory limit while importing files (e.g. 192MB, 2GB); beyond it DuckDB spills to disk.",
     )
 
 
@@ -343,16 +369,20 @@ class ApiSettings(_Group):
     model_config = SettingsConfigDict(env_prefix="PIPELINE_API_")
 
     host: Annotated[str, BeforeValidator(lambda raw: str(raw).strip() or "127.0.0.1")] = setting(
-        "127.0.0.1", "Address the HTTP API (make api) listens on; the default serves this machine only."
+        "127.0.0.1",
+        "Address the HTTP API (make api) listens on; the default serves this machine only.",
     )
-    port: Annotated[int, Field(ge=1, le=65535)] = setting("8000", "Port of the HTTP API (make api).")
+    port: Annotated[int, Field(ge=1, le=65535)] = setting(
+        "8000", "Port of the HTTP API (make api)."
+    )
     # None = writes refused
     key: Annotated[str | None, BeforeValidator(_api_key)] = setting(
         "none",
         "Key the API's writes (POST /transactions) need in the X-API-Key header; 'none': writes are refused.",
     )
     max_body_mb: Annotated[float, _between(0.001, 1024.0)] = setting(
-        "5", "Largest request body the API reads, in MiB; larger requests get 413 before any parsing."
+        "5",
+        "Largest request body the API reads, in MiB; larger requests get 413 before any parsing.",
     )
 
     @property
@@ -403,7 +433,9 @@ class Settings:
 
     def by_name(self) -> dict[str, Any]:
         """Every setting by its name in SETTINGS."""
-        return {name: getattr(getattr(self, owner), field) for name, (owner, field) in _FIELDS.items()}
+        return {
+            name: getattr(getattr(self, owner), field) for name, (owner, field) in _FIELDS.items()
+        }
 
     def dbt_vars(self) -> dict[str, Any]:
         """Every var the dbt models read, passed with ``--vars`` (dbt_project.yml has no defaults)."""
@@ -452,7 +484,9 @@ class _Environment(EnvSettingsSource):
         super().__init__(settings_cls)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
 
 
 # pydantic's own errors, as the phrase after "VARIABLE='value' "
@@ -472,7 +506,11 @@ def _one_line(group: type[_Group], error: ValidationError) -> SettingsError:
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, SettingsError):
         return cause
-    phrase = str(cause) if cause is not None else _PHRASES.get(first["type"], first["msg"]).format(**first.get("ctx", {}))
+    phrase = (
+        str(cause)
+        if cause is not None
+        else _PHRASES.get(first["type"], first["msg"]).format(**first.get("ctx", {}))
+    )
     return SettingsError(f"{group.env_name(str(first['loc'][0]))}={first['input']!r} {phrase}")
 
 
@@ -492,7 +530,11 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         raise SettingsError(f"unknown settings: {sorted(unknown)}")
     groups = {attribute: _read(group, env) for attribute, group in GROUPS.items()}
     for attribute in groups:
-        update = {field: overrides[name] for name, (owner, field) in _FIELDS.items() if owner == attribute and name in overrides}
+        update = {
+            field: overrides[name]
+            for name, (owner, field) in _FIELDS.items()
+            if owner == attribute and name in overrides
+        }
         if update:
             groups[attribute] = groups[attribute].model_copy(update=update)
     settings = Settings(**groups)

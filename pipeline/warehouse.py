@@ -31,7 +31,9 @@ def replace_tables(
         counts = {}
         for name, frame in frames.items():
             conn.register("_frame", frame)
-            conn.execute(f"create or replace table {qualified(schema, name)} as {_select_frame(frame)}")
+            conn.execute(
+                f"create or replace table {qualified(schema, name)} as {_select_frame(frame)}"
+            )
             conn.unregister("_frame")
             counts[name] = len(frame)
         conn.execute("commit")
@@ -48,7 +50,9 @@ def _select_frame(frame: pd.DataFrame) -> str:
     return "select * from _frame"
 
 
-def table_columns(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
+def table_columns(
+    conn: duckdb.DuckDBPyConnection, schema: str, table: str
+) -> list[tuple[str, str]]:
     """(column name, DuckDB type) of a table, in column order."""
     rows = conn.execute(
         "select column_name, data_type from information_schema.columns "
@@ -144,7 +148,9 @@ def export_tables(
                 f"select count(*) = count(distinct {quote_ident(columns[0])}) from {source}{where}"
             ).fetchone()
             order = "1" if is_key else "all"
-            conn.execute(f"create table {target} as select {select} from {source}{where} order by {order}")
+            conn.execute(
+                f"create table {target} as select {select} from {source}{where} order by {order}"
+            )
             parquet = quote_literal(f"{parquet_dir}/{table}.parquet")
             conn.execute(f"copy {target} to {parquet} (format parquet)")
             (counts[table],) = conn.execute(f"select count(*) from {target}").fetchone()
@@ -213,7 +219,9 @@ def previous_as_of(conn: duckdb.DuckDBPyConnection, schema: str, table: str, as_
     return value
 
 
-def read_as_of_rows(conn: duckdb.DuckDBPyConnection, schema: str, table: str, as_of) -> pd.DataFrame:
+def read_as_of_rows(
+    conn: duckdb.DuckDBPyConnection, schema: str, table: str, as_of
+) -> pd.DataFrame:
     return conn.execute(
         f"select * from {qualified(schema, table)} where as_of_date = ? order by all", [as_of]
     ).df()

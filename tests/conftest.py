@@ -22,8 +22,13 @@ def _manifest_is_stale() -> bool:
     manifest = dbt_project.manifest_path
     if not manifest.exists():
         return True
-    sources = [p for p in dbt_project.project_dir.rglob("*") if p.suffix in {".sql", ".yml", ".csv"}
-               and "target" not in p.parts and "dbt_packages" not in p.parts]
+    sources = [
+        p
+        for p in dbt_project.project_dir.rglob("*")
+        if p.suffix in {".sql", ".yml", ".csv"}
+        and "target" not in p.parts
+        and "dbt_packages" not in p.parts
+    ]
     return max(p.stat().st_mtime for p in sources) > manifest.stat().st_mtime
 
 

@@ -82,7 +82,11 @@ def write_raw(database: Path, order_lines: pd.DataFrame, extra_customers: int = 
     costs["manufacturing_cost"] = (costs["manufacturing_cost"] * 0.3).round(4)
     discounts = pd.DataFrame(
         [
-            {"customer_code": c, "fiscal_year": fy, "pre_invoice_discount_pct": 0.1 + 0.01 * (i % 5)}
+            {
+                "customer_code": c,
+                "fiscal_year": fy,
+                "pre_invoice_discount_pct": 0.1 + 0.01 * (i % 5),
+            }
             for i, c in enumerate(codes)
             for fy in FISCAL_YEARS
         ]
@@ -123,7 +127,14 @@ def dbt_build(database: Path, target: Path, selection: list[str], dbt_vars: dict
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PIPELINE_WAREHOUSE", str(database))
         invocation = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()).cli(
-            ["build", *selection, "--indirect-selection", "cautious", "--vars", json.dumps(dbt_vars)],
+            [
+                "build",
+                *selection,
+                "--indirect-selection",
+                "cautious",
+                "--vars",
+                json.dumps(dbt_vars),
+            ],
             target_path=target,
             raise_on_error=False,
         )
@@ -139,5 +150,9 @@ def cdnow_transactions() -> pd.DataFrame:
 
     folder = Path(importlib.util.find_spec("lifetimes").submodule_search_locations[0]) / "datasets"
     return pd.read_csv(
-        folder / "CDNOW_master.txt", sep=r"\s+", header=0, names=["client", "day", "cds", "total"], dtype=str
+        folder / "CDNOW_master.txt",
+        sep=r"\s+",
+        header=0,
+        names=["client", "day", "cds", "total"],
+        dtype=str,
     )

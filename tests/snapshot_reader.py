@@ -35,7 +35,9 @@ def duckdb_reader(snapshot: Path):
     def read_once() -> str:
         with duckdb.connect(str(snapshot), read_only=True) as conn:
             manifest = conn.execute(MANIFEST_SQL).fetchall()
-            return check(manifest, lambda table: conn.execute(f"select count(*) from {table}").fetchone()[0])
+            return check(
+                manifest, lambda table: conn.execute(f"select count(*) from {table}").fetchone()[0]
+            )
 
     return read_once
 
@@ -54,7 +56,10 @@ def sqlalchemy_reader(snapshot: Path):
     def read_once() -> str:
         with engine.connect() as conn:
             manifest = [tuple(row) for row in conn.execute(sa.text(MANIFEST_SQL)).fetchall()]
-            return check(manifest, lambda table: conn.execute(sa.text(f"select count(*) from {table}")).scalar_one())
+            return check(
+                manifest,
+                lambda table: conn.execute(sa.text(f"select count(*) from {table}")).scalar_one(),
+            )
 
     return read_once
 
@@ -79,7 +84,9 @@ def main(serve_dir: str, stop_file: str, result_json: str, client: str = "duckdb
         if stopping:
             break
         time.sleep(0.05)
-    Path(result_json).write_text(json.dumps({"builds": builds, "errors": errors, "reads": reads, "client": client}))
+    Path(result_json).write_text(
+        json.dumps({"builds": builds, "errors": errors, "reads": reads, "client": client})
+    )
 
 
 if __name__ == "__main__":

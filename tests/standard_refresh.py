@@ -67,15 +67,19 @@ def two_refreshes_and_a_rerun(tmp_path_factory) -> Refresh:
         first = run_refresh(defs, FIRST_AS_OF)
         assert first.success, "the first refresh failed"
         # a BI reader process queries the published snapshot in a loop during the next refresh
-        with snapshot_reader(serve_dir(current)) as reader, \
-                snapshot_reader(serve_dir(current), client="sqlalchemy") as bi_tool_reader:
+        with (
+            snapshot_reader(serve_dir(current)) as reader,
+            snapshot_reader(serve_dir(current), client="sqlalchemy") as bi_tool_reader,
+        ):
             result = run_refresh(defs, AS_OF)
         before = history_counts(current.warehouse), snapshot_digest(current)
         # re-running an as-of date must reproduce it, and replace only its own history
         rerun = run_refresh(defs, AS_OF)
         assert rerun.success, "re-running the refresh failed"
         after = history_counts(current.warehouse), snapshot_digest(current)
-    return Refresh(result, current, defs, before[0], after[0], before[1], after[1], reader, bi_tool_reader)
+    return Refresh(
+        result, current, defs, before[0], after[0], before[1], after[1], reader, bi_tool_reader
+    )
 
 
 def serve_dir(current: settings.Settings) -> Path:

@@ -32,11 +32,28 @@ from benchmarks.stages import STAGES, Carve, Step, build_stages, spec_for_step
 
 def _steps() -> list[Step]:
     return [
-        Step("synthetic_raw_data", 0.0, 10.0, materializations={"raw/order_lines": 900, "raw/customers": 100, "truth/customers": 100}),
-        Step("star_schema", 10.0, 30.0, materializations={"marts/fact_sales": 900, "intermediate/customer_summary": 100}),
-        Step("analytics__customer_rfm", 30.0, 32.0, materializations={"analytics/customer_rfm": 100}),
+        Step(
+            "synthetic_raw_data",
+            0.0,
+            10.0,
+            materializations={"raw/order_lines": 900, "raw/customers": 100, "truth/customers": 100},
+        ),
+        Step(
+            "star_schema",
+            10.0,
+            30.0,
+            materializations={"marts/fact_sales": 900, "intermediate/customer_summary": 100},
+        ),
+        Step(
+            "analytics__customer_rfm", 30.0, 32.0, materializations={"analytics/customer_rfm": 100}
+        ),
         Step("customer_rfm_checks", 32.0, 33.0, checked=["analytics/customer_rfm"]),
-        Step("customer_cltv", 33.0, 36.0, materializations={"analytics/customer_cltv": 100, "analytics/cltv_model_parameters": 2}),
+        Step(
+            "customer_cltv",
+            33.0,
+            36.0,
+            materializations={"analytics/customer_cltv": 100, "analytics/cltv_model_parameters": 2},
+        ),
         Step("brand_new_step", 36.0, 37.5, materializations={"analytics/something": 7}),
         Step("customer_marts", 37.5, 40.0, materializations={"marts/customer_single_view": 100}),
         Step("serve__bi_snapshot", 40.0, 41.0, materializations={"serve/bi_snapshot": 5000}),
@@ -83,7 +100,9 @@ def test_stages_partition_each_step_and_keep_the_table_order():
 def test_stage_rows_come_from_the_named_assets_or_the_stages_own_steps():
     stages = {s.name: s for s in build_stages(_steps(), _carves())}
     assert stages["simulate"].rows == 1100 and stages["simulate"].rows_of == "rows generated"
-    assert stages["dbt star schema"].rows == 900 and stages["dbt star schema"].rows_of == "order lines"
+    assert (
+        stages["dbt star schema"].rows == 900 and stages["dbt star schema"].rows_of == "order lines"
+    )
     assert stages["customer summary and RFM"].rows == 100
     assert stages["CLTV fit and score"].rows == 100
     assert stages["brand_new_step"].rows == 7
@@ -92,7 +111,9 @@ def test_stage_rows_come_from_the_named_assets_or_the_stages_own_steps():
 
 def test_steps_are_matched_by_key_then_by_the_assets_they_touch():
     by_key = spec_for_step(Step("analytics__customer_rfm", 0, 1))
-    by_asset = spec_for_step(Step("customer_clusters", 0, 1, materializations={"analytics/customer_clusters": 3}))
+    by_asset = spec_for_step(
+        Step("customer_clusters", 0, 1, materializations={"analytics/customer_clusters": 3})
+    )
     check_step = spec_for_step(Step("cltv_checks", 0, 1, checked=["analytics/customer_cltv"]))
     assert by_key.name == "customer summary and RFM"
     assert by_asset.name == "clusters"
@@ -103,7 +124,9 @@ def test_steps_are_matched_by_key_then_by_the_assets_they_touch():
 
 def test_a_step_without_carves_or_rows_still_gets_a_row():
     stages = build_stages([Step("lonely", 5.0, 6.5)])
-    assert [(s.name, s.seconds, s.rows, s.rows_per_second) for s in stages] == [("lonely", 1.5, None, None)]
+    assert [(s.name, s.seconds, s.rows, s.rows_per_second) for s in stages] == [
+        ("lonely", 1.5, None, None)
+    ]
 
 
 # --- dbt run results ------------------------------------------------------------------------
@@ -111,23 +134,44 @@ def test_a_step_without_carves_or_rows_still_gets_a_row():
 
 def test_dbt_tests_are_attributed_to_the_model_they_are_attached_to():
     def timing(start: str, end: str) -> list[dict]:
-        return [{"name": "compile", "started_at": start, "completed_at": start},
-                {"name": "execute", "started_at": start, "completed_at": end}]
+        return [
+            {"name": "compile", "started_at": start, "completed_at": start},
+            {"name": "execute", "started_at": start, "completed_at": end},
+        ]
 
-    run_results = {"results": [
-        {"unique_id": "model.p.customer_summary", "status": "success",
-         "timing": timing("2026-11-24T10:00:00.000000Z", "2026-11-24T10:00:02.500000Z")},
-        {"unique_id": "test.p.unique_customer_summary_customer_code.abc", "status": "pass",
-         "timing": timing("2026-11-24T10:00:03Z", "2026-11-24T10:00:04Z")},
-        {"unique_id": "seed.p.rfm_segment_map", "status": "success", "timing": timing(
-            "2026-11-24T09:59:00Z", "2026-11-24T09:59:01Z")},
-        {"unique_id": "model.p.skipped", "status": "skipped", "timing": []},
-    ]}
-    manifest = {"nodes": {"test.p.unique_customer_summary_customer_code.abc": {
-        "attached_node": "model.p.customer_summary"}}}
+    run_results = {
+        "results": [
+            {
+                "unique_id": "model.p.customer_summary",
+                "status": "success",
+                "timing": timing("2026-11-24T10:00:00.000000Z", "2026-11-24T10:00:02.500000Z"),
+            },
+            {
+                "unique_id": "test.p.unique_customer_summary_customer_code.abc",
+                "status": "pass",
+                "timing": timing("2026-11-24T10:00:03Z", "2026-11-24T10:00:04Z"),
+            },
+            {
+                "unique_id": "seed.p.rfm_segment_map",
+                "status": "success",
+                "timing": timing("2026-11-24T09:59:00Z", "2026-11-24T09:59:01Z"),
+            },
+            {"unique_id": "model.p.skipped", "status": "skipped", "timing": []},
+        ]
+    }
+    manifest = {
+        "nodes": {
+            "test.p.unique_customer_summary_customer_code.abc": {
+                "attached_node": "model.p.customer_summary"
+            }
+        }
+    }
     nodes = dbt_nodes_of(run_results, manifest, "star_schema")
     assert [(n["resource_type"], n["model"]) for n in nodes] == [
-        ("model", "customer_summary"), ("test", "customer_summary"), ("seed", "rfm_segment_map")]
+        ("model", "customer_summary"),
+        ("test", "customer_summary"),
+        ("seed", "rfm_segment_map"),
+    ]
     start = dt.datetime(2026, 11, 24, 10, tzinfo=dt.timezone.utc).timestamp()
     assert nodes[0]["start"] == pytest.approx(start)
     assert nodes[0]["end"] - nodes[0]["start"] == pytest.approx(2.5)
@@ -158,17 +202,44 @@ def test_a_dbt_steps_wall_time_splits_around_dbts_own_run():
 
 def test_stage_table_is_aligned_with_a_rule_before_the_totals():
     stages = [
-        {"stage": "simulate", "seconds": 12.345, "rows": 1_234_567, "rows_per_second": 100_004.2,
-         "peak_rss_bytes": 3 * 2**30, "rows_of": "rows generated"},
-        {"stage": "publish", "seconds": 0.5, "rows": None, "rows_per_second": None,
-         "peak_rss_bytes": 200 * 2**20, "rows_of": "rows copied"},
+        {
+            "stage": "simulate",
+            "seconds": 12.345,
+            "rows": 1_234_567,
+            "rows_per_second": 100_004.2,
+            "peak_rss_bytes": 3 * 2**30,
+            "rows_of": "rows generated",
+        },
+        {
+            "stage": "publish",
+            "seconds": 0.5,
+            "rows": None,
+            "rows_per_second": None,
+            "peak_rss_bytes": 200 * 2**20,
+            "rows_of": "rows copied",
+        },
     ]
     totals = [{"stage": "total (make run)", "seconds": 13.0, "peak_rss_bytes": None}]
     text = report.stage_table(stages, totals)
     lines = text.splitlines()
-    assert lines[0].split() == ["stage", "wall", "s", "rows", "rows/s", "peak", "RSS", "rows", "are"]
+    assert lines[0].split() == [
+        "stage",
+        "wall",
+        "s",
+        "rows",
+        "rows/s",
+        "peak",
+        "RSS",
+        "rows",
+        "are",
+    ]
     assert set(lines[1].replace(" ", "")) == {"-"}
-    assert "12.3" in lines[2] and "1,234,567" in lines[2] and "100,004" in lines[2] and "3.00 GiB" in lines[2]
+    assert (
+        "12.3" in lines[2]
+        and "1,234,567" in lines[2]
+        and "100,004" in lines[2]
+        and "3.00 GiB" in lines[2]
+    )
     assert "0.50" in lines[3] and "200 MiB" in lines[3]
     assert lines[4] == lines[1]  # the rule before the totals
     assert lines[5].startswith("total (make run)")

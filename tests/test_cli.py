@@ -73,13 +73,17 @@ def test_a_run_prints_one_line_per_step_and_logs_the_rest_to_a_file(readme_run):
     assert not re.search(r"DEBUG|Telemetry|dagster\.yaml|Traceback|Warning", out), out
     step_lines = [line for line in lines if re.match(r"^  \S+ +ok +\d+\.\d s", line)]
     steps = [line.split()[0] for line in step_lines]
-    assert {"synthetic_raw_data", "star_schema", "customer_marts", "serve__bi_snapshot"} <= set(steps)
+    assert {"synthetic_raw_data", "star_schema", "customer_marts", "serve__bi_snapshot"} <= set(
+        steps
+    )
     assert len(steps) == len(set(steps))
     raw = next(line for line in step_lines if line.split()[0] == "synthetic_raw_data")
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
         (order_lines,) = conn.execute("select count(*) from raw.order_lines").fetchone()
     assert f"raw.order_lines {order_lines:,} rows" in raw
-    assert re.search(r"\d+ checks passed", next(line for line in step_lines if " star_schema " in line))
+    assert re.search(
+        r"\d+ checks passed", next(line for line in step_lines if " star_schema " in line)
+    )
     # the full log is where the output says, with Dagster's events and dbt's output
     (log_path,) = set(re.findall(r"(/\S+/logs/refresh-\S+\.log)", out))
     log = Path(log_path).read_text()
@@ -108,20 +112,34 @@ def test_a_failed_import_ends_with_its_cause_and_is_recorded(tmp_path, monkeypat
     last = err.strip().splitlines()
     assert "Traceback" not in out + err
     cause = next(line for line in last if line.startswith("Cause:"))
-    assert "FileImportError" in cause and "transactions.csv" in cause and "PIPELINE_IMPORT_COLUMN_AMOUNT" in cause
+    assert (
+        "FileImportError" in cause
+        and "transactions.csv" in cause
+        and "PIPELINE_IMPORT_COLUMN_AMOUNT" in cause
+    )
     assert "pipeline.ingest" not in cause  # the class is named once, plainly
     assert last[-1].startswith("Full log: ") and Path(last[-1].split(": ", 1)[1]).exists()
     assert re.search(r"^  imported_raw_data +FAILED .*FileImportError", out, re.MULTILINE)
     # Everything downstream of the import is named, and the count matches the names listed.
-    not_run = re.search(r"not run: (\d+) steps downstream of the failure \(([^)]*)\)", out.replace("\n    ", " "))
+    not_run = re.search(
+        r"not run: (\d+) steps downstream of the failure \(([^)]*)\)", out.replace("\n    ", " ")
+    )
     assert not_run, out
     names = [name.strip() for name in not_run.group(2).split(",")]
     assert int(not_run.group(1)) == len(names)
-    assert {"star_schema", "customer_cltv", "customer_marts", "serve__bi_snapshot", "serve__dashboard"} <= set(names)
+    assert {
+        "star_schema",
+        "customer_cltv",
+        "customer_marts",
+        "serve__bi_snapshot",
+        "serve__dashboard",
+    } <= set(names)
 
     # (the resource's own connection settings: the failed step's connection may still be open here)
     with DuckDBResource(database=str(data_dir / "warehouse.duckdb")).get_connection() as conn:
-        rows = conn.execute("select run_id, as_of_date, failed_steps, message from ops.run_failures").fetchall()
+        rows = conn.execute(
+            "select run_id, as_of_date, failed_steps, message from ops.run_failures"
+        ).fetchall()
     assert len(rows) == 1
     run_id, as_of, failed_steps, message = rows[0]
     assert (as_of, failed_steps) == ("2026-11-24", "imported_raw_data")
@@ -137,13 +155,23 @@ def test_a_failed_import_ends_with_its_cause_and_is_recorded(tmp_path, monkeypat
     [
         (["--as-of", "2024-02-30"], {}, "--as-of '2024-02-30' is not a date: use YYYY-MM-DD"),
         (["--as-of", "30/06/2026"], {}, "--as-of '30/06/2026' is not a date"),
-        (["--as-of", "2020-01-01"], {}, "--as-of 2020-01-01: as-of date 2020-01-01 is before the start"),
+        (
+            ["--as-of", "2020-01-01"],
+            {},
+            "--as-of 2020-01-01: as-of date 2020-01-01 is before the start",
+        ),
         ([], {"PIPELINE_CUSTOMERS": "lots"}, "PIPELINE_CUSTOMERS='lots' is not an integer"),
-        ([], {"PIPELINE_AS_OF": "2024-02-30"}, "PIPELINE_AS_OF='2024-02-30' is not a date (YYYY-MM-DD)"),
+        (
+            [],
+            {"PIPELINE_AS_OF": "2024-02-30"},
+            "PIPELINE_AS_OF='2024-02-30' is not a date (YYYY-MM-DD)",
+        ),
         ([], {"PIPELINE_API_KEY": "short"}, "PIPELINE_API_KEY must be at least 16"),
     ],
 )
-def test_bad_settings_stop_before_any_work_in_one_line(tmp_path, monkeypatch, capfd, argv, env, named):
+def test_bad_settings_stop_before_any_work_in_one_line(
+    tmp_path, monkeypatch, capfd, argv, env, named
+):
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "data"))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -167,7 +195,9 @@ def test_a_data_folder_that_cannot_be_written_is_refused_up_front(tmp_path, monk
 def test_the_instance_follows_the_data_folder_unless_dagster_home_is_set(tmp_path):
     current = settings_module.load(environ={"PIPELINE_DATA_DIR": str(tmp_path / "d")})
     assert current.paths.dagster_home(environ={}) == tmp_path / "d" / "dagster_home"
-    assert current.paths.dagster_home(environ={"DAGSTER_HOME": str(tmp_path / "h")}) == tmp_path / "h"
+    assert (
+        current.paths.dagster_home(environ={"DAGSTER_HOME": str(tmp_path / "h")}) == tmp_path / "h"
+    )
     home = progress.prepare_instance(tmp_path / "h")
     (home / "dagster.yaml").write_text("# mine\n")
     progress.prepare_instance(home)

@@ -51,8 +51,14 @@ def chromium() -> str:
 
 def run_chromium(html: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000",
-         *args, html.as_uri()],
+        [
+            chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=20000",
+            *args,
+            html.as_uri(),
+        ],
         capture_output=True,
         text=True,
         timeout=180,
@@ -66,7 +72,7 @@ def test_dashboard_is_written_beside_the_snapshot(refreshed):
     assert not list(path.parent.glob(".dashboard.html.*.tmp"))
     text = path.read_text()
     # self-contained: plotly.js inline exactly once, no script fetched from anywhere
-    assert text.count("<script type=\"text/javascript\">/**") == 1 or "plotly.js v" in text
+    assert text.count('<script type="text/javascript">/**') == 1 or "plotly.js v" in text
     assert not re.search(r"<script[^>]+src=", text)
     assert f"As of {AS_OF}" in text
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
@@ -91,11 +97,17 @@ def test_dashboard_renders_every_chart_in_headless_chromium(refreshed, tmp_path)
     dom = dom_run.stdout
     sections = dom.split('<div class="chart">')[1:]
     assert len(sections) == expected
-    undrawn = [i for i, s in enumerate(sections, 1) if "js-plotly-plot" not in s or 'class="main-svg"' not in s]
+    undrawn = [
+        i
+        for i, s in enumerate(sections, 1)
+        if "js-plotly-plot" not in s or 'class="main-svg"' not in s
+    ]
     assert undrawn == [], f"charts not drawn: {undrawn}"
     assert "No data for" not in dom
     console = [line for line in dom_run.stderr.splitlines() if "CONSOLE" in line]
-    errors = [line for line in console if "ERROR:CONSOLE" in line or "Uncaught" in line or "Error" in line]
+    errors = [
+        line for line in console if "ERROR:CONSOLE" in line or "Uncaught" in line or "Error" in line
+    ]
     assert errors == [], errors
 
     ARTIFACTS.mkdir(exist_ok=True)

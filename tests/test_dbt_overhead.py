@@ -25,7 +25,9 @@ def test_the_dbt_version_is_known_without_running_dbt():
     dbt = build_resources()["dbt"]
     assert isinstance(dbt, DbtCli)
     assert Path(dbt_executable()) == Path(sys.executable).parent / "dbt"
-    reported = subprocess.run([dbt_executable(), "--version"], capture_output=True, text=True, check=True).stdout
+    reported = subprocess.run(
+        [dbt_executable(), "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert f"installed: {dbt._cli_version}" in reported
 
 

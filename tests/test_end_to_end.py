@@ -136,7 +136,13 @@ def test_single_view_has_one_row_per_customer_without_raw_pii(conn):
     columns = {row[0] for row in conn.execute("describe marts.customer_single_view").fetchall()}
     assert {"segment", "r_score", "is_pareto", "top_category", "email_masked"} <= columns
     assert not {"email", "date_of_birth", "customer"} & columns
-    assert scalar(conn, "select count(*) from marts.customer_single_view where email_masked not like '_***@%'") == 0
+    assert (
+        scalar(
+            conn,
+            "select count(*) from marts.customer_single_view where email_masked not like '_***@%'",
+        )
+        == 0
+    )
 
 
 def test_segment_summary_adds_up(conn):
@@ -182,10 +188,14 @@ def test_published_snapshot_leaves_pii_out(refreshed):
     path = serve_dir(refreshed.settings) / "current" / "customer_analytics.duckdb"
     with duckdb.connect(str(path), read_only=True) as snapshot:
         columns = {row[0] for row in snapshot.execute("describe marts.dim_customer").fetchall()}
-        manifest = snapshot.execute("select count(*), min(as_of_date) from main.snapshot_manifest").fetchone()
+        manifest = snapshot.execute(
+            "select count(*), min(as_of_date) from main.snapshot_manifest"
+        ).fetchone()
     assert not {"customer", "email", "date_of_birth"} & columns
     assert manifest[0] >= 10 and str(manifest[1]) == AS_OF
-    parquet = sorted(p.name for p in (serve_dir(refreshed.settings) / "current" / "parquet").iterdir())
+    parquet = sorted(
+        p.name for p in (serve_dir(refreshed.settings) / "current" / "parquet").iterdir()
+    )
     assert "fact_sales.parquet" in parquet and "customer_single_view.parquet" in parquet
 
 
@@ -195,7 +205,10 @@ def test_rerunning_an_as_of_replaces_only_its_own_history(refreshed):
 
 
 def test_migration_mart_matches_the_history(conn):
-    previous = scalar(conn, "select distinct cast(previous_as_of_date as string) from marts.customer_segment_migration")
+    previous = scalar(
+        conn,
+        "select distinct cast(previous_as_of_date as string) from marts.customer_segment_migration",
+    )
     assert previous == FIRST_AS_OF
     expected = dict(
         conn.execute(
@@ -209,10 +222,18 @@ def test_migration_mart_matches_the_history(conn):
             """
         ).fetchall()
     )
-    actual = dict(conn.execute("select migration, customers from marts.customer_segment_migration").fetchall())
+    actual = dict(
+        conn.execute("select migration, customers from marts.customer_segment_migration").fetchall()
+    )
     assert actual == expected
     # thirty days move some customers between segments
-    assert scalar(conn, "select sum(customers) from marts.customer_segment_migration where not is_unchanged") > 0
+    assert (
+        scalar(
+            conn,
+            "select sum(customers) from marts.customer_segment_migration where not is_unchanged",
+        )
+        > 0
+    )
 
 
 # --- CLTV and clusters -----------------------------------------------------------------------
@@ -253,7 +274,15 @@ def test_evaluation_mart_has_the_backtest_the_truth_and_the_clusters(conn):
         ).fetchall()
     }
     backtest_models = {m for (f, e, _, m) in metrics if e == "backtest"}
-    assert {"bgnbd", "mbgnbd", "pareto_nbd", "zero", "last_period", "naive", "actual"} <= backtest_models
+    assert {
+        "bgnbd",
+        "mbgnbd",
+        "pareto_nbd",
+        "zero",
+        "last_period",
+        "naive",
+        "actual",
+    } <= backtest_models
     assert any(e == "truth" for (_, e, _, _) in metrics)
     assert 2 <= metrics[("clusters", "clustering", "k", "kmeans")] <= 10
     assert ("clusters", "clustering", "ari_vs_personas", "kmeans") in metrics
@@ -262,12 +291,24 @@ def test_evaluation_mart_has_the_backtest_the_truth_and_the_clusters(conn):
 
 
 def test_cluster_marts_describe_each_cluster(conn):
-    k = scalar(conn, f"select count(*) from marts.cluster_profiles where as_of_date = date '{AS_OF}'")
-    names = scalar(conn, f"select count(distinct name) from marts.cluster_profiles where as_of_date = date '{AS_OF}'")
+    k = scalar(
+        conn, f"select count(*) from marts.cluster_profiles where as_of_date = date '{AS_OF}'"
+    )
+    names = scalar(
+        conn,
+        f"select count(distinct name) from marts.cluster_profiles where as_of_date = date '{AS_OF}'",
+    )
     assert k == names >= 2
-    assert scalar(conn, f"select count(*) from marts.cluster_k_curve where as_of_date = date '{AS_OF}'") == 9
+    assert (
+        scalar(
+            conn, f"select count(*) from marts.cluster_k_curve where as_of_date = date '{AS_OF}'"
+        )
+        == 9
+    )
     crosstab_total = scalar(conn, "select sum(customers) from marts.cluster_segment_crosstab")
-    assert crosstab_total == scalar(conn, "select count(*) from marts.customer_single_view where has_orders")
+    assert crosstab_total == scalar(
+        conn, "select count(*) from marts.customer_single_view where has_orders"
+    )
 
 
 # --- issue 14: segments and offers checked against the simulator's truth ---------------------
@@ -279,8 +320,9 @@ def test_cluster_marts_describe_each_cluster(conn):
 @pytest.fixture(scope="module")
 def segment_truth(conn):
     """Per segment: size, past value and the truth profile (1,500 customers, as of AS_OF)."""
-    return conn.execute(
-        """
+    return (
+        conn.execute(
+            """
         select
             v.segment,
             count(*) as customers,
@@ -296,7 +338,10 @@ def segment_truth(conn):
         where v.has_orders
         group by v.segment
         """
-    ).df().set_index("segment")
+        )
+        .df()
+        .set_index("segment")
+    )
 
 
 def test_champions_have_the_highest_true_future_value(segment_truth):
@@ -307,12 +352,14 @@ def test_champions_have_the_highest_true_future_value(segment_truth):
 def test_new_customers_are_exactly_those_acquired_inside_the_window(conn, refreshed):
     window = refreshed.settings.models.rfm_new_customer_days
     segment = {
-        code for (code,) in conn.execute(
+        code
+        for (code,) in conn.execute(
             "select customer_code from marts.customer_single_view where segment = 'New Customers'"
         ).fetchall()
     }
     acquired = {
-        code for (code,) in conn.execute(
+        code
+        for (code,) in conn.execute(
             f"select customer_code from truth.customers "
             f"where date_diff('day', acquisition_date, date '{AS_OF}') < {window}"
         ).fetchall()
@@ -330,7 +377,9 @@ def test_at_risk_and_cant_lose_them_had_high_value_and_are_slipping_away(conn, s
     for name in ("At Risk", "Can't Lose Them"):
         row = segment_truth.loc[name]
         assert row["customers"] > 0, name
-        assert row["past_net_sales"] > median_customer[0] and row["past_orders"] > median_customer[1], name
+        assert (
+            row["past_net_sales"] > median_customer[0] and row["past_orders"] > median_customer[1]
+        ), name
         assert row["true_alive_share"] < median_alive, name
     # value rises with FM along the long-inactive row: Lost < At Risk < Can't Lose Them
     past = segment_truth["past_net_sales"]
@@ -361,11 +410,16 @@ def test_offer_recipients_buy_more_in_the_next_year_than_the_others(conn):
     )
     assert rows[True] > rows[False]
     # never below cost: every discount fits under the customer's margin rate
-    assert scalar(
-        conn,
-        "select count(*) from marts.customer_discount_offers "
-        "where is_offer and suggested_discount_pct > gross_margin_rate",
-    ) == 0
+    assert (
+        scalar(
+            conn,
+            "select count(*) from marts.customer_discount_offers "
+            "where is_offer and suggested_discount_pct > gross_margin_rate",
+        )
+        == 0
+    )
+
+
 # --- issue 15: clusters that find kinds of customers -----------------------------------------
 # Measured on these seeded refreshes (1,500 customers): K = 5 and ARI 0.70 against the
 # simulator's five personas on both as-of dates. At this size the silhouette curve is noisy: on
@@ -393,7 +447,9 @@ def test_cluster_status_says_clustered_and_names_tell_the_reseller_apart(conn):
         f"select status, reason, customers, k from marts.cluster_status where as_of_date = date '{AS_OF}'"
     ).fetchall()
     assert len(status) == 1 and status[0][0] == "clustered" and status[0][1] is None
-    assert status[0][2] == scalar(conn, "select count(*) from marts.customer_single_view where has_orders")
+    assert status[0][2] == scalar(
+        conn, "select count(*) from marts.customer_single_view where has_orders"
+    )
     # the bulk resellers (25 units a line in the simulator) are a cluster of their own, named so
     (bulk,) = conn.execute(
         f"""
@@ -402,6 +458,8 @@ def test_cluster_status_says_clustered_and_names_tell_the_reseller_apart(conn):
         """
     ).fetchone()
     assert bulk == 1
+
+
 # --- issue 15: CLTV models chosen on the holdout ------------------------------------------------
 
 
@@ -411,8 +469,16 @@ def test_cltv_models_are_chosen_on_the_holdout_with_a_reason(conn):
         f"from marts.cltv_model_selection where as_of_date = date '{AS_OF}'"
     ).fetchall()
     by_model = {r[1]: r for r in rows}
-    assert set(by_model) == {"bgnbd", "mbgnbd", "pareto_nbd", "zero", "last_period", "naive",
-                             "gamma_gamma", "lognormal_eb"}
+    assert set(by_model) == {
+        "bgnbd",
+        "mbgnbd",
+        "pareto_nbd",
+        "zero",
+        "last_period",
+        "naive",
+        "gamma_gamma",
+        "lognormal_eb",
+    }
     chosen = [r for r in rows if r[4]]
     assert sorted(r[0] for r in chosen) == ["spend", "transaction"]
     assert all(r[3] == 1 and r[5] for r in chosen)
@@ -432,13 +498,22 @@ def test_cltv_models_are_chosen_on_the_holdout_with_a_reason(conn):
 
 
 def test_p_alive_is_judged_on_repeat_buyers_too(conn):
-    metrics = dict(conn.execute(
-        "select metric, value from marts.model_evaluation "
-        f"where as_of_date = date '{AS_OF}' and evaluation = 'truth' and model <> 'truth'"
-    ).fetchall())
-    for name in ("p_alive_auc", "p_alive_auc_repeat", "p_alive_brier_repeat",
-                 "order_value_rmse_one_time", "order_value_rmse_repeat"):
+    metrics = dict(
+        conn.execute(
+            "select metric, value from marts.model_evaluation "
+            f"where as_of_date = date '{AS_OF}' and evaluation = 'truth' and model <> 'truth'"
+        ).fetchall()
+    )
+    for name in (
+        "p_alive_auc",
+        "p_alive_auc_repeat",
+        "p_alive_brier_repeat",
+        "order_value_rmse_one_time",
+        "order_value_rmse_repeat",
+    ):
         assert metrics[name] == metrics[name], name  # present and not NaN
+
+
 # --- issue 17: a real BI client ---------------------------------------------------------------
 
 
@@ -455,6 +530,8 @@ def test_a_sqlalchemy_bi_client_reads_every_snapshot_during_a_refresh(refreshed)
     assert reader["reads"] > 0
     assert len(reader["builds"]) == 2
     assert reader["builds"][0].startswith(FIRST_AS_OF) and reader["builds"][1].startswith(AS_OF)
+
+
 # --- issue 17 (item 5) / issue 18: the publish writes the same bytes for the same refresh --------
 
 
@@ -470,7 +547,9 @@ def test_rerunning_the_same_as_of_writes_byte_identical_parquet(refreshed):
     assert len(reruns) == 2
 
     def digests(build):
-        return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in (build / "parquet").iterdir()}
+        return {
+            p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in (build / "parquet").iterdir()
+        }
 
     assert len(digests(reruns[0])) >= 10
     assert digests(reruns[0]) == digests(reruns[1])

@@ -42,12 +42,15 @@ def write_monthly_atliq(folder) -> int:
     )
     (folder / "fact_gross_price.csv").write_text(
         "product_code,fiscal_year,gross_price\n"
-        + "".join(f"{p},{y},{price}\n" for y in FISCAL_YEARS
-                  for p, price in zip(PRODUCTS, (900, 20, 45)))
+        + "".join(
+            f"{p},{y},{price}\n" for y in FISCAL_YEARS for p, price in zip(PRODUCTS, (900, 20, 45))
+        )
     )
     (folder / "fact_manufacturing_cost.csv").write_text(
         "product_code,cost_year,manufacturing_cost\n"
-        + "".join(f"{p},{y},{cost}\n" for y in FISCAL_YEARS for p, cost in zip(PRODUCTS, (600, 8, 20)))
+        + "".join(
+            f"{p},{y},{cost}\n" for y in FISCAL_YEARS for p, cost in zip(PRODUCTS, (600, 8, 20))
+        )
     )
     (folder / "fact_pre_discount.csv").write_text(
         "customer_code,fiscal_year,pre_invoice_discount_pct\n"
@@ -59,7 +62,9 @@ def write_monthly_atliq(folder) -> int:
         while month <= AS_OF:
             for k, product in enumerate(PRODUCTS):
                 if (i + k + month.month) % 3:  # a varying basket, never empty
-                    rows.append(f"{month.isoformat()},{product},{customer},{1 + (i * k + month.month) % 5}\n")
+                    rows.append(
+                        f"{month.isoformat()},{product},{customer},{1 + (i * k + month.month) % 5}\n"
+                    )
             month = dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
     (folder / "fact_sales_monthly.csv").write_text(
         "date,product_code,customer_code,sold_quantity\n" + "".join(rows)
@@ -85,9 +90,14 @@ def monthly_refresh(tmp_path_factory):
         for name, value in env.items():
             patch.setenv(name, value)
         current = settings.load()
-        result = build_definitions(current).resolve_job_def("refresh").execute_in_process(
-            run_config=refresh_run_config(AS_OF), instance=dg.DagsterInstance.ephemeral(),
-            raise_on_error=False,
+        result = (
+            build_definitions(current)
+            .resolve_job_def("refresh")
+            .execute_in_process(
+                run_config=refresh_run_config(AS_OF),
+                instance=dg.DagsterInstance.ephemeral(),
+                raise_on_error=False,
+            )
         )
     return current, result
 
@@ -140,5 +150,8 @@ def test_the_refresh_publishes_without_cltv_and_says_why(monthly_refresh):
     # ... and the BI snapshot was published
     snapshot = current.data_dir / "serve" / CURRENT_LINK / SNAPSHOT_FILE
     with duckdb.connect(str(snapshot), read_only=True) as conn:
-        tables = {t for (t,) in conn.execute("select table_name from information_schema.tables").fetchall()}
+        tables = {
+            t
+            for (t,) in conn.execute("select table_name from information_schema.tables").fetchall()
+        }
     assert {"customer_single_view", "cltv_model_status", "insight_finance_monthly"} <= tables

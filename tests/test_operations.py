@@ -162,7 +162,9 @@ def wait_for_dbt_mid_build(process: subprocess.Popen, dbt_runs: Path, known: set
             raise AssertionError(f"the refresh exited ({process.returncode}) before dbt was caught")
         new = [p for p in dbt_runs.glob("*-star_schema") if p.name not in known]
         if new and (new[0] / "run").is_dir():
-            dbt = {pid: argv for pid, argv in group_members(process.pid).items() if is_dbt_build(argv)}
+            dbt = {
+                pid: argv for pid, argv in group_members(process.pid).items() if is_dbt_build(argv)
+            }
             if dbt:
                 return {"target": new[0], "dbt_pids": sorted(dbt)}
         time.sleep(0.05)
@@ -206,7 +208,9 @@ def serve_state(serve: Path) -> ServeState:
         link=os.readlink(current),
         target=target,
         manifest=(target / "manifest.json").read_text(),
-        hashes={str(p.relative_to(target)): sha256(p) for p in sorted(target.rglob("*")) if p.is_file()},
+        hashes={
+            str(p.relative_to(target)): sha256(p) for p in sorted(target.rglob("*")) if p.is_file()
+        },
         builds=frozenset(p.name for p in (serve / "builds").iterdir()),
         serve_entries=frozenset(p.name for p in serve.iterdir()),
     )
@@ -225,8 +229,7 @@ def manifest_of(state: ServeState) -> dict:
 def leftovers(serve: Path) -> list[str]:
     """Temporary build folders or links that a publish left behind."""
     return sorted(
-        str(p.relative_to(serve))
-        for p in [*serve.glob(".*"), *(serve / "builds").glob(".*")]
+        str(p.relative_to(serve)) for p in [*serve.glob(".*"), *(serve / "builds").glob(".*")]
     )
 
 
@@ -359,7 +362,9 @@ class Backfill:
 
 @pytest.fixture(scope="module")
 def backfill(world, recovered_refresh) -> Backfill:
-    assert recovered_refresh.returncode == 0, "the backfill needs the later refresh to have succeeded"
+    assert recovered_refresh.returncode == 0, (
+        "the backfill needs the later refresh to have succeeded"
+    )
     before = serve_state(world.serve)
     result = refresh_in_process(world, BACKFILL_AS_OF)
     after = serve_state(world.serve)
@@ -390,7 +395,9 @@ def test_a_refresh_killed_during_dbt_leaves_the_snapshot_untouched(killed_refres
     assert not any(name.startswith(LATER_AS_OF) for name in killed.after.builds)
 
 
-def test_the_refresh_after_a_killed_one_succeeds_and_publishes(world, killed_refresh, recovered_refresh):
+def test_the_refresh_after_a_killed_one_succeeds_and_publishes(
+    world, killed_refresh, recovered_refresh
+):
     recovered = recovered_refresh
     assert recovered.returncode == 0, f"the refresh after the kill failed:\n{tail(recovered.log)}"
     assert recovered.before == killed_refresh.after
@@ -402,11 +409,19 @@ def test_the_refresh_after_a_killed_one_succeeds_and_publishes(world, killed_ref
     assert manifest["build_id"] == recovered.after.target.name
     assert leftovers(world.serve) == []
     # The new snapshot is complete and readable, and its data is of the later as-of date.
-    with duckdb.connect(str(recovered.after.target / "customer_analytics.duckdb"), read_only=True) as snap:
-        inside = dict(snap.execute("select table_name, row_count from main.snapshot_manifest").fetchall())
-        (max_date,) = snap.execute("select cast(max(date) as date) from marts.fact_sales").fetchone()
+    with duckdb.connect(
+        str(recovered.after.target / "customer_analytics.duckdb"), read_only=True
+    ) as snap:
+        inside = dict(
+            snap.execute("select table_name, row_count from main.snapshot_manifest").fetchall()
+        )
+        (max_date,) = snap.execute(
+            "select cast(max(date) as date) from marts.fact_sales"
+        ).fetchone()
         (customers,) = snap.execute("select count(*) from marts.customer_single_view").fetchone()
-        (negative,) = snap.execute("select count(*) from marts.fact_sales where sold_quantity < 0").fetchone()
+        (negative,) = snap.execute(
+            "select count(*) from marts.fact_sales where sold_quantity < 0"
+        ).fetchone()
     assert inside == {f"marts.{t}": n for t, n in manifest["row_counts"].items()}
     assert FIRST_AS_OF < max_date.isoformat() <= LATER_AS_OF
     assert customers > 0
@@ -438,7 +453,9 @@ def test_a_failing_blocking_check_stops_the_publish(bad_data_run):
 
     assert not result.success
     # It failed because the dbt test on the bad column failed, not for another reason.
-    failed_checks = {e.asset_check_key for e in result.get_asset_check_evaluations() if not e.passed}
+    failed_checks = {
+        e.asset_check_key for e in result.get_asset_check_evaluations() if not e.passed
+    }
     assert {(k.asset_key.path[-1], k.name) for k in failed_checks} == {
         ("fact_sales", NEGATIVE_QUANTITY_CHECK)
     }, failed_checks
@@ -452,7 +469,9 @@ def test_a_failing_blocking_check_stops_the_publish(bad_data_run):
     assert dg.AssetKey(["analytics", "customer_rfm"]) not in materialized
     assert dg.AssetKey(["marts", "customer_single_view"]) not in materialized
     assert "serve__bi_snapshot" not in {e.step_key for e in result.get_step_success_events()}
-    started = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
+    started = {
+        e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START
+    }
     assert "star_schema" in started and "serve__bi_snapshot" not in started
     assert run.instance.get_latest_materialization_event(BI_SNAPSHOT) is None
 
@@ -497,7 +516,12 @@ def test_the_failure_sensor_records_the_failed_run(world, bad_data_run):
         ).fetchall()
     assert len(rows) == 1
     run_id, job_name, as_of, failed_steps, message, failed_at = rows[0]
-    assert (run_id, job_name, as_of, failed_steps) == (failed.run_id, "refresh", FIRST_AS_OF, "star_schema")
+    assert (run_id, job_name, as_of, failed_steps) == (
+        failed.run_id,
+        "refresh",
+        FIRST_AS_OF,
+        "star_schema",
+    )
     assert "star_schema" in message
     assert failed_at is not None
 
@@ -542,7 +566,9 @@ ORDER_DATE_COLUMNS = ("date", "order_date", "first_order_date", "last_order_date
 AS_OF_COLUMNS = ("as_of_date", "previous_as_of_date")
 
 
-def dated_rows_after(snapshot: Path, as_of: str, names: tuple[str, ...]) -> tuple[set[str], dict[str, int]]:
+def dated_rows_after(
+    snapshot: Path, as_of: str, names: tuple[str, ...]
+) -> tuple[set[str], dict[str, int]]:
     """The columns called `names` in every published table, and how many rows of each are
     dated after as_of."""
     later = {}
@@ -569,8 +595,12 @@ def test_a_backfill_holds_exactly_the_data_up_to_its_as_of(backfill):
     with duckdb.connect(":memory:") as conn:
         conn.execute(f"attach '{build / 'customer_analytics.duckdb'}' as backfill (read_only)")
         conn.execute(f"attach '{later / 'customer_analytics.duckdb'}' as later (read_only)")
-        (backfill_max,) = conn.execute("select cast(max(date) as date) from backfill.marts.fact_sales").fetchone()
-        (later_max,) = conn.execute("select cast(max(date) as date) from later.marts.fact_sales").fetchone()
+        (backfill_max,) = conn.execute(
+            "select cast(max(date) as date) from backfill.marts.fact_sales"
+        ).fetchone()
+        (later_max,) = conn.execute(
+            "select cast(max(date) as date) from later.marts.fact_sales"
+        ).fetchone()
         (snapshot_as_of,) = conn.execute(
             "select distinct cast(as_of_date as string) from backfill.main.snapshot_manifest"
         ).fetchall()[0]
@@ -604,7 +634,9 @@ def test_a_backfill_holds_exactly_the_data_up_to_its_as_of(backfill):
 
 def test_a_backfill_snapshot_has_its_own_refresh(backfill):
     (build,) = backfill.new_builds
-    checked, _ = dated_rows_after(build / "customer_analytics.duckdb", BACKFILL_AS_OF, AS_OF_COLUMNS)
+    checked, _ = dated_rows_after(
+        build / "customer_analytics.duckdb", BACKFILL_AS_OF, AS_OF_COLUMNS
+    )
     assert "customer_segment_history.as_of_date" in checked
     with duckdb.connect(str(build / "customer_analytics.duckdb"), read_only=True) as conn:
         for name in checked:

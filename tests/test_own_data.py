@@ -32,7 +32,13 @@ def transactions(seed: int, customers: range, days: int = 900) -> pd.DataFrame:
             date = first + dt.timedelta(days=int(t))
             if date > AS_OF:
                 break
-            rows.append({"client": f"K{c:04d}", "day": date.isoformat(), "total": round(float(rng.gamma(2.0, 40.0)) + 1, 2)})
+            rows.append(
+                {
+                    "client": f"K{c:04d}",
+                    "day": date.isoformat(),
+                    "total": round(float(rng.gamma(2.0, 40.0)) + 1, 2),
+                }
+            )
             if rng.random() < dropout:
                 break
             t += rng.exponential(1 / rate)
@@ -41,23 +47,31 @@ def transactions(seed: int, customers: range, days: int = 900) -> pd.DataFrame:
 
 def run_refresh(defs):
     return defs.resolve_job_def("refresh").execute_in_process(
-        run_config=refresh_run_config(AS_OF), instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        run_config=refresh_run_config(AS_OF),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
     )
 
 
 def summary(warehouse) -> pd.DataFrame:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        return conn.execute(
-            "select customer_code, cast(frequency as double) as frequency, cast(recency as double) as recency, "
-            "cast(t as double) as T from intermediate.customer_summary where has_orders order by customer_code"
-        ).df().set_index("customer_code")
+        return (
+            conn.execute(
+                "select customer_code, cast(frequency as double) as frequency, cast(recency as double) as recency, "
+                "cast(t as double) as T from intermediate.customer_summary where has_orders order by customer_code"
+            )
+            .df()
+            .set_index("customer_code")
+        )
 
 
 def expected(frame: pd.DataFrame) -> pd.DataFrame:
     from lifetimes.utils import summary_data_from_transaction_data
 
     tx = frame.assign(day=pd.to_datetime(frame["day"]))
-    out = summary_data_from_transaction_data(tx, "client", "day", observation_period_end=pd.Timestamp(AS_OF), freq="D")
+    out = summary_data_from_transaction_data(
+        tx, "client", "day", observation_period_end=pd.Timestamp(AS_OF), freq="D"
+    )
     out.index.name = "customer_code"
     return out[["frequency", "recency", "T"]].astype(float).sort_index()
 
@@ -89,10 +103,17 @@ def test_refresh_on_imported_transactions_then_a_new_file(tmp_path, monkeypatch)
     got = summary(current.warehouse)
     pd.testing.assert_frame_equal(got, expected(first), check_names=False)
     with duckdb.connect(str(current.warehouse), read_only=True) as conn:
-        net, lines = conn.execute("select sum(net_sales_amount), count(*) from marts.fact_sales").fetchone()
+        net, lines = conn.execute(
+            "select sum(net_sales_amount), count(*) from marts.fact_sales"
+        ).fetchone()
         assert float(net) == pytest.approx(first["total"].sum(), abs=1e-6)
         assert lines == len(first)
-        assert conn.execute("select count(*) from information_schema.tables where table_schema = 'truth'").fetchone()[0] == 0
+        assert (
+            conn.execute(
+                "select count(*) from information_schema.tables where table_schema = 'truth'"
+            ).fetchone()[0]
+            == 0
+        )
 
     # a new file arrives; the old one is not loaded twice
     second = transactions(2, range(500, 800))
@@ -102,7 +123,9 @@ def test_refresh_on_imported_transactions_then_a_new_file(tmp_path, monkeypatch)
     both = pd.concat([first, second])  # without an order column, identical rows are separate orders
     pd.testing.assert_frame_equal(summary(current.warehouse), expected(both), check_names=False)
     with duckdb.connect(str(current.warehouse), read_only=True) as conn:
-        log = conn.execute("select file_name, rows, loaded, quarantined from raw.import_files order by file_name").fetchall()
+        log = conn.execute(
+            "select file_name, rows, loaded, quarantined from raw.import_files order by file_name"
+        ).fetchall()
         (lines,) = conn.execute("select count(*) from marts.fact_sales").fetchone()
     assert log == [
         ("transactions_2026_10.csv", len(first), len(first), 0),
@@ -113,12 +136,20 @@ def test_refresh_on_imported_transactions_then_a_new_file(tmp_path, monkeypatch)
     # rows lost from a file (here deleted by hand, whatever the cause): the blocking checks name
     # it (the staged rows no longer match the rows read, and fewer load) and nothing is published
     with duckdb.connect(str(current.warehouse)) as conn:
-        conn.execute("delete from raw.import_transactions where file_name = 'transactions_2026_10.csv' and row_number <= 3")
+        conn.execute(
+            "delete from raw.import_transactions where file_name = 'transactions_2026_10.csv' and row_number <= 3"
+        )
     result = run_refresh(defs)
     assert not result.success
     failed = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
-    assert set(failed) == {"every_input_row_loaded_or_quarantined", "no_file_loads_fewer_rows_than_before"}
-    assert failed["no_file_loads_fewer_rows_than_before"].metadata["files_with_fewer_rows"].value == f"transactions_2026_10.csv: {len(first) - 3} loaded, {len(first)} before"
+    assert set(failed) == {
+        "every_input_row_loaded_or_quarantined",
+        "no_file_loads_fewer_rows_than_before",
+    }
+    assert (
+        failed["no_file_loads_fewer_rows_than_before"].metadata["files_with_fewer_rows"].value
+        == f"transactions_2026_10.csv: {len(first) - 3} loaded, {len(first)} before"
+    )
     with duckdb.connect(str(current.warehouse), read_only=True) as conn:
         assert conn.execute("select count(*) from marts.fact_sales").fetchone() == (len(both),)
 
@@ -144,29 +175,54 @@ def test_cdnow_1997_file_summary_equals_lifetimes_on_every_customer(tmp_path):
     frame.to_csv(folder / "transactions_cdnow.csv", index=False)
     warehouse = tmp_path / "warehouse.duckdb"
     config = ImportConfig(
-        directory=folder, as_of=CDNOW_AS_OF, layout="transactions", date_formats=("%Y%m%d",),
+        directory=folder,
+        as_of=CDNOW_AS_OF,
+        layout="transactions",
+        date_formats=("%Y%m%d",),
         columns=TransactionColumns(customer="client", date="day", amount="total", quantity="cds"),
     )
     with duckdb.connect(str(warehouse)) as conn:
         report = run_import(conn, config)
     assert (report.input_rows, report.loaded_rows, report.reasons) == (len(frame), len(frame), {})
 
-    dbt_build(warehouse, tmp_path / "target", ["--select", "+customer_summary +dim_date"], {"as_of_date": CDNOW_AS_OF.isoformat()})
+    dbt_build(
+        warehouse,
+        tmp_path / "target",
+        ["--select", "+customer_summary +dim_date"],
+        {"as_of_date": CDNOW_AS_OF.isoformat()},
+    )
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        got = conn.execute(
-            "select customer_code, cast(frequency as double) as frequency, cast(recency as double) as recency, "
-            "cast(t as double) as T, cast(monetary_value_net_sales as double) as monetary_value "
-            "from intermediate.customer_summary where has_orders order by customer_code"
-        ).df().set_index("customer_code")
+        got = (
+            conn.execute(
+                "select customer_code, cast(frequency as double) as frequency, cast(recency as double) as recency, "
+                "cast(t as double) as T, cast(monetary_value_net_sales as double) as monetary_value "
+                "from intermediate.customer_summary where has_orders order by customer_code"
+            )
+            .df()
+            .set_index("customer_code")
+        )
         first_day = conn.execute("select min(date) from marts.dim_date").fetchone()[0]
     assert first_day == dt.date(1996, 9, 1)  # the fiscal year of the first order, FY1997
 
-    tx = frame.assign(day=pd.to_datetime(frame["day"], format="%Y%m%d"), total=frame["total"].astype(float))
+    tx = frame.assign(
+        day=pd.to_datetime(frame["day"], format="%Y%m%d"), total=frame["total"].astype(float)
+    )
     want = summary_data_from_transaction_data(
-        tx, "client", "day", monetary_value_col="total", observation_period_end=pd.Timestamp(CDNOW_AS_OF), freq="D"
+        tx,
+        "client",
+        "day",
+        monetary_value_col="total",
+        observation_period_end=pd.Timestamp(CDNOW_AS_OF),
+        freq="D",
     ).sort_index()
     assert len(got) == len(want) == frame["client"].nunique()
     assert list(got.index) == list(want.index)
-    pd.testing.assert_frame_equal(got[["frequency", "recency", "T"]], want[["frequency", "recency", "T"]].astype(float), check_names=False)
+    pd.testing.assert_frame_equal(
+        got[["frequency", "recency", "T"]],
+        want[["frequency", "recency", "T"]].astype(float),
+        check_names=False,
+    )
     # amounts are cents-exact decimals in the warehouse, floats in lifetimes
-    np.testing.assert_allclose(got["monetary_value"].to_numpy(), want["monetary_value"].to_numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        got["monetary_value"].to_numpy(), want["monetary_value"].to_numpy(), rtol=0, atol=1e-6
+    )

@@ -25,7 +25,9 @@ def warehouse(tmp_path):
         "create table marts.dim_customer as select 'C' || range as customer_code, 'Jane' as customer, "
         "'j@x.com' as email, date '1990-01-01' as date_of_birth, 'India' as market from range(5)"
     )
-    conn.execute("create table marts.fact_sales as select range as id, range * 1.5 as amount from range(7)")
+    conn.execute(
+        "create table marts.fact_sales as select range as id, range * 1.5 as amount from range(7)"
+    )
     conn.execute("create schema staging")
     conn.execute("create table staging.not_published as select 1 as x")
     yield conn
@@ -33,7 +35,9 @@ def warehouse(tmp_path):
 
 
 def publish(conn, serve_dir, as_of="2026-11-24", run_id="run00001", marts=None):
-    return snapshot.publish(conn, serve_dir, dt.date.fromisoformat(as_of), run_id, "abc123", marts=marts)
+    return snapshot.publish(
+        conn, serve_dir, dt.date.fromisoformat(as_of), run_id, "abc123", marts=marts
+    )
 
 
 def open_current(serve_dir):
@@ -52,8 +56,14 @@ def test_snapshot_holds_every_mart_without_pii_and_its_manifest(warehouse, tmp_p
             "select table_schema || '.' || table_name from information_schema.tables order by 1"
         ).fetchall()
         columns = [r[0] for r in snapshot.execute("describe marts.dim_customer").fetchall()]
-        inside = dict(snapshot.execute("select table_name, row_count from main.snapshot_manifest").fetchall())
-    assert [t for (t,) in tables] == ["main.snapshot_manifest", "marts.dim_customer", "marts.fact_sales"]
+        inside = dict(
+            snapshot.execute("select table_name, row_count from main.snapshot_manifest").fetchall()
+        )
+    assert [t for (t,) in tables] == [
+        "main.snapshot_manifest",
+        "marts.dim_customer",
+        "marts.fact_sales",
+    ]
     assert columns == ["customer_code", "market"]
     assert inside == {"marts.dim_customer": 5, "marts.fact_sales": 7}
     on_disk = json.loads((serve_dir / "current" / "manifest.json").read_text())
@@ -104,7 +114,9 @@ def test_history_tables_are_published_up_to_the_snapshots_as_of(warehouse, tmp_p
 
 def test_backfills_never_push_out_a_promoted_snapshot(warehouse, tmp_path):
     serve_dir = tmp_path / "serve"
-    promoted = [publish(warehouse, serve_dir, as_of="2026-11-24", run_id=f"run{i:05d}") for i in range(3)]
+    promoted = [
+        publish(warehouse, serve_dir, as_of="2026-11-24", run_id=f"run{i:05d}") for i in range(3)
+    ]
     for i in range(3):
         publish(warehouse, serve_dir, as_of="2026-10-01", run_id=f"old{i:05d}")
     kept = {p.name for p in (serve_dir / "builds").iterdir()}
@@ -147,8 +159,10 @@ def test_the_next_publish_removes_what_a_killed_publish_left(tmp_path):
             "create table marts.fact_sales as select range as id, hash(range) as h, "
             "cast(range % 997 as string) as s from range(3000000)"
         )
-    process = subprocess.Popen([sys.executable, "-c", KILL_PUBLISH, str(path), str(serve_dir)],
-                               cwd=Path(snapshot.__file__).parents[2])
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILL_PUBLISH, str(path), str(serve_dir)],
+        cwd=Path(snapshot.__file__).parents[2],
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(serve_dir.glob("builds/.*.tmp/parquet")):
@@ -212,7 +226,9 @@ def test_identical_refreshes_write_byte_identical_parquet(tmp_path):
     conn.close()
 
 
-def test_a_table_keyed_by_its_first_column_is_written_in_the_same_order_as_by_every_column(tmp_path):
+def test_a_table_keyed_by_its_first_column_is_written_in_the_same_order_as_by_every_column(
+    tmp_path,
+):
     """Sorted by the key alone when the first column is one (issue 18: cheaper on wide tables):
     the same order as ``order by all``, so the same bytes; a null or a duplicate in that column
     falls back to every column."""

@@ -22,12 +22,20 @@ def test_defaults_load_without_any_environment():
 
 def test_environment_overrides_and_relative_paths_resolve_against_the_repo():
     current = settings.load(
-        environ={"PIPELINE_CUSTOMERS": "123", "PIPELINE_AS_OF": "2026-01-15", "PIPELINE_DATA_DIR": "x/y"}
+        environ={
+            "PIPELINE_CUSTOMERS": "123",
+            "PIPELINE_AS_OF": "2026-01-15",
+            "PIPELINE_DATA_DIR": "x/y",
+        }
     )
     assert current.simulation.customers == 123
     assert current.as_of == dt.date(2026, 1, 15)
     assert current.warehouse == settings.REPO_ROOT / "x" / "y" / "warehouse.duckdb"
-    assert current.dbt_vars() == {"as_of_date": "2026-01-15", "holdout_days": 180, "cltv_spend": "margin"}
+    assert current.dbt_vars() == {
+        "as_of_date": "2026-01-15",
+        "holdout_days": 180,
+        "cltv_spend": "margin",
+    }
 
 
 def test_keyword_overrides_win_over_the_environment():

@@ -25,10 +25,13 @@ RULES = [
     ("'::' cast", r"::", "cast(x as type)"),
     ("QUALIFY", r"\bqualify\b", "a subquery with row_number() and where rn = 1"),
     ("select * exclude (...)", r"\bexclude\s*\(", "list the columns"),
-    ("double-quoted identifier", r'"', "unquoted identifiers (Spark reads \"k\" as a string)"),
+    ("double-quoted identifier", r'"', 'unquoted identifiers (Spark reads "k" as a string)'),
     ("strftime / strptime", r"\bstr[fp]time\b", "a dispatched macro (date_format / to_date)"),
-    ("date_diff / datediff with a quoted unit", r"\bdate_?diff\s*\(\s*'",
-     "{{ dbt.datediff(a, b, 'day') }}"),
+    (
+        "date_diff / datediff with a quoted unit",
+        r"\bdate_?diff\s*\(\s*'",
+        "{{ dbt.datediff(a, b, 'day') }}",
+    ),
     ("list literal / subscript", r"\[", "dbt.array_construct or a dispatched macro"),
     ("arg_max / arg_min", r"\barg_(max|min)\b", "max_by / min_by"),
     ("'//' integer division", r"//", "floor(a / b)"),
@@ -169,7 +172,9 @@ from t
     assert violations(text, skip_dispatched_macros=True) == []
     # without the exemption (as for a model file), the dispatched macro is flagged
     assert {r for _, r, _ in violations(text)} == {
-        "'::' cast", "double-quoted identifier", "strftime / strptime"
+        "'::' cast",
+        "double-quoted identifier",
+        "strftime / strptime",
     }
     # line numbers survive the stripping
     assert violations("{# a\nb #}\nselect\n  x::int") == [(4, "'::' cast", "cast(x as type)")]

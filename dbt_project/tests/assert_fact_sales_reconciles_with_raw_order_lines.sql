@@ -18,5 +18,6 @@ select
     facts.sold_quantity as fact_quantity
 from staged
 cross join facts
-where staged.n_lines <> facts.n_lines
+where
+    staged.n_lines <> facts.n_lines
     or coalesce(staged.sold_quantity, 0) <> coalesce(facts.sold_quantity, 0)

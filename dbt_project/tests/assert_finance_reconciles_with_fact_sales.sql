@@ -15,6 +15,7 @@ lines as (
 select *
 from finance
 cross join lines
-where finance.bad_rows > 0
+where
+    finance.bad_rows > 0
     or coalesce(finance.net_sales, 0) <> coalesce(lines.net_sales, 0)
     or coalesce(finance.gross_margin, 0) <> coalesce(lines.gross_margin, 0)

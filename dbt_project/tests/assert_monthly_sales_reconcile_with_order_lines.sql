@@ -20,6 +20,7 @@ select
 from order_lines
 full outer join monthly
     on order_lines.fiscal_year = monthly.fiscal_year
-where order_lines.sold_quantity is null
+where
+    order_lines.sold_quantity is null
     or monthly.sold_quantity is null
     or order_lines.sold_quantity <> monthly.sold_quantity

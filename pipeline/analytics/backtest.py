@@ -135,8 +135,14 @@ def compare_with_truth(
     ``value`` and the same as a nested dict.
     """
     cltv.spend_column(spend)  # refuses an unknown spend name
-    needed = ["customer_code", "purchase_rate", "dropout_prob", "alive_at_as_of", "future_orders",
-              TRUTH_SPEND_COLUMNS[spend]]
+    needed = [
+        "customer_code",
+        "purchase_rate",
+        "dropout_prob",
+        "alive_at_as_of",
+        "future_orders",
+        TRUTH_SPEND_COLUMNS[spend],
+    ]
     missing = [c for c in needed if c not in truth.columns]
     if missing:
         raise ValueError(f"truth table lacks columns {missing}")
@@ -192,8 +198,9 @@ def compare_with_truth(
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS)), summary
 
 
-def _spend_vs_truth(joined: pd.DataFrame, future_orders: np.ndarray, future_value: np.ndarray,
-                    repeat: np.ndarray) -> dict[str, float]:
+def _spend_vs_truth(
+    joined: pd.DataFrame, future_orders: np.ndarray, future_value: np.ndarray, repeat: np.ndarray
+) -> dict[str, float]:
     """Expected order value vs next year's actual spend per order, over customers with future
     orders, weighted by their orders (RMSE, and aggregate % error of orders x expected value vs
     the actual total), for one-time and repeat buyers (as of the as-of date)."""

@@ -464,9 +464,7 @@ def fit_transaction_model(
     )
 
 
-def fit_bgnbd(
-    summary: pd.DataFrame, penalizers: Sequence[float] = DEFAULT_PENALIZERS
-) -> FitResult:
+def fit_bgnbd(summary: pd.DataFrame, penalizers: Sequence[float] = DEFAULT_PENALIZERS) -> FitResult:
     """``fit_transaction_model`` for BG/NBD."""
     return fit_transaction_model(summary, BGNBD, penalizers)
 
@@ -544,9 +542,7 @@ def fit_gamma_gamma(
             return None, f"q <= 1: the population mean spend is infinite {params}"
         return (model, params, log_likelihood), None
 
-    (model, params, log_likelihood), penalizer, attempts = _ladder(
-        GAMMA_GAMMA, penalizers, attempt
-    )
+    (model, params, log_likelihood), penalizer, attempts = _ladder(GAMMA_GAMMA, penalizers, attempt)
     defined = params["q"] > 1
     if defined:
         population_mean = params["p"] * params["v"] / (params["q"] - 1)
@@ -591,15 +587,18 @@ def fit_lognormal_spend(summary: pd.DataFrame, spend: str = "margin") -> FitResu
     total = spend_models.TOTAL_COLUMNS[spend]
     if total in buyers.columns:
         days = buyers["frequency"].to_numpy(dtype=float) + 1
-        fitted = spend_models.with_smearing(fitted, n, mean_log, days,
-                                            buyers[total].fillna(0).to_numpy(dtype=float))
+        fitted = spend_models.with_smearing(
+            fitted, n, mean_log, days, buyers[total].fillna(0).to_numpy(dtype=float)
+        )
     has = n > 0
-    log_likelihood = float(np.sum(
-        -0.5 * n[has] * np.log(2 * np.pi * fitted.sigma2)
-        - 0.5 * n[has] * var_log[has] / fitted.sigma2
-        - 0.5 * np.log1p(n[has] * fitted.tau2 / fitted.sigma2)
-        - 0.5 * (mean_log[has] - fitted.mu0) ** 2 / (fitted.tau2 + fitted.sigma2 / n[has])
-    ))
+    log_likelihood = float(
+        np.sum(
+            -0.5 * n[has] * np.log(2 * np.pi * fitted.sigma2)
+            - 0.5 * n[has] * var_log[has] / fitted.sigma2
+            - 0.5 * np.log1p(n[has] * fitted.tau2 / fitted.sigma2)
+            - 0.5 * (mean_log[has] - fitted.mu0) ** 2 / (fitted.tau2 + fitted.sigma2 / n[has])
+        )
+    )
     frequency = buyers["frequency"].to_numpy(dtype=float)
     correlation = pearson(pd.Series(frequency[has]), pd.Series(mean_log[has]))
     return FitResult(
@@ -619,8 +618,12 @@ def fit_lognormal_spend(summary: pd.DataFrame, spend: str = "margin") -> FitResu
     )
 
 
-def fit_spend_model(summary: pd.DataFrame, name: str, spend: str = "margin",
-                    penalizers: Sequence[float] = DEFAULT_PENALIZERS) -> FitResult:
+def fit_spend_model(
+    summary: pd.DataFrame,
+    name: str,
+    spend: str = "margin",
+    penalizers: Sequence[float] = DEFAULT_PENALIZERS,
+) -> FitResult:
     """Fit the spend model ``name`` (``"gamma_gamma"`` or ``"lognormal_eb"``)."""
     if name == GAMMA_GAMMA:
         return fit_gamma_gamma(summary, spend, penalizers)
@@ -639,9 +642,7 @@ def monthly_discount_rate(annual_rate: float) -> float:
     return (1.0 + annual_rate) ** (1.0 / 12.0) - 1.0
 
 
-def expected_spend(
-    gamma_gamma: FitResult, frequency: np.ndarray, spend: np.ndarray
-) -> np.ndarray:
+def expected_spend(gamma_gamma: FitResult, frequency: np.ndarray, spend: np.ndarray) -> np.ndarray:
     """Gamma-Gamma conditional expected spend per purchase day.
 
     lifetimes' ``conditional_expected_average_profit`` for repeat customers; for customers
@@ -674,7 +675,9 @@ def spend_per_day(fit: FitResult, buyers: pd.DataFrame) -> np.ndarray:
     if buyers.loc[buyers["frequency"] > 0, column].isna().any():
         raise ValueError(f"customer summary: repeat customers with a null {column!r}")
     return expected_spend(
-        fit, buyers["frequency"].to_numpy(dtype=float), buyers[column].fillna(0).to_numpy(dtype=float)
+        fit,
+        buyers["frequency"].to_numpy(dtype=float),
+        buyers[column].fillna(0).to_numpy(dtype=float),
     )
 
 
@@ -711,12 +714,15 @@ def purchase_predictions(
     months = [float(month * DAYS_PER_MONTH) for month in range(1, CLV_MONTHS + 1)]
     # one pass over every horizon: the monthly ones reuse 90 days = 3 months
     days = sorted(set(months) | {float(h) for h in horizons_days})
-    p_alive, cumulative = transaction_models.predictions(transaction.name, transaction.model,
-                                                         x, tx, t, days)
+    p_alive, cumulative = transaction_models.predictions(
+        transaction.name, transaction.model, x, tx, t, days
+    )
     cumulative[0.0] = np.zeros(len(x))
     discounted = np.zeros(len(x))
     for month, day in enumerate(months, start=1):
-        discounted += (cumulative[day] - cumulative[day - DAYS_PER_MONTH]) / (1.0 + monthly) ** month
+        discounted += (cumulative[day] - cumulative[day - DAYS_PER_MONTH]) / (
+            1.0 + monthly
+        ) ** month
     out = pd.DataFrame(index=histories.index)
     out["p_alive"] = p_alive
     for horizon in horizons_days:
@@ -853,10 +859,25 @@ def model_parameters(fits: Iterable[FitResult], as_of_date: object | None = None
         row.update(fit.params)
         rows.append(row)
     frame = pd.DataFrame(rows, columns=list(PARAMETER_COLUMNS))
-    floats = ["r", "alpha", "a", "b", "p", "q", "v", "s", "beta", "mu0", "tau2", "sigma2",
-              "smearing",
-              "penalizer", "log_likelihood",
-              "frequency_spend_correlation", "population_mean_spend"]
+    floats = [
+        "r",
+        "alpha",
+        "a",
+        "b",
+        "p",
+        "q",
+        "v",
+        "s",
+        "beta",
+        "mu0",
+        "tau2",
+        "sigma2",
+        "smearing",
+        "penalizer",
+        "log_likelihood",
+        "frequency_spend_correlation",
+        "population_mean_spend",
+    ]
     frame = frame.astype({c: "float64" for c in floats})
     frame = frame.astype({"n_customers": "int64", "n_rows": "int64"})
     frame = frame.astype({"converged": "boolean", "population_mean_defined": "boolean"})
@@ -910,8 +931,9 @@ def load_models(folder: str | os.PathLike) -> dict[str, FitResult]:
         name = meta["name"]
         if name == LOGNORMAL:
             p = meta["params"]
-            model = spend_models.LogNormalSpend(p["mu0"], p["tau2"], p["sigma2"],
-                                                meta["n_customers"], 0, p["smearing"])
+            model = spend_models.LogNormalSpend(
+                p["mu0"], p["tau2"], p["sigma2"], meta["n_customers"], 0, p["smearing"]
+            )
         elif name in classes:
             model = classes[name]()
             model.load_model(str(folder / f"{name}.pkl"))

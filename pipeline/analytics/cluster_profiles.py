@@ -189,9 +189,7 @@ def cluster_profiles(
     return profile
 
 
-def _top_segments(
-    shares: np.ndarray, names: np.ndarray, n: int = 3, floor: float = 0.1
-) -> str:
+def _top_segments(shares: np.ndarray, names: np.ndarray, n: int = 3, floor: float = 0.1) -> str:
     """'Notebook 62% / Accessories 21%': up to ``n`` segments with a mean share >= ``floor``."""
     order = np.argsort(-shares, kind="stable")[:n]
     parts = [f"{names[i]} {shares[i]:.0%}" for i in order if shares[i] >= floor]
@@ -303,8 +301,9 @@ def feature_importance(
         n_estimators=50, max_depth=8, min_samples_leaf=5, random_state=random_state, n_jobs=1
     ).fit(x_train, y_train)
     frames.append(
-        _permutation_frame(forest, x_test, y_test, columns, "accuracy", n_repeats, random_state)
-        .assign(**{CLUSTER_ID: pd.NA, "cluster_mean_z": np.nan})
+        _permutation_frame(
+            forest, x_test, y_test, columns, "accuracy", n_repeats, random_state
+        ).assign(**{CLUSTER_ID: pd.NA, "cluster_mean_z": np.nan})
     )
     if per_cluster:
         for cluster in clusters:
@@ -349,9 +348,7 @@ def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 QUICK_SCORERS = {"accuracy": _accuracy, "balanced_accuracy": _balanced_accuracy}
 
 
-def _permutation_frame(
-    model, x, y, columns, scoring, n_repeats, random_state
-) -> pd.DataFrame:
+def _permutation_frame(model, x, y, columns, scoring, n_repeats, random_state) -> pd.DataFrame:
     """Permutation importances of one fitted surrogate, ranked (ties by column order)."""
     importances_mean, importances_std = permutation_importances(
         model, x, y, QUICK_SCORERS[scoring], n_repeats, random_state
@@ -371,7 +368,9 @@ def _permutation_frame(
     return frame
 
 
-def permutation_importances(model, x, y, score, n_repeats, random_state) -> tuple[np.ndarray, np.ndarray]:
+def permutation_importances(
+    model, x, y, score, n_repeats, random_state
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation per column of ``sklearn.inspection.permutation_importance``
     with the ``score(y_true, y_pred)`` of ``model.predict``: the same shuffles and the same
     floats (a test compares them), but one ``predict`` over every shuffled copy of ``x``

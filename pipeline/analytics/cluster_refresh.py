@@ -18,13 +18,20 @@ from pipeline.analytics import cluster_profiles, clusters
 EMPTY_HISTORY = {
     "cluster_profiles": {"cluster_id": "int64", "name": "str", "customers": "int64"},
     "cluster_k_curve": {
-        "k": "int64", "inertia": "float64", "silhouette": "float64", "silhouette_se": "float64",
+        "k": "int64",
+        "inertia": "float64",
+        "silhouette": "float64",
+        "silhouette_se": "float64",
         "is_chosen": "bool",
         "is_elbow": "bool",
     },
     "cluster_feature_importance": {
-        "cluster_id": "Int64", "feature": "str", "importance_mean": "float64",
-        "importance_std": "float64", "rank": "int64", "surrogate_score": "float64",
+        "cluster_id": "Int64",
+        "feature": "str",
+        "importance_mean": "float64",
+        "importance_std": "float64",
+        "rank": "int64",
+        "surrogate_score": "float64",
         "cluster_mean_z": "float64",
     },
     "cluster_centroids": {"cluster_id": "int64"},
@@ -41,7 +48,11 @@ def write_history(conn, table: str, frame: pd.DataFrame, as_of) -> None:
         missing = [c for c in frame.columns if c not in have]
         if missing:
             conn.register("_new_columns", frame)
-            types = dict(conn.execute("select column_name, column_type from (describe _new_columns)").fetchall())
+            types = dict(
+                conn.execute(
+                    "select column_name, column_type from (describe _new_columns)"
+                ).fetchall()
+            )
             conn.unregister("_new_columns")
             for column in missing:
                 conn.execute(
@@ -49,7 +60,6 @@ def write_history(conn, table: str, frame: pd.DataFrame, as_of) -> None:
                     f"add column {warehouse.quote_ident(column)} {types[column]}"
                 )
     warehouse.replace_as_of_rows(conn, "analytics", table, frame, as_of)
-
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,9 @@ def refresh_clusters(
     previous = warehouse.previous_as_of(conn, "analytics", "cluster_centroids", as_of_date)
     previous_centroids = previous_labels = None
     if previous is not None:
-        previous_centroids = warehouse.read_as_of_rows(conn, "analytics", "cluster_centroids", previous)
+        previous_centroids = warehouse.read_as_of_rows(
+            conn, "analytics", "cluster_centroids", previous
+        )
         previous_labels = warehouse.read_as_of_rows(
             conn, "analytics", "cluster_label_history", previous
         ).set_index("customer_code")["cluster_id"]
@@ -122,10 +134,18 @@ def refresh_clusters(
         "cluster_centroids": fit.centroids if clustered else _empty("cluster_centroids"),
         "cluster_label_history": assignments[["customer_code", "cluster_id"]],
         "cluster_evaluation": pd.DataFrame(
-            {"metric": list(evaluation), "value": [float(v) if v is not None else None for v in evaluation.values()]}
+            {
+                "metric": list(evaluation),
+                "value": [float(v) if v is not None else None for v in evaluation.values()],
+            }
         ),
         "cluster_status": pd.DataFrame(
-            {"status": [fit.status], "reason": [fit.reason], "customers": [len(features)], "k": [fit.k]}
+            {
+                "status": [fit.status],
+                "reason": [fit.reason],
+                "customers": [len(features)],
+                "k": [fit.k],
+            }
         ),
     }
     warehouse.replace_tables(conn, "analytics", {"customer_clusters": assignments})

@@ -330,7 +330,12 @@ def k_curve(
         models[k] = model
         silhouette, se = _silhouette(distances, model.labels_[sil_rows])
         rows.append(
-            {"k": k, "inertia": float(model.inertia_), "silhouette": silhouette, "silhouette_se": se}
+            {
+                "k": k,
+                "inertia": float(model.inertia_),
+                "silhouette": silhouette,
+                "silhouette_se": se,
+            }
         )
     return pd.DataFrame(rows, columns=["k", "inertia", "silhouette", "silhouette_se"]), models
 
@@ -397,7 +402,9 @@ def fit_clusters(
     if distinct < wanted:
         asked = f"k = {config.k} clusters" if config.k else f"at least K = {low} clusters"
         return _not_clustered(
-            matrix, notes, f"{asked} asked for, but {n} customers with orders have only "
+            matrix,
+            notes,
+            f"{asked} asked for, but {n} customers with orders have only "
             f"{distinct} distinct feature rows: no clusters this refresh",
         )
     if config.k is not None:
@@ -407,11 +414,15 @@ def fit_clusters(
         high = min(high, distinct, len(sample) - 1)
         if high < low:
             return _not_clustered(
-                matrix, notes, f"{n} customers with orders: at least {low + 1} are needed to "
+                matrix,
+                notes,
+                f"{n} customers with orders: at least {low + 1} are needed to "
                 f"choose K in {low}-{config.k_range[1]} by silhouette (or set a fixed K)",
             )
         if high < config.k_range[1]:
-            notes.append(f"K range clipped to {low}-{high}: {distinct} distinct rows, {n} customers")
+            notes.append(
+                f"K range clipped to {low}-{high}: {distinct} distinct rows, {n} customers"
+            )
         ks = list(range(low, high + 1))
 
     scaler = StandardScaler().fit(sample)
@@ -517,9 +528,7 @@ def _labels(fit: ClusterFit, matrix: FeatureMatrix) -> pd.Series:
     )
 
 
-def assign_clusters(
-    fit: ClusterFit, features: pd.DataFrame, threads: int | None = 1
-) -> pd.Series:
+def assign_clusters(fit: ClusterFit, features: pd.DataFrame, threads: int | None = 1) -> pd.Series:
     """Cluster id of each customer in ``features`` under a fitted model (e.g. new customers).
 
     Returns

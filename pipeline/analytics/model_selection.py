@@ -51,17 +51,33 @@ DEVIANCE_FLOOR = 1e-3
 DECILES = 10
 
 SELECTION_COLUMNS = (
-    "kind", "model", "status", "rank", "chosen", "reason", "penalizer", "params",
-    "purchases_rmse", "purchases_mae", "purchases_poisson_deviance",
-    "purchases_aggregate_pct_error", "purchases_spearman",
-    "spend_rmse", "spend_aggregate_pct_error",
-    "spend_rmse_one_time", "spend_aggregate_pct_error_one_time",
-    "spend_rmse_repeat", "spend_aggregate_pct_error_repeat",
+    "kind",
+    "model",
+    "status",
+    "rank",
+    "chosen",
+    "reason",
+    "penalizer",
+    "params",
+    "purchases_rmse",
+    "purchases_mae",
+    "purchases_poisson_deviance",
+    "purchases_aggregate_pct_error",
+    "purchases_spearman",
+    "spend_rmse",
+    "spend_aggregate_pct_error",
+    "spend_rmse_one_time",
+    "spend_aggregate_pct_error_one_time",
+    "spend_rmse_repeat",
+    "spend_aggregate_pct_error_repeat",
 )
 # the log-normal spend model's inputs, under customer_summary's names
 CALIBRATION_LOG_COLUMNS = {
-    **{f"log_{name}_{stat}_cal": f"log_{name}_{stat}"
-       for name in ("net_sales", "gross_margin") for stat in ("days", "mean", "var")},
+    **{
+        f"log_{name}_{stat}_cal": f"log_{name}_{stat}"
+        for name in ("net_sales", "gross_margin")
+        for stat in ("days", "mean", "var")
+    },
     "total_net_sales_cal": "total_net_sales",
     "total_gross_margin_cal": "total_gross_margin",
 }
@@ -109,8 +125,9 @@ def purchase_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, flo
         "purchases_rmse": float(np.sqrt(np.mean((predicted - actual) ** 2))),
         "purchases_mae": float(np.mean(np.abs(predicted - actual))),
         "purchases_poisson_deviance": poisson_deviance(actual, predicted),
-        "purchases_aggregate_pct_error": backtest.pct_error(float(predicted.sum()),
-                                                            float(actual.sum())),
+        "purchases_aggregate_pct_error": backtest.pct_error(
+            float(predicted.sum()), float(actual.sum())
+        ),
         "purchases_spearman": backtest.spearman(predicted, actual),
     }
 
@@ -124,8 +141,11 @@ def calibration_deciles(model: str, actual: np.ndarray, predicted: np.ndarray) -
     decile[order] = np.arange(n) * DECILES // max(n, 1) + 1
     frame = pd.DataFrame({"decile": decile, "predicted": predicted, "actual": actual})
     grouped = frame.groupby("decile", sort=True)
-    out = grouped.agg(customers=("actual", "size"), predicted_mean=("predicted", "mean"),
-                      actual_mean=("actual", "mean")).reset_index()
+    out = grouped.agg(
+        customers=("actual", "size"),
+        predicted_mean=("predicted", "mean"),
+        actual_mean=("actual", "mean"),
+    ).reset_index()
     out.insert(0, "model", model)
     return out
 
@@ -137,8 +157,11 @@ def spend_metrics(
     weighted by their holdout purchase days; overall, one-time and repeat buyers."""
     out: dict[str, float] = {}
     bought = holdout_days > 0
-    for suffix, mask in (("", bought), ("_one_time", bought & one_time),
-                         ("_repeat", bought & ~one_time)):
+    for suffix, mask in (
+        ("", bought),
+        ("_one_time", bought & one_time),
+        ("_repeat", bought & ~one_time),
+    ):
         days = holdout_days[mask]
         if days.sum() == 0:
             out[f"spend_rmse{suffix}"] = math.nan
@@ -165,8 +188,9 @@ def calibration_frame(backtest_summary: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def holdout_purchases(fit: cltv.FitResult, calibration: pd.DataFrame,
-                      duration: np.ndarray) -> np.ndarray:
+def holdout_purchases(
+    fit: cltv.FitResult, calibration: pd.DataFrame, duration: np.ndarray
+) -> np.ndarray:
     """Each customer's expected purchase days over their holdout, computed on unique
     (history, duration) rows."""
     keys = ["frequency", "recency", "t"]
@@ -178,7 +202,11 @@ def holdout_purchases(fit: cltv.FitResult, calibration: pd.DataFrame,
     for duration_value, rows in unique.groupby("duration").groups.items():
         part = unique.loc[rows]
         _, expected = transaction_models.predictions(
-            fit.name, fit.model, part["frequency"], part["recency"], part["t"],
+            fit.name,
+            fit.model,
+            part["frequency"],
+            part["recency"],
+            part["t"],
             [float(duration_value)],
         )
         predicted[np.asarray(rows)] = expected[float(duration_value)]
@@ -211,8 +239,12 @@ def select_models(
     holdout, and rank them (see the module docstring)."""
     cltv.spend_column(spend)  # refuses an unknown spend before any fit
     holdout_spend_column = backtest.HOLDOUT_SPEND_COLUMNS[spend]
-    needed = ["frequency_holdout", "duration_holdout", "frequency_last_period_cal",
-              holdout_spend_column]
+    needed = [
+        "frequency_holdout",
+        "duration_holdout",
+        "frequency_last_period_cal",
+        holdout_spend_column,
+    ]
     missing = [c for c in needed if c not in backtest_summary.columns]
     if missing:
         raise ValueError(f"backtest summary lacks columns {missing}")
@@ -223,10 +255,13 @@ def select_models(
     if backtest_summary.empty:
         reason = "no customer was first seen before the holdout: nothing to backtest on"
         for kind, names in ((TRANSACTION, transaction_candidates), (SPEND, spend_candidates)):
-            rows += [{"kind": kind, "model": name, "status": "not evaluated", "reason": reason}
-                     for name in names]
-        return _result(rows, deciles, tuple(transaction_candidates), tuple(spend_candidates),
-                       {}, {}, 0)
+            rows += [
+                {"kind": kind, "model": name, "status": "not evaluated", "reason": reason}
+                for name in names
+            ]
+        return _result(
+            rows, deciles, tuple(transaction_candidates), tuple(spend_candidates), {}, {}, 0
+        )
 
     calibration = calibration_frame(backtest_summary)
     actual = backtest_summary["frequency_holdout"].to_numpy(dtype=float)
@@ -237,7 +272,9 @@ def select_models(
         NAIVE: backtest.baseline_purchases(calibration["frequency"], calibration["t"], duration),
     }
     for name in transaction_candidates:
-        fit, error = _fit_or_reason(lambda: cltv.fit_transaction_model(calibration, name, penalizers))
+        fit, error = _fit_or_reason(
+            lambda: cltv.fit_transaction_model(calibration, name, penalizers)
+        )
         if fit is not None:
             predicted, error = _fit_or_reason(lambda: holdout_purchases(fit, calibration, duration))
         if error is not None:
@@ -245,8 +282,15 @@ def select_models(
             continue
         transaction_fits[name] = fit
         predictions[name] = predicted
-        rows.append({"kind": TRANSACTION, "model": name, "status": "fitted",
-                     "penalizer": fit.penalizer, "params": _params_text(fit)})
+        rows.append(
+            {
+                "kind": TRANSACTION,
+                "model": name,
+                "status": "fitted",
+                "penalizer": fit.penalizer,
+                "params": _params_text(fit),
+            }
+        )
     for name, predicted in predictions.items():
         if name in BASELINES:
             rows.append({"kind": "baseline", "model": name, "status": "baseline"})
@@ -279,8 +323,9 @@ def select_models(
     holdout_spend = backtest_summary[holdout_spend_column].to_numpy(dtype=float)
     spend_rows = []
     for name in spend_candidates:
-        fit, error = _fit_or_reason(lambda: cltv.fit_spend_model(calibration, name, spend,
-                                                                 penalizers))
+        fit, error = _fit_or_reason(
+            lambda: cltv.fit_spend_model(calibration, name, spend, penalizers)
+        )
         row = {"kind": SPEND, "model": name}
         if fit is not None:
             predicted, error = _fit_or_reason(lambda: cltv.spend_per_day(fit, calibration))
@@ -291,9 +336,13 @@ def select_models(
             row.update(status="fitted", penalizer=fit.penalizer, params=_params_text(fit))
             row.update(spend_metrics(predicted, holdout_spend, actual, one_time))
             if not fit.population_mean_defined:
-                row.update(status="not eligible", reason=(
-                    f"q = {fit.params['q']:.3f} <= 1: the population mean spend is infinite, so "
-                    "one-time buyers cannot be valued"))
+                row.update(
+                    status="not eligible",
+                    reason=(
+                        f"q = {fit.params['q']:.3f} <= 1: the population mean spend is infinite, so "
+                        "one-time buyers cannot be valued"
+                    ),
+                )
         spend_rows.append(row)
     eligible = [r for r in spend_rows if r["status"] == "fitted"]
     eligible.sort(key=lambda r: (np.nan_to_num(r["spend_rmse"], nan=np.inf), r["model"]))
@@ -309,14 +358,24 @@ def select_models(
         for rank, row in enumerate(eligible, start=1):
             row["rank"] = rank
     rows += spend_rows
-    return _result(rows, deciles, transaction_ranking, tuple(r["model"] for r in eligible),
-                   transaction_fits, spend_fits, len(backtest_summary), float(actual.sum()))
+    return _result(
+        rows,
+        deciles,
+        transaction_ranking,
+        tuple(r["model"] for r in eligible),
+        transaction_fits,
+        spend_fits,
+        len(backtest_summary),
+        float(actual.sum()),
+    )
 
 
 def _beats(best, baselines) -> bool:
-    return all(best["purchases_rmse"] < b["purchases_rmse"]
-               and best["purchases_poisson_deviance"] < b["purchases_poisson_deviance"]
-               for b in baselines)
+    return all(
+        best["purchases_rmse"] < b["purchases_rmse"]
+        and best["purchases_poisson_deviance"] < b["purchases_poisson_deviance"]
+        for b in baselines
+    )
 
 
 def gate(selection: pd.DataFrame) -> bool | None:
@@ -338,8 +397,9 @@ def tidy_metrics(selection: pd.DataFrame) -> pd.DataFrame:
     extra = []
     if len(selection):
         extra.append(("n_customers", "actual", float(selection["n_customers"].iloc[0])))
-        extra.append(("purchases_total", "actual",
-                      float(selection["holdout_purchases_total"].iloc[0])))
+        extra.append(
+            ("purchases_total", "actual", float(selection["holdout_purchases_total"].iloc[0]))
+        )
     beats = gate(selection)
     if beats is not None:
         best = selection.loc[(selection["kind"] == TRANSACTION) & (selection["rank"] == 1), "model"]
@@ -348,25 +408,54 @@ def tidy_metrics(selection: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([tidy, rows], ignore_index=True).astype({"value": "float64"})
 
 
-def _result(rows, deciles, transaction_ranking, spend_ranking, transaction_fits, spend_fits,
-            n_customers, holdout_total=0.0) -> Selection:
+def _result(
+    rows,
+    deciles,
+    transaction_ranking,
+    spend_ranking,
+    transaction_fits,
+    spend_fits,
+    n_customers,
+    holdout_total=0.0,
+) -> Selection:
     selection = pd.DataFrame(rows).reindex(columns=list(SELECTION_COLUMNS))
-    chosen = {transaction_ranking[0] if transaction_ranking else None,
-              spend_ranking[0] if spend_ranking else None} - {None}
+    chosen = {
+        transaction_ranking[0] if transaction_ranking else None,
+        spend_ranking[0] if spend_ranking else None,
+    } - {None}
     selection["chosen"] = selection["model"].isin(chosen) & selection["rank"].eq(1)
     selection = selection.astype({"rank": "Int64", "chosen": "boolean"})
     numeric = [c for c in SELECTION_COLUMNS if c.startswith(("purchases_", "spend_"))]
     selection = selection.astype({c: "float64" for c in [*numeric, "penalizer"]})
-    selection = selection.astype({c: "string" for c in ("kind", "model", "status", "reason",
-                                                        "params")})
+    selection = selection.astype(
+        {c: "string" for c in ("kind", "model", "status", "reason", "params")}
+    )
     selection["n_customers"] = n_customers
     selection["holdout_purchases_total"] = holdout_total
-    deciles_frame = (pd.concat(deciles, ignore_index=True) if deciles else pd.DataFrame(
-        columns=["model", "decile", "customers", "predicted_mean", "actual_mean"]))
-    deciles_frame = deciles_frame.astype({"decile": "int64", "customers": "int64",
-                                          "predicted_mean": "float64", "actual_mean": "float64"})
-    return Selection(selection, tidy_metrics(selection), deciles_frame, transaction_ranking,
-                     spend_ranking, transaction_fits, spend_fits, gate(selection), n_customers)
+    deciles_frame = (
+        pd.concat(deciles, ignore_index=True)
+        if deciles
+        else pd.DataFrame(columns=["model", "decile", "customers", "predicted_mean", "actual_mean"])
+    )
+    deciles_frame = deciles_frame.astype(
+        {
+            "decile": "int64",
+            "customers": "int64",
+            "predicted_mean": "float64",
+            "actual_mean": "float64",
+        }
+    )
+    return Selection(
+        selection,
+        tidy_metrics(selection),
+        deciles_frame,
+        transaction_ranking,
+        spend_ranking,
+        transaction_fits,
+        spend_fits,
+        gate(selection),
+        n_customers,
+    )
 
 
 # --- fitting the chosen models on the full history --------------------------------------------
@@ -398,8 +487,11 @@ def fit_chosen(
     reasons: list[str] = []
     fits = {}
     for kind, ranking, fitter in (
-        (TRANSACTION, transaction_ranking,
-         lambda name: cltv.fit_transaction_model(summary, name, penalizers)),
+        (
+            TRANSACTION,
+            transaction_ranking,
+            lambda name: cltv.fit_transaction_model(summary, name, penalizers),
+        ),
         (SPEND, spend_ranking, lambda name: cltv.fit_spend_model(summary, name, spend, penalizers)),
     ):
         fits[kind] = None

@@ -174,8 +174,10 @@ def assign_segments(
     for row in ordered.itertuples(index=False):
         match = (
             unassigned
-            & (r >= row.r_min) & (r <= row.r_max)
-            & (fm >= row.fm_min) & (fm <= row.fm_max)
+            & (r >= row.r_min)
+            & (r <= row.r_max)
+            & (fm >= row.fm_min)
+            & (fm <= row.fm_max)
         )
         if _flag(row.new_customers_only):
             match &= new
@@ -219,9 +221,7 @@ class ParetoCut:
     revenue_share: float
 
 
-def pareto_cut(
-    customer_codes: pd.Series, revenue: pd.Series, threshold: float = 0.5
-) -> ParetoCut:
+def pareto_cut(customer_codes: pd.Series, revenue: pd.Series, threshold: float = 0.5) -> ParetoCut:
     """Flag the fewest customers whose revenue reaches ``threshold`` of the total.
 
     Customers are taken by revenue, highest first, ties by customer code, so the cut is

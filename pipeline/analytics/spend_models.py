@@ -64,8 +64,12 @@ class LogNormalSpend:
 
     @property
     def params(self) -> dict[str, float]:
-        return {"mu0": self.mu0, "tau2": self.tau2, "sigma2": self.sigma2,
-                "smearing": self.smearing}
+        return {
+            "mu0": self.mu0,
+            "tau2": self.tau2,
+            "sigma2": self.sigma2,
+            "smearing": self.smearing,
+        }
 
     @property
     def population_mean(self) -> float:
@@ -127,8 +131,9 @@ def fit_lognormal(n: np.ndarray, mean_log: np.ndarray, var_log: np.ndarray) -> L
         mu0 = float(np.sum(w * ybar) / np.sum(w))
         # weighted moment equation: E[w (ybar - mu0)^2] = 1 at the right tau2
         tau2 = max(float(np.sum(w**2 * ((ybar - mu0) ** 2 - sigma2 / k)) / np.sum(w**2)), MIN_TAU2)
-    return LogNormalSpend(mu0=mu0, tau2=tau2, sigma2=sigma2, n_customers=int(has.sum()),
-                          n_days=int(k.sum()))
+    return LogNormalSpend(
+        mu0=mu0, tau2=tau2, sigma2=sigma2, n_customers=int(has.sum()), n_days=int(k.sum())
+    )
 
 
 def with_smearing(model: LogNormalSpend, n, mean_log, days, total_spend) -> LogNormalSpend:

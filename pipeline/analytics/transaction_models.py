@@ -77,7 +77,9 @@ def _pareto_scaled(params, recency, t, scale):
 
 def check_name(name: str) -> str:
     if name not in TRANSACTION_MODELS:
-        raise ValueError(f"transaction model must be one of {list(TRANSACTION_MODELS)}, got {name!r}")
+        raise ValueError(
+            f"transaction model must be one of {list(TRANSACTION_MODELS)}, got {name!r}"
+        )
     return name
 
 
@@ -134,13 +136,24 @@ def fit_pareto_nbd(
     """
     frequency = np.asarray(frequency, dtype=float)
     scale = 1.0 / float(np.max(t))
-    args = (frequency, np.asarray(recency) * scale, np.asarray(t) * scale,
-            np.asarray(weights, dtype=float), penalizer)
+    args = (
+        frequency,
+        np.asarray(recency) * scale,
+        np.asarray(t) * scale,
+        np.asarray(weights, dtype=float),
+        penalizer,
+    )
     # r and s near 1, alpha and beta near the (rescaled) observation period: a neutral start
     bounds = [(-LOG_BOUND, LOG_BOUND)] * 4
     bounds[2] = (-LOG_BOUND, np.log(PARETO_MAX_S))
-    result = minimize(_pareto_objective, x0=np.zeros(4), args=args, method="L-BFGS-B",
-                      bounds=bounds, options={"maxiter": 500})
+    result = minimize(
+        _pareto_objective,
+        x0=np.zeros(4),
+        args=args,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": 500},
+    )
     if not result.success or result.fun >= 1e300:
         raise ConvergenceError(f"Pareto/NBD did not converge: {result.message}")
     r, alpha, s, beta = np.exp(result.x)
@@ -150,7 +163,9 @@ def fit_pareto_nbd(
             f"at the bound s = {PARETO_MAX_S:g}"
         )
     model = ParetoNBDFitter(penalizer_coef=penalizer)
-    model.params_ = pd.Series([r, alpha / scale, s, beta / scale], index=["r", "alpha", "s", "beta"])
+    model.params_ = pd.Series(
+        [r, alpha / scale, s, beta / scale], index=["r", "alpha", "s", "beta"]
+    )
     model._scale = scale
     model._negative_log_likelihood_ = float(result.fun)
     model.predict = model.conditional_expected_number_of_purchases_up_to_time
@@ -168,8 +183,14 @@ def _pareto_expected(params, x, t_x, big_t, horizon, log_likelihood_rows):
     """lifetimes' ParetoNBDFitter.conditional_expected_number_of_purchases_up_to_time (Hardie
     note 009, eq. 41), with the likelihood passed in and the s -> 1 limit taken stably."""
     r, alpha, s, beta = params
-    first = (gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-             - (r + x) * np.log(alpha + big_t) - s * np.log(beta + big_t))
+    first = (
+        gammaln(r + x)
+        - gammaln(r)
+        + r * np.log(alpha)
+        + s * np.log(beta)
+        - (r + x) * np.log(alpha + big_t)
+        - s * np.log(beta + big_t)
+    )
     second = np.log(r + x) + np.log(beta + big_t) - np.log(alpha + big_t)
     ratio_log = np.log(beta + big_t) - np.log(beta + big_t + horizon)
     if abs(s - 1.0) < 1e-12:
@@ -194,17 +215,29 @@ def predictions(
             )
             r, alpha, s, beta = params
             log_a0 = ParetoNBDFitter._log_A_0(params, x, t_x, big_t)
-            p_alive = 1.0 / (1.0 + np.exp(np.log(s) - np.log(r + s + x) + (r + x)
-                                          * np.log(alpha + big_t) + s * np.log(beta + big_t)
-                                          + log_a0))
+            p_alive = 1.0 / (
+                1.0
+                + np.exp(
+                    np.log(s)
+                    - np.log(r + s + x)
+                    + (r + x) * np.log(alpha + big_t)
+                    + s * np.log(beta + big_t)
+                    + log_a0
+                )
+            )
             rows = ParetoNBDFitter._conditional_log_likelihood(params, x, t_x, big_t)
-            expected = {h: _pareto_expected(params, x, t_x, big_t, float(h) * scale, rows)
-                        for h in horizons}
+            expected = {
+                h: _pareto_expected(params, x, t_x, big_t, float(h) * scale, rows) for h in horizons
+            }
         else:
             p_alive = np.asarray(model.conditional_probability_alive(x, t_x, big_t), dtype=float)
             expected = {
-                h: np.asarray(model.conditional_expected_number_of_purchases_up_to_time(
-                    float(h), x, t_x, big_t), dtype=float)
+                h: np.asarray(
+                    model.conditional_expected_number_of_purchases_up_to_time(
+                        float(h), x, t_x, big_t
+                    ),
+                    dtype=float,
+                )
                 for h in horizons
             }
     return np.asarray(p_alive, dtype=float), expected

@@ -17,7 +17,10 @@ def main() -> int:
         print(f"Settings error: {error}", file=sys.stderr)
         return 2
     if current.api.key is None:
-        print("PIPELINE_API_KEY is not set: reads only, POST /transactions is refused (403).", file=sys.stderr)
+        print(
+            "PIPELINE_API_KEY is not set: reads only, POST /transactions is refused (403).",
+            file=sys.stderr,
+        )
     uvicorn.run("pipeline.api.app:app", host=current.api.host, port=current.api.port)
     return 0
 

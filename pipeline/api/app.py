@@ -33,8 +33,11 @@ is configured). Request bodies above PIPELINE_API_MAX_BODY_MB (5 MiB) get 413 be
 """
 
 # Documents the header in /docs; the check itself is guard.write_refusal, run before the body is read.
-API_KEY_HEADER = APIKeyHeader(name=guard.API_KEY_HEADER, auto_error=False,
-                              description="PIPELINE_API_KEY; needed by POST /transactions")
+API_KEY_HEADER = APIKeyHeader(
+    name=guard.API_KEY_HEADER,
+    auto_error=False,
+    description="PIPELINE_API_KEY; needed by POST /transactions",
+)
 
 
 class _State:
@@ -87,13 +90,17 @@ def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
     # outermost: refuses oversized bodies and unauthorised writes before FastAPI reads anything
     app.add_middleware(guard.Guard, state=state)
 
-    def error_reply(request: Request, status: int, detail: Any, headers: dict | None = None) -> JSONResponse:
+    def error_reply(
+        request: Request, status: int, detail: Any, headers: dict | None = None
+    ) -> JSONResponse:
         meta_now = getattr(request.state, "snapshot_meta", None) or state.current_meta()
         return JSONResponse({"detail": detail, **meta_now}, status_code=status, headers=headers)
 
     @app.exception_handler(snapshot.SnapshotUnavailable)
     def _no_snapshot(request: Request, error: snapshot.SnapshotUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": str(error), "build_id": None, "as_of": None}, status_code=503)
+        return JSONResponse(
+            {"detail": str(error), "build_id": None, "as_of": None}, status_code=503
+        )
 
     @app.exception_handler(snapshot.BadRequest)
     def _bad_request(request: Request, error: snapshot.BadRequest) -> JSONResponse:
@@ -105,7 +112,9 @@ def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return error_reply(request, error.status_code, error.detail, getattr(error, "headers", None))
+        return error_reply(
+            request, error.status_code, error.detail, getattr(error, "headers", None)
+        )
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -117,25 +126,43 @@ def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
             request.state.snapshot_meta = found
         return found
 
-    @app.get("/health", tags=["snapshot"], summary="Liveness and the snapshot being served",
-             responses={503: {"description": "No snapshot published yet"}})
+    @app.get(
+        "/health",
+        tags=["snapshot"],
+        summary="Liveness and the snapshot being served",
+        responses={503: {"description": "No snapshot published yet"}},
+    )
     def health() -> dict[str, Any]:
         """`curl http://127.0.0.1:8000/health` -> `{"status": "ok", "build_id": "...", "as_of": "2026-11-24"}`"""
         with state.store.reader() as reader:
             return {"status": "ok", **meta(reader)}
 
-    @app.get("/snapshot", tags=["snapshot"], summary="The snapshot's manifest: as-of date, build time, row counts")
+    @app.get(
+        "/snapshot",
+        tags=["snapshot"],
+        summary="The snapshot's manifest: as-of date, build time, row counts",
+    )
     def get_snapshot() -> dict[str, Any]:
         """`curl http://127.0.0.1:8000/snapshot`"""
         with state.store.reader() as reader:
             m = reader.manifest
-            return {"build_id": m.build_id, "as_of": m.as_of, "built_at": m.built_at,
-                    "code_version": m.code_version, "row_counts": m.row_counts}
+            return {
+                "build_id": m.build_id,
+                "as_of": m.as_of,
+                "built_at": m.built_at,
+                "code_version": m.code_version,
+                "row_counts": m.row_counts,
+            }
 
-    @app.get("/customers/{code}", tags=["customers"], summary="One customer's single view and per-refresh history",
-             responses={404: {"description": "Unknown customer code"}})
-    def get_customer(request: Request,
-                     code: Annotated[str, Path(max_length=100, examples=["90200000003"])]) -> dict[str, Any]:
+    @app.get(
+        "/customers/{code}",
+        tags=["customers"],
+        summary="One customer's single view and per-refresh history",
+        responses={404: {"description": "Unknown customer code"}},
+    )
+    def get_customer(
+        request: Request, code: Annotated[str, Path(max_length=100, examples=["90200000003"])]
+    ) -> dict[str, Any]:
         """`curl http://127.0.0.1:8000/customers/90200000003`: the BI-safe columns of
         `marts.customer_single_view` (no name, email or date of birth) and `history`, one row per
         refresh from `marts.customer_segment_history`."""
@@ -143,19 +170,32 @@ def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
             meta(reader, request)
             found = snapshot.customer(reader, code)
             if found is None:
-                raise HTTPException(404, f"no customer {code!r} in the snapshot as of {reader.manifest.as_of}")
+                raise HTTPException(
+                    404, f"no customer {code!r} in the snapshot as of {reader.manifest.as_of}"
+                )
             return {**meta(reader), "customer": found}
 
     @app.get("/customers", tags=["customers"], summary="Customers, filtered, keyset-paginated")
     def list_customers(
         request: Request,
-        segment: Annotated[str | None, Query(description="RFM segment", examples=["Champions"])] = None,
-        tier: Annotated[str | None, Query(description="CLV value tier: high, medium, low", examples=["high"])] = None,
+        segment: Annotated[
+            str | None, Query(description="RFM segment", examples=["Champions"])
+        ] = None,
+        tier: Annotated[
+            str | None, Query(description="CLV value tier: high, medium, low", examples=["high"])
+        ] = None,
         cluster: Annotated[int | None, Query(description="Cluster id")] = None,
         market: Annotated[str | None, Query(examples=["India"])] = None,
         min_clv: Annotated[float | None, Query(description="Smallest 12-month CLV")] = None,
-        sort: Annotated[str, Query(description="One of " + ", ".join(sorted(snapshot.SORTS))
-                                   + "; prefix '-' for descending", examples=["-clv_12m"])] = "customer_code",
+        sort: Annotated[
+            str,
+            Query(
+                description="One of "
+                + ", ".join(sorted(snapshot.SORTS))
+                + "; prefix '-' for descending",
+                examples=["-clv_12m"],
+            ),
+        ] = "customer_code",
         limit: Annotated[int, Query(ge=1, le=snapshot.MAX_LIMIT)] = 50,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     ) -> dict[str, Any]:
@@ -164,11 +204,24 @@ def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
         is null on the last page. Ties are broken by customer_code, nulls sort last."""
         with state.store.reader() as reader:
             meta(reader, request)
-            page = snapshot.list_customers(reader, segment=segment, tier=tier, cluster=cluster, market=market,
-                                           min_clv=min_clv, sort=sort, limit=limit, cursor=cursor)
+            page = snapshot.list_customers(
+                reader,
+                segment=segment,
+                tier=tier,
+                cluster=cluster,
+                market=market,
+                min_clv=min_clv,
+                sort=sort,
+                limit=limit,
+                cursor=cursor,
+            )
             return {**meta(reader), **page}
 
-    @app.get("/segments", tags=["summaries"], summary="RFM segment summary (marts.customer_segment_summary)")
+    @app.get(
+        "/segments",
+        tags=["summaries"],
+        summary="RFM segment summary (marts.customer_segment_summary)",
+    )
     def get_segments() -> dict[str, Any]:
         """`curl http://127.0.0.1:8000/segments`"""
         with state.store.reader() as reader:
@@ -180,28 +233,40 @@ def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
         with state.store.reader() as reader:
             return {**meta(reader), "clusters": snapshot.clusters(reader)}
 
-    @app.get("/model", tags=["summaries"], summary="Latest CLTV model parameters and model evaluation")
+    @app.get(
+        "/model", tags=["summaries"], summary="Latest CLTV model parameters and model evaluation"
+    )
     def get_model() -> dict[str, Any]:
         """`curl http://127.0.0.1:8000/model`"""
         with state.store.reader() as reader:
             return {**meta(reader), **snapshot.model(reader)}
 
     @app.post(
-        "/transactions", tags=["ingestion"], status_code=201,
+        "/transactions",
+        tags=["ingestion"],
+        status_code=201,
         summary="Add orders (transactions layout) for the next refresh",
         responses={
-            201: {"description": "Accepted rows written as a new file in the import folder; per-row results"},
+            201: {
+                "description": "Accepted rows written as a new file in the import folder; per-row results"
+            },
             401: {"description": "Missing or wrong X-API-Key"},
             403: {"description": "Writes are disabled: PIPELINE_API_KEY is not set"},
-            409: {"description": "Not configured for transactions files, or Idempotency-Key reused for another batch"},
-            413: {"description": "Body larger than PIPELINE_API_MAX_BODY_MB (nothing read or written)"},
+            409: {
+                "description": "Not configured for transactions files, or Idempotency-Key reused for another batch"
+            },
+            413: {
+                "description": "Body larger than PIPELINE_API_MAX_BODY_MB (nothing read or written)"
+            },
             422: {"description": "Malformed batch, or every row rejected (nothing written)"},
         },
         dependencies=[Security(API_KEY_HEADER)],
     )
     def post_transactions(
         batch: ingest.TransactionBatch,
-        idempotency_key: Annotated[str | None, Header(description="Makes retries safe: a key lands once")] = None,
+        idempotency_key: Annotated[
+            str | None, Header(description="Makes retries safe: a key lands once")
+        ] = None,
     ) -> JSONResponse:
         """Each row is checked with the file import's rules; accepted rows are written as one new
         `transactions_api_*.csv` in PIPELINE_IMPORT_DIR, rejected rows are not written and come back
@@ -214,7 +279,9 @@ def create_app(settings: pipeline_settings.Settings | None = None) -> FastAPI:
         """
         outcome = state.ingestor.submit(batch, idempotency_key)
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
-        return JSONResponse({**outcome.body, **state.current_meta()}, status_code=outcome.status, headers=headers)
+        return JSONResponse(
+            {**outcome.body, **state.current_meta()}, status_code=outcome.status, headers=headers
+        )
 
     return app
 

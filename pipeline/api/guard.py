@@ -27,8 +27,10 @@ class BodyTooLarge(HTTPException):
 
 
 def too_large(limit: int) -> str:
-    return (f"request body larger than {limit:,} bytes (PIPELINE_API_MAX_BODY_MB); "
-            "send the rows in smaller batches")
+    return (
+        f"request body larger than {limit:,} bytes (PIPELINE_API_MAX_BODY_MB); "
+        "send the rows in smaller batches"
+    )
 
 
 def write_refusal(configured: str | None, presented: str | None) -> tuple[int, str] | None:
@@ -44,19 +46,30 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, A
     """FastAPI's validation errors without the input they were about: where and what, never the
     submitted value (it can be megabytes, or someone's personal data)."""
     described = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid"), "type": e.get("type", "invalid")}
+        {
+            "loc": list(e.get("loc", ())),
+            "msg": e.get("msg", "invalid"),
+            "type": e.get("type", "invalid"),
+        }
         for e in errors[:MAX_VALIDATION_ERRORS]
     ]
     if len(errors) > MAX_VALIDATION_ERRORS:
-        described.append({"loc": [], "msg": f"and {len(errors) - MAX_VALIDATION_ERRORS} more errors",
-                          "type": "too_many_errors"})
+        described.append(
+            {
+                "loc": [],
+                "msg": f"and {len(errors) - MAX_VALIDATION_ERRORS} more errors",
+                "type": "too_many_errors",
+            }
+        )
     return described
 
 
 class Guard:
     def __init__(self, app, state):
         self.app = app
-        self.state = state  # pipeline.api.app._State: settings (read on first use) and snapshot meta
+        self.state = (
+            state  # pipeline.api.app._State: settings (read on first use) and snapshot meta
+        )
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -71,7 +84,9 @@ class Guard:
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             status = 413 if length.isdigit() else 400
-            return await self.reply(send, status, too_large(limit) if status == 413 else "bad Content-Length")
+            return await self.reply(
+                send, status, too_large(limit) if status == 413 else "bad Content-Length"
+            )
 
         received = 0
         started = False
@@ -100,7 +115,10 @@ class Guard:
 
     async def reply(self, send, status: int, detail: str) -> None:
         body = json.dumps({"detail": detail, **self.state.current_meta()}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         if status == 401:
             headers.append((b"www-authenticate", API_KEY_HEADER.encode()))
         if status == 413:

@@ -62,21 +62,33 @@ class TransactionRow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     customer_id: str | int | None = Field(None, examples=["K0001"])
-    order_date: str | None = Field(None, description="In PIPELINE_IMPORT_DATE_FORMAT (default YYYY-MM-DD).", examples=["2026-11-20"])
-    amount: str | float | int | None = Field(None, description="Net revenue of the order or line.", examples=[120.5])
+    order_date: str | None = Field(
+        None,
+        description="In PIPELINE_IMPORT_DATE_FORMAT (default YYYY-MM-DD).",
+        examples=["2026-11-20"],
+    )
+    amount: str | float | int | None = Field(
+        None, description="Net revenue of the order or line.", examples=[120.5]
+    )
     order_id: str | int | None = Field(None, description="Needs PIPELINE_IMPORT_COLUMN_ORDER.")
     product: str | None = Field(None, description="Needs PIPELINE_IMPORT_COLUMN_PRODUCT.")
-    quantity: str | float | int | None = Field(None, description="Needs PIPELINE_IMPORT_COLUMN_QUANTITY.")
+    quantity: str | float | int | None = Field(
+        None, description="Needs PIPELINE_IMPORT_COLUMN_QUANTITY."
+    )
 
 
 class TransactionBatch(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"rows": [
-                {"customer_id": "K0001", "order_date": "2026-11-20", "amount": 120.5},
-                {"customer_id": "K0002", "order_date": "2026-11-21", "amount": "-3"},
-            ]}]
+            "examples": [
+                {
+                    "rows": [
+                        {"customer_id": "K0001", "order_date": "2026-11-20", "amount": 120.5},
+                        {"customer_id": "K0002", "order_date": "2026-11-21", "amount": "-3"},
+                    ]
+                }
+            ]
         },
     )
     rows: list[TransactionRow] = Field(min_length=1, max_length=MAX_ROWS)
@@ -115,8 +127,11 @@ def _columns(settings: Settings, batch: TransactionBatch) -> list[tuple[str, str
         if column is None:
             if name in used:
                 env = settings.imports.env_name(attribute)
-                raise IngestError(422, f"rows give {name!r} but {env} is 'none', so the import would ignore it; "
-                                       f"map the column or leave the field out")
+                raise IngestError(
+                    422,
+                    f"rows give {name!r} but {env} is 'none', so the import would ignore it; "
+                    f"map the column or leave the field out",
+                )
             continue
         out.append((name, column))
     return out
@@ -133,19 +148,31 @@ def render_csv(settings: Settings, batch: TransactionBatch) -> bytes:
     try:
         return buffer.getvalue().encode(settings.imports.csv_encoding)
     except UnicodeEncodeError as error:
-        raise IngestError(422, f"the batch has text that {settings.imports.csv_encoding} (PIPELINE_IMPORT_CSV_ENCODING) "
-                               f"cannot hold: {error.object[error.start:error.end]!r}") from None
+        raise IngestError(
+            422,
+            f"the batch has text that {settings.imports.csv_encoding} (PIPELINE_IMPORT_CSV_ENCODING) "
+            f"cannot hold: {error.object[error.start : error.end]!r}",
+        ) from None
 
 
 def check_configuration(settings: Settings) -> None:
     if settings.imports.layout != "transactions":
-        raise IngestError(409, "POST /transactions writes transactions files: set PIPELINE_IMPORT_LAYOUT=transactions "
-                               "(and PIPELINE_SOURCE=files) for the API and the refresh")
+        raise IngestError(
+            409,
+            "POST /transactions writes transactions files: set PIPELINE_IMPORT_LAYOUT=transactions "
+            "(and PIPELINE_SOURCE=files) for the API and the refresh",
+        )
     if not settings.imports.csv_header:
-        raise IngestError(409, "POST /transactions writes CSV files with a header: set PIPELINE_IMPORT_CSV_HEADER=true")
+        raise IngestError(
+            409,
+            "POST /transactions writes CSV files with a header: set PIPELINE_IMPORT_CSV_HEADER=true",
+        )
     if "*" not in settings.imports.transactions_pattern:
-        raise IngestError(409, "PIPELINE_IMPORT_TRANSACTIONS_PATTERN has no '*', so every batch would need the same "
-                               "file name; use a pattern like transactions*")
+        raise IngestError(
+            409,
+            "PIPELINE_IMPORT_TRANSACTIONS_PATTERN has no '*', so every batch would need the same "
+            "file name; use a pattern like transactions*",
+        )
 
 
 def file_name(settings: Settings, token: str, now: dt.datetime) -> str:
@@ -156,7 +183,10 @@ def file_name(settings: Settings, token: str, now: dt.datetime) -> str:
         stem = stem[1:]
     name = f"{stem}.csv"
     if not fnmatch.fnmatchcase(stem.lower(), pattern.lower()) or any(c in stem for c in "/\\?[]"):
-        raise IngestError(409, f"cannot make a file name matching PIPELINE_IMPORT_TRANSACTIONS_PATTERN={pattern!r}")
+        raise IngestError(
+            409,
+            f"cannot make a file name matching PIPELINE_IMPORT_TRANSACTIONS_PATTERN={pattern!r}",
+        )
     return name
 
 
@@ -170,7 +200,9 @@ def validate(settings: Settings, content: bytes, name: str, rows: int) -> list[s
             run_import(conn, dataclasses.replace(config, directory=Path(folder)))
             reasons = dict(conn.execute("select row_number, reason from raw.quarantine").fetchall())
         except FileImportError as error:
-            raise IngestError(422, f"the batch cannot be read as a transactions file: {error}") from None
+            raise IngestError(
+                422, f"the batch cannot be read as a transactions file: {error}"
+            ) from None
         finally:
             conn.close()
     return [reasons.get(i + 1) for i in range(rows)]
@@ -208,12 +240,16 @@ class Ingestor:
     def submit(self, batch: TransactionBatch, key: str | None) -> Outcome:
         check_configuration(self.settings)
         if key is not None and not (1 <= len(key) <= MAX_KEY_LENGTH and key.isprintable()):
-            raise IngestError(422, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters")
+            raise IngestError(
+                422, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters"
+            )
         if key is None:
             return self._ingest(batch, uuid.uuid4().hex[:16], None)
         digest = hashlib.sha256(key.encode()).hexdigest()
         fingerprint = hashlib.sha256(
-            json.dumps(batch.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+            json.dumps(
+                batch.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
+            ).encode()
         ).hexdigest()
         self.keys_dir.mkdir(parents=True, exist_ok=True)
         record = self.keys_dir / f"{digest}.json"
@@ -223,12 +259,20 @@ class Ingestor:
             if record.exists():
                 saved = json.loads(record.read_text())
                 if saved["request_sha256"] != fingerprint:
-                    raise IngestError(409, "this Idempotency-Key was already used for a different batch; "
-                                           "use a new key for new rows")
+                    raise IngestError(
+                        409,
+                        "this Idempotency-Key was already used for a different batch; "
+                        "use a new key for new rows",
+                    )
                 return Outcome(saved["status"], saved["response"], replayed=True)
             outcome = self._ingest(batch, digest[:16], key)
-            payload = {"key_sha256": digest, "request_sha256": fingerprint, "status": outcome.status,
-                       "response": outcome.body, "recorded_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+            payload = {
+                "key_sha256": digest,
+                "request_sha256": fingerprint,
+                "status": outcome.status,
+                "response": outcome.body,
+                "recorded_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            }
             write_atomically(record, (json.dumps(payload, indent=2) + "\n").encode())
             return outcome
 
@@ -238,19 +282,31 @@ class Ingestor:
         content = render_csv(self.settings, batch)
         reasons = validate(self.settings, content, name, len(batch.rows))
         results = [
-            {"row": i + 1, "status": "rejected" if reason else "accepted", **({"reason": reason} if reason else {})}
+            {
+                "row": i + 1,
+                "status": "rejected" if reason else "accepted",
+                **({"reason": reason} if reason else {}),
+            }
             for i, reason in enumerate(reasons)
         ]
         accepted = [row for row, reason in zip(batch.rows, reasons) if reason is None]
-        summary = {"accepted": len(accepted), "rejected": len(results) - len(accepted), "rows": results}
+        summary = {
+            "accepted": len(accepted),
+            "rejected": len(results) - len(accepted),
+            "rows": results,
+        }
         if not accepted:
-            raise IngestError(422, {"message": "every row was rejected; nothing was written", **summary})
+            raise IngestError(
+                422, {"message": "every row was rejected; nothing was written", **summary}
+            )
         # a keyed batch whose file landed before a crash (its record did not): keep that file
         existing = sorted(self.import_dir.glob(f"*_{token}.csv")) if key is not None else []
         if existing:
             path = existing[0]
         else:
             path = self.import_dir / name
-            write_atomically(path, render_csv(self.settings, batch.model_copy(update={"rows": accepted})))
+            write_atomically(
+                path, render_csv(self.settings, batch.model_copy(update={"rows": accepted}))
+            )
         body = {"status": "written", "file": path.name, "idempotency_key": key, **summary}
         return Outcome(201, body)

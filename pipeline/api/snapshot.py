@@ -34,37 +34,131 @@ SCHEMA = published.PUBLISHED_SCHEMA
 
 # BI-safe columns of customer_single_view exposed by the API (the masked email stays out too).
 CUSTOMER_COLUMNS = (
-    "customer_code", "platform", "channel", "market", "sub_zone", "region", "city", "occupation",
-    "age_band", "has_orders", "first_order_date", "last_order_date", "order_count",
-    "days_since_last_order", "total_net_sales", "total_gross_margin", "avg_order_net_sales",
-    "avg_order_gross_margin", "frequency", "recency", "t", "r_score", "f_score", "m_score",
-    "rfm_cell", "segment", "is_pareto", "top_category", "top_category_share", "suggested_action",
-    "p_alive", "expected_purchases_90d", "expected_purchases_365d", "expected_order_value",
-    "clv_12m", "value_tier", "cluster_id", "cluster_name", "next_best_category",
-    "next_best_category_score", "suggested_discount_pct", "discount_reason", "as_of_date",
+    "customer_code",
+    "platform",
+    "channel",
+    "market",
+    "sub_zone",
+    "region",
+    "city",
+    "occupation",
+    "age_band",
+    "has_orders",
+    "first_order_date",
+    "last_order_date",
+    "order_count",
+    "days_since_last_order",
+    "total_net_sales",
+    "total_gross_margin",
+    "avg_order_net_sales",
+    "avg_order_gross_margin",
+    "frequency",
+    "recency",
+    "t",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_cell",
+    "segment",
+    "is_pareto",
+    "top_category",
+    "top_category_share",
+    "suggested_action",
+    "p_alive",
+    "expected_purchases_90d",
+    "expected_purchases_365d",
+    "expected_order_value",
+    "clv_12m",
+    "value_tier",
+    "cluster_id",
+    "cluster_name",
+    "next_best_category",
+    "next_best_category_score",
+    "suggested_discount_pct",
+    "discount_reason",
+    "as_of_date",
 )
 HISTORY_COLUMNS = (
-    "as_of_date", "r_score", "f_score", "m_score", "segment", "is_pareto", "order_count",
-    "days_since_last_order", "total_net_sales", "total_gross_margin", "p_alive", "clv_12m",
-    "value_tier", "cluster_id", "cluster_name",
+    "as_of_date",
+    "r_score",
+    "f_score",
+    "m_score",
+    "segment",
+    "is_pareto",
+    "order_count",
+    "days_since_last_order",
+    "total_net_sales",
+    "total_gross_margin",
+    "p_alive",
+    "clv_12m",
+    "value_tier",
+    "cluster_id",
+    "cluster_name",
 )
 SEGMENT_COLUMNS = (
-    "priority", "segment", "customers", "customer_share", "net_sales", "net_sales_share",
-    "gross_margin", "avg_days_since_last_order", "avg_order_count", "avg_net_sales", "avg_r_score",
-    "avg_f_score", "avg_m_score", "pareto_customers", "suggested_action", "as_of_date",
+    "priority",
+    "segment",
+    "customers",
+    "customer_share",
+    "net_sales",
+    "net_sales_share",
+    "gross_margin",
+    "avg_days_since_last_order",
+    "avg_order_count",
+    "avg_net_sales",
+    "avg_r_score",
+    "avg_f_score",
+    "avg_m_score",
+    "pareto_customers",
+    "suggested_action",
+    "as_of_date",
 )
 CLUSTER_COLUMNS = (
-    "as_of_date", "cluster_id", "name", "customers", "customer_share", "revenue", "revenue_share",
-    "order_count_mean", "order_count_median", "days_since_last_order_mean",
-    "days_since_last_order_median", "tenure_days_mean", "tenure_days_median",
-    "avg_order_net_sales_mean", "avg_order_net_sales_median", "total_net_sales_mean",
-    "total_net_sales_median", "margin_rate_mean", "margin_rate_median", "top_segment",
-    "top_segment_share", "top_segments", "dominant_rfm_segment", "dominant_rfm_segment_share",
+    "as_of_date",
+    "cluster_id",
+    "name",
+    "customers",
+    "customer_share",
+    "revenue",
+    "revenue_share",
+    "order_count_mean",
+    "order_count_median",
+    "days_since_last_order_mean",
+    "days_since_last_order_median",
+    "tenure_days_mean",
+    "tenure_days_median",
+    "avg_order_net_sales_mean",
+    "avg_order_net_sales_median",
+    "total_net_sales_mean",
+    "total_net_sales_median",
+    "margin_rate_mean",
+    "margin_rate_median",
+    "top_segment",
+    "top_segment_share",
+    "top_segments",
+    "dominant_rfm_segment",
+    "dominant_rfm_segment_share",
 )
 MODEL_PARAMETER_COLUMNS = (
-    "as_of_date", "model", "r", "alpha", "a", "b", "p", "q", "v", "penalizer", "log_likelihood",
-    "n_customers", "n_rows", "converged", "spend_column", "frequency_spend_correlation",
-    "population_mean_spend", "population_mean_defined", "time_unit",
+    "as_of_date",
+    "model",
+    "r",
+    "alpha",
+    "a",
+    "b",
+    "p",
+    "q",
+    "v",
+    "penalizer",
+    "log_likelihood",
+    "n_customers",
+    "n_rows",
+    "converged",
+    "spend_column",
+    "frequency_spend_correlation",
+    "population_mean_spend",
+    "population_mean_defined",
+    "time_unit",
 )
 EVALUATION_COLUMNS = ("as_of_date", "model_family", "evaluation", "metric", "model", "value")
 
@@ -138,14 +232,18 @@ class SnapshotStore:
         try:
             return link.resolve(strict=True)
         except (FileNotFoundError, RuntimeError):
-            raise SnapshotUnavailable(f"no snapshot published yet at {link}; run a refresh") from None
+            raise SnapshotUnavailable(
+                f"no snapshot published yet at {link}; run a refresh"
+            ) from None
 
     def _open(self, path: Path) -> _Build:
         try:
             manifest = published.Manifest.read(path / published.MANIFEST_FILE)
             conn = duckdb.connect(str(path / published.SNAPSHOT_FILE), read_only=True)
         except (OSError, ValueError, TypeError, duckdb.Error) as error:
-            raise SnapshotUnavailable(f"the snapshot {path.name} cannot be opened: {error}") from None
+            raise SnapshotUnavailable(
+                f"the snapshot {path.name} cannot be opened: {error}"
+            ) from None
         columns: dict[str, set[str]] = {}
         for table, column in conn.execute(
             "select table_name, column_name from information_schema.columns where table_schema = ?",
@@ -227,7 +325,9 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         value, code, made_for = data["v"], data["c"], data["s"]
     except (ValueError, KeyError, TypeError, binascii.Error):
-        raise BadRequest("cursor is not a cursor returned by this API (pass next_cursor as is)") from None
+        raise BadRequest(
+            "cursor is not a cursor returned by this API (pass next_cursor as is)"
+        ) from None
     if made_for != sort or not isinstance(code, str):
         raise BadRequest(f"cursor was made for sort={made_for!r}; repeat the same sort to page on")
     return value, code
@@ -251,12 +351,19 @@ def list_customers(
     name = sort[1:] if descending else sort
     if name not in SORTS:
         allowed = ", ".join(sorted(SORTS))
-        raise BadRequest(f"sort={sort!r} is not allowed; use one of {allowed} (prefix '-' for descending)")
+        raise BadRequest(
+            f"sort={sort!r} is not allowed; use one of {allowed} (prefix '-' for descending)"
+        )
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
     column, sql_type = SORTS[name]
     where, params = [], []
-    for value, col in ((segment, "segment"), (tier, "value_tier"), (cluster, "cluster_id"), (market, "market")):
+    for value, col in (
+        (segment, "segment"),
+        (tier, "value_tier"),
+        (cluster, "cluster_id"),
+        (market, "market"),
+    ):
         if value is not None:
             where.append(f"{q(col)} = ?")
             params.append(value)
@@ -281,7 +388,8 @@ def list_customers(
             params += [value, value, code]
     direction = "desc" if descending else "asc"
     order = (
-        f"customer_code {direction}" if column == "customer_code"
+        f"customer_code {direction}"
+        if column == "customer_code"
         else f"{col} {direction} nulls last, customer_code asc"
     )
     columns = reader.select_list("customer_single_view", CUSTOMER_COLUMNS)
@@ -295,16 +403,22 @@ def list_customers(
         raise BadRequest("cursor does not match this sort (pass next_cursor as is)") from None
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(sort, rows[-1].get(column), rows[-1]["customer_code"]) if more else None
+    next_cursor = (
+        encode_cursor(sort, rows[-1].get(column), rows[-1]["customer_code"]) if more else None
+    )
     return {"items": rows, "next_cursor": next_cursor, "limit": limit, "sort": sort}
 
 
 def segments(reader: Reader) -> list[dict[str, Any]]:
     columns = reader.select_list("customer_segment_summary", SEGMENT_COLUMNS)
-    return reader.rows(f"select {_columns_sql(columns)} from {_table('customer_segment_summary')} order by priority, segment")
+    return reader.rows(
+        f"select {_columns_sql(columns)} from {_table('customer_segment_summary')} order by priority, segment"
+    )
 
 
-def _latest(reader: Reader, table: str, wanted: tuple[str, ...], order: str) -> list[dict[str, Any]]:
+def _latest(
+    reader: Reader, table: str, wanted: tuple[str, ...], order: str
+) -> list[dict[str, Any]]:
     columns = reader.select_list(table, wanted)
     if not columns:
         return []
@@ -321,5 +435,10 @@ def clusters(reader: Reader) -> list[dict[str, Any]]:
 def model(reader: Reader) -> dict[str, Any]:
     return {
         "parameters": _latest(reader, "cltv_model_parameters", MODEL_PARAMETER_COLUMNS, "model"),
-        "evaluation": _latest(reader, "model_evaluation", EVALUATION_COLUMNS, "model_family, evaluation, metric, model"),
+        "evaluation": _latest(
+            reader,
+            "model_evaluation",
+            EVALUATION_COLUMNS,
+            "model_family, evaluation, metric, model",
+        ),
     }

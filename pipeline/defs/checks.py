@@ -209,8 +209,10 @@ def import_check_results(outcome) -> list[dg.AssetCheckResult]:
                 "input_rows": report.input_rows,
                 "loaded_plus_quarantined": report.loaded_rows + report.quarantined_rows,
                 "unaccounted_files": ", ".join(
-                    f"{n} ({r} rows, {loaded} loaded, {qn} quarantined)" for n, r, loaded, qn in outcome.unaccounted
-                ) or "none",
+                    f"{n} ({r} rows, {loaded} loaded, {qn} quarantined)"
+                    for n, r, loaded, qn in outcome.unaccounted
+                )
+                or "none",
             },
         ),
         dg.AssetCheckResult(
@@ -220,13 +222,17 @@ def import_check_results(outcome) -> list[dg.AssetCheckResult]:
             metadata={
                 "loaded_rows": report.loaded_rows,
                 "files_with_fewer_rows": "; ".join(
-                    f"{name}: {now} loaded, {before} before" for name, before, now in report.fewer_loaded
-                ) or "none",
+                    f"{name}: {now} loaded, {before} before"
+                    for name, before, now in report.fewer_loaded
+                )
+                or "none",
             },
             description=(
                 "Fewer loaded rows than the last refresh in "
                 + ", ".join(name for name, _, _ in report.fewer_loaded)
                 + ": see raw.quarantine for why; run `python -m pipeline.cli reprocess` to review and accept."
-            ) if report.fewer_loaded else None,
+            )
+            if report.fewer_loaded
+            else None,
         ),
     ]

@@ -88,7 +88,10 @@ class DbtCli(DbtCliResource):
 
     @cached_property
     def _cli_version(self) -> version.Version:
-        if DBT_PYTHON_VERSION is not None and Path(self.dbt_executable) == Path(sys.executable).parent / "dbt":
+        if (
+            DBT_PYTHON_VERSION is not None
+            and Path(self.dbt_executable) == Path(sys.executable).parent / "dbt"
+        ):
             return DBT_PYTHON_VERSION
         return super()._cli_version
 
@@ -105,5 +108,7 @@ def build_resources(current: settings_module.Settings | None = None) -> dict[str
         # The warehouse every Python asset reads and writes.
         "duckdb": DuckDBResource(database=warehouse),
         # dbt for the star schema and the customer marts, pointed at the same file.
-        "dbt": DbtCli(project_dir=dbt_project, dbt_executable=dbt_executable(), warehouse=warehouse),
+        "dbt": DbtCli(
+            project_dir=dbt_project, dbt_executable=dbt_executable(), warehouse=warehouse
+        ),
     }

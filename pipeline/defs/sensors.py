@@ -47,7 +47,11 @@ def record_failure(
 
 
 def record_failure_safely(
-    database: Path, instance: dg.DagsterInstance, run: dg.DagsterRun | None, failed_steps: list[str], message: str
+    database: Path,
+    instance: dg.DagsterInstance,
+    run: dg.DagsterRun | None,
+    failed_steps: list[str],
+    message: str,
 ) -> str:
     """``record_failure`` from the CLI, after its run: a held warehouse lock or a missing run must
     not hide the failure being reported. Returns a line saying where it was recorded."""
@@ -72,7 +76,10 @@ def unfinished_steps(instance: dg.DagsterInstance, run_id: str) -> list[str]:
             continue
         if event.event_type == dg.DagsterEventType.STEP_START:
             started.append(event.step_key)
-        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+        elif event.event_type in (
+            dg.DagsterEventType.STEP_SUCCESS,
+            dg.DagsterEventType.STEP_FAILURE,
+        ):
             ended.add(event.step_key)
     return [step for step in started if step not in ended]
 
@@ -85,7 +92,11 @@ def unfinished_steps(instance: dg.DagsterInstance, run_id: str) -> list[str]:
 )
 def record_run_failures(context: dg.RunFailureSensorContext, duckdb: DuckDBResource):
     run = context.dagster_run
-    events = [entry.dagster_event for entry in context.instance.all_logs(run.run_id) if entry.dagster_event]
+    events = [
+        entry.dagster_event
+        for entry in context.instance.all_logs(run.run_id)
+        if entry.dagster_event
+    ]
     failed_steps, cause = progress.describe_failure(events)
     if not failed_steps:  # failed before any step (or killed): the run's own message says why
         cause = context.failure_event.message or cause

@@ -64,13 +64,21 @@ def _ensure_tables(conn: duckdb.DuckDBPyConnection, config: ImportConfig, reproc
         "content_hash varchar, size_bytes bigint, file_seq integer, loaded_at timestamp, rows bigint, "
         "loaded bigint, quarantined bigint, reasons varchar, as_of_date date, primary key (file_name, layout))"
     )
-    for column, kind in (("settings", "varchar"), ("baseline_loaded", "bigint"), ("baseline_as_of", "date")):
+    for column, kind in (
+        ("settings", "varchar"),
+        ("baseline_loaded", "bigint"),
+        ("baseline_as_of", "date"),
+    ):
         conn.execute(f"alter table {LOG} add column if not exists {column} {kind}")
     for kind, rules in validate.rules_for(config).items():
         table = f"import_{kind}"
-        existing = {c for (c,) in conn.execute(
-            "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ?",
-            [table]).fetchall()}
+        existing = {
+            c
+            for (c,) in conn.execute(
+                "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ?",
+                [table],
+            ).fetchall()
+        }
         if existing and "reason" not in existing:  # staged as text by an earlier version
             if not reprocess:
                 raise FileImportError(
@@ -92,8 +100,12 @@ def _stage(conn, config: ImportConfig, kind: layouts.Kind, path: Path, seq: int)
     rules = validate.rules_for(config)[kind.name]
     parquet = path.suffix.lower() == ".parquet"
     sql = validate.stage_sql(
-        kind.name, rules, mapping, readers.source(path, config.csv, columns),
-        decimal_comma=config.csv.decimal_separator == ",", parquet=parquet,
+        kind.name,
+        rules,
+        mapping,
+        readers.source(path, config.csv, columns),
+        decimal_comma=config.csv.decimal_separator == ",",
+        parquet=parquet,
     )
     readers.start(conn)
     try:
@@ -107,7 +119,9 @@ def _stage(conn, config: ImportConfig, kind: layouts.Kind, path: Path, seq: int)
     table = f"raw.{q('import_' + kind.name)}"
     if rejected:
         # _pos counts the rows read; move each past the rejected lines before it
-        conn.execute("create or replace temp table _import_rejected (data_row bigint, reason varchar, line varchar)")
+        conn.execute(
+            "create or replace temp table _import_rejected (data_row bigint, reason varchar, line varchar)"
+        )
         conn.executemany("insert into _import_rejected values (?, ?, ?)", rejected)
         conn.execute(
             f"""
@@ -125,7 +139,9 @@ def _stage(conn, config: ImportConfig, kind: layouts.Kind, path: Path, seq: int)
             [path.name, seq],
         )
         conn.execute("drop table _import_rejected")
-    (rows,) = conn.execute(f"select count(*) from {table} where file_name = ? and file_seq = ?", [path.name, seq]).fetchone()
+    (rows,) = conn.execute(
+        f"select count(*) from {table} where file_name = ? and file_seq = ?", [path.name, seq]
+    ).fetchone()
     return rows
 
 
@@ -137,7 +153,11 @@ def _limit_memory(conn: duckdb.DuckDBPyConnection, limit: str) -> str:
     conn.execute("reset memory_limit")
     (default,) = conn.execute("select current_setting('memory_limit')").fetchone()
     conn.execute(f"set memory_limit = {quote_literal(limit)}")
-    return "reset memory_limit" if previous == default else f"set memory_limit = {quote_literal(previous)}"
+    return (
+        "reset memory_limit"
+        if previous == default
+        else f"set memory_limit = {quote_literal(previous)}"
+    )
 
 
 def _checkpoint(conn: duckdb.DuckDBPyConnection) -> None:
@@ -149,8 +169,13 @@ def _checkpoint(conn: duckdb.DuckDBPyConnection) -> None:
         pass
 
 
-def run_import(conn: duckdb.DuckDBPyConnection, config: ImportConfig, *, reprocess: bool = False,
-               commit: bool = True) -> ImportReport:
+def run_import(
+    conn: duckdb.DuckDBPyConnection,
+    config: ImportConfig,
+    *,
+    reprocess: bool = False,
+    commit: bool = True,
+) -> ImportReport:
     """Stage the new files, validate, and rebuild raw.*, all in one transaction: an error leaves
     the warehouse as it was. ``reprocess`` reads the logged files again with ``config`` (they
     must still be in the folder, unchanged); ``commit=False`` rolls everything back (dry run)."""
@@ -158,7 +183,9 @@ def run_import(conn: duckdb.DuckDBPyConnection, config: ImportConfig, *, reproce
     report = ImportReport()
     matched = {p.name for p, _ in files}
     if config.directory.is_dir():
-        report.ignored_files = sorted(p.name for p in config.directory.iterdir() if p.name not in matched)
+        report.ignored_files = sorted(
+            p.name for p in config.directory.iterdir() if p.name not in matched
+        )
     layouts.check_column_map(config)
     restore_limit = _limit_memory(conn, config.memory_limit)
     conn.execute("begin transaction")
@@ -197,7 +224,10 @@ def run_import(conn: duckdb.DuckDBPyConnection, config: ImportConfig, *, reproce
                     continue
                 file_seq = logged[path.name][2]
                 report.before[path.name] = logged[path.name][3:5]
-                conn.execute(f"delete from raw.{q('import_' + kind.name)} where file_name = ? and file_seq = ?", [path.name, file_seq])
+                conn.execute(
+                    f"delete from raw.{q('import_' + kind.name)} where file_name = ? and file_seq = ?",
+                    [path.name, file_seq],
+                )
                 rows = _stage(conn, config, kind, path, file_seq)
                 conn.execute(
                     f"update {LOG} set rows = ?, settings = ? where file_name = ? and layout = ?",
@@ -210,11 +240,25 @@ def run_import(conn: duckdb.DuckDBPyConnection, config: ImportConfig, *, reproce
             conn.execute(
                 f"insert into {LOG} (file_name, layout, input_table, content_hash, size_bytes, file_seq, "
                 "loaded_at, rows, settings) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [path.name, config.layout, kind.name, digest, path.stat().st_size, seq, now, rows, settings_json],
+                [
+                    path.name,
+                    config.layout,
+                    kind.name,
+                    digest,
+                    path.stat().st_size,
+                    seq,
+                    now,
+                    rows,
+                    settings_json,
+                ],
             )
             report.new_files.append(path.name)
-        present = {k for (k,) in conn.execute(
-            f"select distinct input_table from {LOG} where layout = ?", [config.layout]).fetchall()}
+        present = {
+            k
+            for (k,) in conn.execute(
+                f"select distinct input_table from {LOG} where layout = ?", [config.layout]
+            ).fetchall()
+        }
         layouts.check_complete(config, present, sorted(p.name for p in config.directory.iterdir()))
 
         rules = validate.create_views(conn, config)
@@ -242,8 +286,18 @@ def run_import(conn: duckdb.DuckDBPyConnection, config: ImportConfig, *, reproce
                 "baseline_loaded = case when ? then ? else baseline_loaded end, "
                 "baseline_as_of = case when ? then ? else baseline_as_of end "
                 "where file_name = ? and layout = ?",
-                [loaded, quarantined, json.dumps(reasons, sort_keys=True), config.as_of,
-                 move, loaded, move, config.as_of, name, config.layout],
+                [
+                    loaded,
+                    quarantined,
+                    json.dumps(reasons, sort_keys=True),
+                    config.as_of,
+                    move,
+                    loaded,
+                    move,
+                    config.as_of,
+                    name,
+                    config.layout,
+                ],
             )
         # the simulator's truth describes simulated customers, not these: drop any left behind
         conn.execute("drop schema if exists truth cascade")
@@ -269,11 +323,23 @@ def load_log(conn: duckdb.DuckDBPyConnection, layout: str) -> list[dict]:
         [layout],
     ).fetchall()
     return [
-        {"file_name": n, "input_table": t, "content_hash": h, "rows": r, "loaded": loaded, "quarantined": qn,
-         "reasons": json.loads(rs or "{}"), "settings": json.loads(st or "{}")}
+        {
+            "file_name": n,
+            "input_table": t,
+            "content_hash": h,
+            "rows": r,
+            "loaded": loaded,
+            "quarantined": qn,
+            "reasons": json.loads(rs or "{}"),
+            "settings": json.loads(st or "{}"),
+        }
         for n, t, h, r, loaded, qn, rs, st in rows
     ]
-def unaccounted_files(conn: duckdb.DuckDBPyConnection, layout: str) -> list[tuple[str, int, int, int]]:
+
+
+def unaccounted_files(
+    conn: duckdb.DuckDBPyConnection, layout: str
+) -> list[tuple[str, int, int, int]]:
     """Files whose rows read differ from loaded + quarantined, or whose quarantined count differs
     from their rows in raw.quarantine: (file, rows, loaded, quarantined). Empty when all is well."""
     return conn.execute(
@@ -308,6 +374,8 @@ def refresh(conn: duckdb.DuckDBPyConnection, config: ImportConfig) -> ImportRefr
         report=report,
         unaccounted=unaccounted_files(conn, config.layout),
         quarantined_by_table=dict(
-            conn.execute("select input_table, count(*) from raw.quarantine group by 1 order by 1").fetchall()
+            conn.execute(
+                "select input_table, count(*) from raw.quarantine group by 1 order by 1"
+            ).fetchall()
         ),
     )

@@ -34,19 +34,51 @@ ATLIQ_KINDS = (
         ("customer_code", "customer", "platform", "channel", "market", "sub_zone", "region"),
         ("city", "email", "occupation", "date_of_birth"),
     ),
-    Kind("products", ("dim_product",), ("product_code", "division", "segment", "category", "product", "variant")),
-    Kind("gross_prices", ("fact_gross_price",), ("product_code", "fiscal_year", "gross_price"),
-         aliases=(("fiscal_year", ("year",)),)),
+    Kind(
+        "products",
+        ("dim_product",),
+        ("product_code", "division", "segment", "category", "product", "variant"),
+    ),
+    Kind(
+        "gross_prices",
+        ("fact_gross_price",),
+        ("product_code", "fiscal_year", "gross_price"),
+        aliases=(("fiscal_year", ("year",)),),
+    ),
     # AtliQ's own export names the cost year fiscal_year
-    Kind("manufacturing_costs", ("fact_manufacturing_cost",), ("product_code", "cost_year", "manufacturing_cost"),
-         aliases=(("cost_year", ("fiscal_year", "year")),)),
-    Kind("pre_invoice_deductions", ("fact_pre_discount", "fact_pre_invoice_deductions"), ("customer_code", "fiscal_year", "pre_invoice_discount_pct"),
-         aliases=(("fiscal_year", ("year",)),)),
+    Kind(
+        "manufacturing_costs",
+        ("fact_manufacturing_cost",),
+        ("product_code", "cost_year", "manufacturing_cost"),
+        aliases=(("cost_year", ("fiscal_year", "year")),),
+    ),
+    Kind(
+        "pre_invoice_deductions",
+        ("fact_pre_discount", "fact_pre_invoice_deductions"),
+        ("customer_code", "fiscal_year", "pre_invoice_discount_pct"),
+        aliases=(("fiscal_year", ("year",)),),
+    ),
     # checked before "sales": the longer prefix wins
-    Kind("sales_monthly", ("fact_sales_monthly",), ("date", "product_code", "customer_code", "sold_quantity"), ("fiscal_year",)),
-    Kind("sales", ("fact_sales", "sales"), ("date", "product_code", "customer_code", "sold_quantity"), ("order_id",)),
+    Kind(
+        "sales_monthly",
+        ("fact_sales_monthly",),
+        ("date", "product_code", "customer_code", "sold_quantity"),
+        ("fiscal_year",),
+    ),
+    Kind(
+        "sales",
+        ("fact_sales", "sales"),
+        ("date", "product_code", "customer_code", "sold_quantity"),
+        ("order_id",),
+    ),
 )
-ATLIQ_REQUIRED = ("customers", "products", "gross_prices", "manufacturing_costs", "pre_invoice_deductions")
+ATLIQ_REQUIRED = (
+    "customers",
+    "products",
+    "gross_prices",
+    "manufacturing_costs",
+    "pre_invoice_deductions",
+)
 ATLIQ_SALES = ("sales", "sales_monthly")
 
 TRANSACTIONS = Kind(
@@ -80,7 +112,9 @@ def kind_of(config: ImportConfig, path: Path) -> Kind | None:
         return None
     stem = _stem(path).lower()
     if config.layout == "transactions":
-        return TRANSACTIONS if fnmatch.fnmatchcase(stem, config.transactions_pattern.lower()) else None
+        return (
+            TRANSACTIONS if fnmatch.fnmatchcase(stem, config.transactions_pattern.lower()) else None
+        )
     for kind in ATLIQ_KINDS:
         if any(stem.startswith(prefix) for prefix in kind.prefixes):
             return kind
@@ -126,7 +160,9 @@ def check_complete(config: ImportConfig, kinds_present: set[str], folder_files: 
         )
 
 
-def map_columns(config: ImportConfig, kind: Kind, file_name: str, found: list[str]) -> dict[str, str | None]:
+def map_columns(
+    config: ImportConfig, kind: Kind, file_name: str, found: list[str]
+) -> dict[str, str | None]:
     """canonical column -> the file's column (None for an optional column the file lacks)."""
     if kind is TRANSACTIONS:
         mapping: dict[str, str | None] = {}
@@ -143,7 +179,11 @@ def map_columns(config: ImportConfig, kind: Kind, file_name: str, found: list[st
                 )
             mapping[canonical] = match
         return mapping
-    if not config.csv.header and all(c.startswith("column") for c in found) and file_name.lower().endswith(".csv"):
+    if (
+        not config.csv.header
+        and all(c.startswith("column") for c in found)
+        and file_name.lower().endswith(".csv")
+    ):
         # no header: the contract's columns in order (required, then optional)
         if len(found) < len(kind.required):
             raise FileImportError(
@@ -164,7 +204,9 @@ def map_columns(config: ImportConfig, kind: Kind, file_name: str, found: list[st
                 )
             mapping[c] = match
             continue
-        mapping[c] = next((m for m in (_find(n, found) for n in (c, *aliases.get(c, ()))) if m), None)
+        mapping[c] = next(
+            (m for m in (_find(n, found) for n in (c, *aliases.get(c, ()))) if m), None
+        )
     missing = [c for c in kind.required if mapping[c] is None]
     if missing:
         raise FileImportError(

@@ -17,6 +17,8 @@ from pipeline.ingest.config import CsvOptions, FileImportError
 from pipeline.warehouse import quote_ident, quote_literal
 
 REJECTS, REJECT_SCANS = "_import_rejects", "_import_reject_scans"  # temp tables of the CSV reader
+
+
 def content_hash(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -46,7 +48,10 @@ def file_columns(conn: duckdb.DuckDBPyConnection, path: Path, csv: CsvOptions) -
     if path.stat().st_size == 0:
         raise FileImportError(f"{path.name}: the file is empty (0 bytes)")
     try:
-        columns = [row[0] for row in conn.execute(f"describe select * from {_reader(path, csv, True)}").fetchall()]
+        columns = [
+            row[0]
+            for row in conn.execute(f"describe select * from {_reader(path, csv, True)}").fetchall()
+        ]
         start(conn)
         return columns
     except duckdb.Error as error:
@@ -66,12 +71,17 @@ def start(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"drop table if exists {REJECT_SCANS}")
 
 
-def rejected_lines(conn: duckdb.DuckDBPyConnection, path: Path, csv: CsvOptions) -> list[tuple[int, str, str]]:
+def rejected_lines(
+    conn: duckdb.DuckDBPyConnection, path: Path, csv: CsvOptions
+) -> list[tuple[int, str, str]]:
     """The lines the CSV reader set aside: (data row number, reason, raw text), in file order.
     A file in another encoding fails as a whole: that is a setting, not a bad row."""
-    if path.suffix.lower() == ".parquet" or not conn.execute(
-        "select count(*) from duckdb_tables() where table_name = ? and temporary", [REJECTS]
-    ).fetchone()[0]:
+    if (
+        path.suffix.lower() == ".parquet"
+        or not conn.execute(
+            "select count(*) from duckdb_tables() where table_name = ? and temporary", [REJECTS]
+        ).fetchone()[0]
+    ):
         return []
     rows = conn.execute(
         f"""
@@ -88,7 +98,9 @@ def rejected_lines(conn: duckdb.DuckDBPyConnection, path: Path, csv: CsvOptions)
                 f"to the file's encoding (utf-8, utf-16 or latin-1) (first bad line: {line})"
             )
         field_count = set(types) <= {"TOO MANY COLUMNS", "MISSING COLUMNS"}
-        out.append((int(line) - header, "wrong_field_count" if field_count else "malformed_row", text))
+        out.append(
+            (int(line) - header, "wrong_field_count" if field_count else "malformed_row", text)
+        )
     return out
 
 
@@ -99,8 +111,22 @@ def _readable(path: Path, csv: CsvOptions, error: duckdb.Error) -> str:
             f"{path.name}: is not valid {csv.encoding} text; set PIPELINE_IMPORT_CSV_ENCODING "
             "to the file's encoding (utf-8, utf-16 or latin-1)"
         )
-    where = next((line.strip() for line in text.splitlines() if line.strip().startswith("CSV Error on Line")), "")
-    detail = next((line.strip() for line in text.splitlines()[1:] if line.strip() and not line.startswith("Original Line")), "")
+    where = next(
+        (
+            line.strip()
+            for line in text.splitlines()
+            if line.strip().startswith("CSV Error on Line")
+        ),
+        "",
+    )
+    detail = next(
+        (
+            line.strip()
+            for line in text.splitlines()[1:]
+            if line.strip() and not line.startswith("Original Line")
+        ),
+        "",
+    )
     kind = "Parquet" if path.suffix.lower() == ".parquet" else "CSV"
     first = text.splitlines()[0] if text else type(error).__name__
     return f"{path.name}: cannot be read as {kind}: {where or first}{(' - ' + detail) if where and detail else ''}"

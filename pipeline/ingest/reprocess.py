@@ -29,9 +29,7 @@ def changes(report: ImportReport) -> list[str]:
         elif (loaded_before, quarantined_before) == (f["loaded"], f["quarantined"]):
             status = f"unchanged: {f['loaded']} loaded, {f['quarantined']} quarantined"
         else:
-            status = (
-                f"loaded {loaded_before} -> {f['loaded']}, quarantined {quarantined_before} -> {f['quarantined']}"
-            )
+            status = f"loaded {loaded_before} -> {f['loaded']}, quarantined {quarantined_before} -> {f['quarantined']}"
         lines.append(f"{f['file_name']}: {status} (reasons: {reasons})")
     return lines
 
@@ -56,5 +54,7 @@ def run_command(apply: bool) -> int:
     if apply:
         print("\nApplied. Run a refresh (make run) to publish the marts from the re-read files.")
     else:
-        print("\nDry run: nothing changed. Run `python -m pipeline.cli reprocess --apply` to commit.")
+        print(
+            "\nDry run: nothing changed. Run `python -m pipeline.cli reprocess --apply` to commit."
+        )
     return 0

@@ -37,6 +37,8 @@ REASONS = (
     "unknown_customer",  # a customer_code not in the loaded customers
     "unknown_product",  # a product_code not in the loaded products
 )
+
+
 @dataclass(frozen=True)
 class Rules:
     text: tuple[str, ...]
@@ -57,7 +59,18 @@ class Rules:
 
 ATLIQ_RULES = {
     "customers": Rules(
-        text=("customer_code", "customer", "platform", "channel", "market", "sub_zone", "region", "city", "email", "occupation"),
+        text=(
+            "customer_code",
+            "customer",
+            "platform",
+            "channel",
+            "market",
+            "sub_zone",
+            "region",
+            "city",
+            "email",
+            "occupation",
+        ),
         keys=("customer_code",),
         dates=("date_of_birth",),
         unique=("customer_code",),
@@ -68,26 +81,47 @@ ATLIQ_RULES = {
         unique=("product_code",),
     ),
     "gross_prices": Rules(
-        text=("product_code",), keys=("product_code", "fiscal_year"), integers=("fiscal_year",),
-        decimals=("gross_price",), unique=("product_code", "fiscal_year"), product_ref=True,
+        text=("product_code",),
+        keys=("product_code", "fiscal_year"),
+        integers=("fiscal_year",),
+        decimals=("gross_price",),
+        unique=("product_code", "fiscal_year"),
+        product_ref=True,
     ),
     "manufacturing_costs": Rules(
-        text=("product_code",), keys=("product_code", "cost_year"), integers=("cost_year",),
-        decimals=("manufacturing_cost",), unique=("product_code", "cost_year"), product_ref=True,
+        text=("product_code",),
+        keys=("product_code", "cost_year"),
+        integers=("cost_year",),
+        decimals=("manufacturing_cost",),
+        unique=("product_code", "cost_year"),
+        product_ref=True,
     ),
     "pre_invoice_deductions": Rules(
-        text=("customer_code",), keys=("customer_code", "fiscal_year"), integers=("fiscal_year",),
-        decimals=("pre_invoice_discount_pct",), unique=("customer_code", "fiscal_year"), customer_ref=True,
+        text=("customer_code",),
+        keys=("customer_code", "fiscal_year"),
+        integers=("fiscal_year",),
+        decimals=("pre_invoice_discount_pct",),
+        unique=("customer_code", "fiscal_year"),
+        customer_ref=True,
     ),
     "sales": Rules(
-        text=("product_code", "customer_code", "order_id"), keys=("date", "product_code", "customer_code"),
-        dates=("date",), orders_dated=("date",), integers=("sold_quantity",),
-        customer_ref=True, product_ref=True,
+        text=("product_code", "customer_code", "order_id"),
+        keys=("date", "product_code", "customer_code"),
+        dates=("date",),
+        orders_dated=("date",),
+        integers=("sold_quantity",),
+        customer_ref=True,
+        product_ref=True,
     ),
     "sales_monthly": Rules(
-        text=("product_code", "customer_code"), keys=("date", "product_code", "customer_code"),
-        dates=("date",), orders_dated=("date",), integers=("sold_quantity",),
-        customer_ref=True, product_ref=True, month_grain=True,
+        text=("product_code", "customer_code"),
+        keys=("date", "product_code", "customer_code"),
+        dates=("date",),
+        orders_dated=("date",),
+        integers=("sold_quantity",),
+        customer_ref=True,
+        product_ref=True,
+        month_grain=True,
     ),
 }
 
@@ -98,7 +132,9 @@ def transaction_rules(config: ImportConfig) -> Rules:
     c = config.columns
     return Rules(
         text=("customer_code", "order_id", "product_code"),
-        keys=("customer_code", "order_date") + (("order_id",) if c.order else ()) + (("product_code",) if c.product else ()),
+        keys=("customer_code", "order_date")
+        + (("order_id",) if c.order else ())
+        + (("product_code",) if c.product else ()),
         dates=("order_date",),
         orders_dated=("order_date",),
         decimals=("amount", "quantity"),
@@ -130,7 +166,12 @@ def _number(text: str, decimal_comma: bool) -> str:
     if decimal_comma:
         plain, grouped, sep, group = r"[+-]?\d+(,\d+)?", r"[+-]?\d{1,3}(\.\d{3})+(,\d+)?", ",", "."
     else:
-        plain, grouped, sep, group = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?", ".", ","
+        plain, grouped, sep, group = (
+            r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?",
+            r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?",
+            ".",
+            ",",
+        )
     canonical = f"replace(replace({t}, '{group}', ''), '{sep}', '.')"
     return (
         f"case when regexp_full_match({t}, '{plain}') or regexp_full_match({t}, '{grouped}') "
@@ -138,8 +179,15 @@ def _number(text: str, decimal_comma: bool) -> str:
     )
 
 
-def stage_sql(kind: str, rules: Rules, mapping: dict[str, str | None], source: str, *,
-              decimal_comma: bool, parquet: bool) -> str:
+def stage_sql(
+    kind: str,
+    rules: Rules,
+    mapping: dict[str, str | None],
+    source: str,
+    *,
+    decimal_comma: bool,
+    parquet: bool,
+) -> str:
     """INSERT of one file's rows into raw.import_<kind>, typed and with the reasons decided at
     load. ``source`` is a relation with ``_pos`` (1-based row), ``_row`` (the row as a struct)
     and the file's columns as text. Parameters: $file, $seq, $formats."""
@@ -156,35 +204,49 @@ def stage_sql(kind: str, rules: Rules, mapping: dict[str, str | None], source: s
             parsed = f"cast(date_trunc('month', {parsed}) as date)"
         typed.append(f"{parsed} as {q(c)}")
     numbers = [c for c in rules.integers + rules.decimals if mapping.get(c)]
-    typed += [f"{_number(src(c), decimal_comma and not parquet)} as {q(c)}" for c in rules.integers + rules.decimals]
+    typed += [
+        f"{_number(src(c), decimal_comma and not parquet)} as {q(c)}"
+        for c in rules.integers + rules.decimals
+    ]
     raw = [f"{src(c)} as {q('_raw_' + c)}" for c in dict.fromkeys(rules.keys + rules.dates)]
 
     checks = []
     if rules.keys:
         checks.append(("missing_key", " or ".join(_blank(q("_raw_" + c)) for c in rules.keys)))
     if rules.dates:
-        checks.append(("unparseable_date", " or ".join(f"(not {_blank(q('_raw_' + c))} and {q(c)} is null)" for c in rules.dates)))
+        checks.append(
+            (
+                "unparseable_date",
+                " or ".join(
+                    f"(not {_blank(q('_raw_' + c))} and {q(c)} is null)" for c in rules.dates
+                ),
+            )
+        )
     if numbers:
         checks.append(("non_numeric", " or ".join(f"{q(c)} is null" for c in numbers)))
         integers = [c for c in rules.integers if c in numbers]
         if integers:
-            checks.append(("not_integer", " or ".join(f"{q(c)} <> floor({q(c)})" for c in integers)))
+            checks.append(
+                ("not_integer", " or ".join(f"{q(c)} <> floor({q(c)})" for c in integers))
+            )
         checks.append(("negative", " or ".join(f"{q(c)} < 0" for c in numbers)))
     case = " ".join(f"when {cond} then '{reason}'" for reason, cond in checks)
     stored = [
-        f"case when {q(c)} = floor({q(c)}) then cast({q(c)} as bigint) end" if c in rules.integers else q(c)
+        f"case when {q(c)} = floor({q(c)}) then cast({q(c)} as bigint) end"
+        if c in rules.integers
+        else q(c)
         for c in rules.columns
     ]
     columns = ", ".join(q(c) for c in rules.columns)
     return f"""
-        insert into raw.{q('import_' + kind)} (file_name, file_seq, row_number, {columns}, reason, original)
+        insert into raw.{q("import_" + kind)} (file_name, file_seq, row_number, {columns}, reason, original)
         with typed as (
-            select src._pos, src._row, {', '.join(typed + raw)} from {source} as src
+            select src._pos, src._row, {", ".join(typed + raw)} from {source} as src
         ),
         reasoned as (
-            select *, case {case or 'when false then null'} end as _reason from typed
+            select *, case {case or "when false then null"} end as _reason from typed
         )
-        select $file, $seq, _pos, {', '.join(stored)}, _reason,
+        select $file, $seq, _pos, {", ".join(stored)}, _reason,
             -- the file's own values, kept for quarantined rows only
             case when _reason is not null then cast(to_json(_row) as varchar) end
         from reasoned
@@ -196,12 +258,22 @@ def _view_sql(kind: str, rules: Rules, as_of) -> str:
     staged = f"raw.{q('import_' + kind)}"
     checks = []
     if rules.orders_dated:
-        checks.append(("date_after_as_of", " or ".join(f"{q(c)} > cast({quote_literal(as_of.isoformat())} as date)" for c in rules.orders_dated)))
+        checks.append(
+            (
+                "date_after_as_of",
+                " or ".join(
+                    f"{q(c)} > cast({quote_literal(as_of.isoformat())} as date)"
+                    for c in rules.orders_dated
+                ),
+            )
+        )
     # identical rows are separate orders unless an order id says they are the same line; a
     # dimension row repeated is the same row
     if rules.unique:
-        ranked = (f"select *, case when reason is null then row_number() over (partition by reason is null, "
-                  f"{columns} order by file_seq, row_number) end as _dup_rank from {staged}")
+        ranked = (
+            f"select *, case when reason is null then row_number() over (partition by reason is null, "
+            f"{columns} order by file_seq, row_number) end as _dup_rank from {staged}"
+        )
     elif "order_id" in rules.text:
         # ranked apart: a window over the rows without an order id would be all cost, no use
         ranked = (
@@ -231,7 +303,7 @@ def _view_sql(kind: str, rules: Rules, as_of) -> str:
                 f"and d.{q(column)} = keyed.{q(column)}) then '{reason}'"
             )
     return f"""
-        create or replace temp view {q('_valid_' + kind)} as
+        create or replace temp view {q("_valid_" + kind)} as
         with ranked as (
             {ranked}
         ),
@@ -242,7 +314,7 @@ def _view_sql(kind: str, rules: Rules, as_of) -> str:
             select *, coalesce(_reason, case when {key_rank} > 1 then 'duplicate_key' end) as _final from reasoned
         )
         select file_name, file_seq, row_number, {columns}, original,
-            coalesce(_final, case {' '.join(refs) or 'when false then null'} end) as reason
+            coalesce(_final, case {" ".join(refs) or "when false then null"} end) as reason
         from keyed
     """
 
@@ -295,9 +367,7 @@ def build_raw_tables(conn: duckdb.DuckDBPyConnection, config: ImportConfig) -> d
         # per row, not per setting: each file keeps the columns it was loaded with
         product = "coalesce(product_code, 'ALL')"
         order = "coalesce(order_id, file_name || ':' || cast(row_number as varchar))"
-        years = (
-            f"(select unnest(range(coalesce((select min({fy}) from {base}), $as_of_fy), $as_of_fy + 1)) as fiscal_year)"
-        )
+        years = f"(select unnest(range(coalesce((select min({fy}) from {base}), $as_of_fy), $as_of_fy + 1)) as fiscal_year)"
         products = f"(select distinct {product} as product_code from {base})"
         customers = f"(select distinct customer_code from {base})"
         statements = {
@@ -342,7 +412,9 @@ def build_raw_tables(conn: duckdb.DuckDBPyConnection, config: ImportConfig) -> d
     return counts
 
 
-def build_quarantine(conn: duckdb.DuckDBPyConnection, config: ImportConfig, rules: dict[str, Rules]) -> None:
+def build_quarantine(
+    conn: duckdb.DuckDBPyConnection, config: ImportConfig, rules: dict[str, Rules]
+) -> None:
     """raw.quarantine: the rows not loaded this refresh. original_values is the file's own text:
     the row's values as JSON, or the raw line when the reader could not split it; a row refused
     only this refresh (as-of date, duplicate, reference) shows its loaded values as JSON."""
@@ -359,9 +431,13 @@ def build_quarantine(conn: duckdb.DuckDBPyConnection, config: ImportConfig, rule
     )
 
 
-def file_outcomes(conn: duckdb.DuckDBPyConnection, kinds: list[str]) -> dict[str, tuple[int, int, dict[str, int]]]:
+def file_outcomes(
+    conn: duckdb.DuckDBPyConnection, kinds: list[str]
+) -> dict[str, tuple[int, int, dict[str, int]]]:
     """file name -> (loaded, quarantined, {reason: rows})."""
-    union = " union all ".join(f"select file_name, reason from {q('_valid_' + kind)}" for kind in kinds)
+    union = " union all ".join(
+        f"select file_name, reason from {q('_valid_' + kind)}" for kind in kinds
+    )
     rows = conn.execute(
         f"select file_name, reason, count(*) from ({union}) group by all order by all"
     ).fetchall()

@@ -105,7 +105,9 @@ def headline(conn: duckdb.DuckDBPyConnection) -> dict[str, object]:
         g = growth.iloc[0]
         out["fiscal_year"] = int(g["fiscal_year"])
         out["fiscal_year_to_date"] = bool(g["is_year_to_date"])
-        out["net_sales_yoy_pct"] = None if pd.isna(g["net_sales_yoy_pct"]) else float(g["net_sales_yoy_pct"])
+        out["net_sales_yoy_pct"] = (
+            None if pd.isna(g["net_sales_yoy_pct"]) else float(g["net_sales_yoy_pct"])
+        )
     return out
 
 
@@ -114,7 +116,11 @@ def _cards(numbers: dict[str, object]) -> str:
         return "n/a" if v is None else f"{float(v):.1%}"
 
     cards = [
-        ("Customers", f"{numbers.get('customers', 0):,}", f"{numbers.get('customers_with_orders', 0):,} with orders"),
+        (
+            "Customers",
+            f"{numbers.get('customers', 0):,}",
+            f"{numbers.get('customers_with_orders', 0):,} with orders",
+        ),
         ("Net sales", f"{numbers.get('net_sales', 0):,.0f}", "after pre-invoice discounts"),
         ("Gross margin", pct(numbers.get("gross_margin_pct")), "of net sales"),
         (
@@ -124,8 +130,11 @@ def _cards(numbers: dict[str, object]) -> str:
         ),
         (
             f"FY{numbers.get('fiscal_year', '')} net sales vs last year",
-            "n/a" if numbers.get("net_sales_yoy_pct") is None else f"{numbers['net_sales_yoy_pct']:+.1%}",
-            "year to date, same days a year earlier" if numbers.get("fiscal_year_to_date")
+            "n/a"
+            if numbers.get("net_sales_yoy_pct") is None
+            else f"{numbers['net_sales_yoy_pct']:+.1%}",
+            "year to date, same days a year earlier"
+            if numbers.get("fiscal_year_to_date")
             else "whole fiscal year",
         ),
         ("As of", str(numbers.get("as_of_date", "n/a")), "every score is as of this date"),
@@ -153,7 +162,11 @@ def _revenue_over_time(page: Page, conn) -> None:
     fig.add_bar(x=df["month_start_date"], y=df["net_sales"].astype(float), name="Net sales")
     fig.add_bar(x=df["month_start_date"], y=df["gross_margin"].astype(float), name="Gross margin")
     fig.add_scatter(
-        x=df["month_start_date"], y=df["margin_pct"], name="Margin %", mode="lines", secondary_y=True
+        x=df["month_start_date"],
+        y=df["margin_pct"],
+        name="Margin %",
+        mode="lines",
+        secondary_y=True,
     )
     fig.update_yaxes(tickformat=".0%", secondary_y=True, rangemode="tozero")
     fig.update_layout(title="Net sales and gross margin by month", barmode="group")
@@ -173,7 +186,11 @@ def _customers(page: Page, conn) -> None:
         return page.missing("top customers")
     top["total_net_sales"] = top["total_net_sales"].astype(float)
     fig = px.bar(
-        top, x="customer_code", y="total_net_sales", color="segment", title="Top 20 customers by net sales"
+        top,
+        x="customer_code",
+        y="total_net_sales",
+        color="segment",
+        title="Top 20 customers by net sales",
     )
     fig.update_xaxes(categoryorder="total descending")
     page.chart(fig)
@@ -237,15 +254,25 @@ def _rfm_grid(page: Page, conn) -> None:
     text = [[f"{names.iat[i, j]}<br>{int(grid.iat[i, j]):,}" for j in range(5)] for i in range(5)]
     fig = go.Figure(
         go.Heatmap(
-            z=grid.to_numpy(), x=[f"FM {c}" for c in grid.columns], y=[f"R {r}" for r in grid.index],
-            colorscale="Blues", text=text, texttemplate="%{text}", hoverinfo="text",
+            z=grid.to_numpy(),
+            x=[f"FM {c}" for c in grid.columns],
+            y=[f"R {r}" for r in grid.index],
+            colorscale="Blues",
+            text=text,
+            texttemplate="%{text}",
+            hoverinfo="text",
         )
     )
-    fig.update_layout(title="RFM map: customers per R x FM cell (FM = mean of F and M, rounded half up)",
-                      height=480)
+    fig.update_layout(
+        title="RFM map: customers per R x FM cell (FM = mean of F and M, rounded half up)",
+        height=480,
+    )
     n_new = int(new["n"].iloc[0]) if not new.empty else 0
-    page.chart(fig, f"New Customers (first order within the new-customer window, any scores): {n_new:,}; "
-                    "customers without orders are not on the map.")
+    page.chart(
+        fig,
+        f"New Customers (first order within the new-customer window, any scores): {n_new:,}; "
+        "customers without orders are not on the map.",
+    )
 
 
 def _rfm(page: Page, conn) -> None:
@@ -259,8 +286,12 @@ def _rfm(page: Page, conn) -> None:
     else:
         seg["net_sales"] = seg["net_sales"].astype(float)
         fig = px.treemap(
-            seg, path=["segment"], values="customers", color="net_sales",
-            color_continuous_scale="Blues", title="RFM segments (size = customers, colour = net sales)",
+            seg,
+            path=["segment"],
+            values="customers",
+            color="net_sales",
+            color_continuous_scale="Blues",
+            title="RFM segments (size = customers, colour = net sales)",
         )
         page.chart(fig)
     mig = _query(
@@ -272,13 +303,19 @@ def _rfm(page: Page, conn) -> None:
     )
     if mig.empty:
         return page.missing("segment migration")
-    matrix = mig.pivot_table(index="from_segment", columns="to_segment", values="customers", fill_value=0)
+    matrix = mig.pivot_table(
+        index="from_segment", columns="to_segment", values="customers", fill_value=0
+    )
     since = mig["previous_as_of_date"].dropna()
     label = f"since {str(since.iloc[0])[:10]}" if len(since) else "(first refresh: everyone is New)"
     fig = go.Figure(
         go.Heatmap(
-            z=matrix.to_numpy(), x=list(matrix.columns), y=list(matrix.index),
-            colorscale="Blues", text=matrix.to_numpy(), texttemplate="%{text}",
+            z=matrix.to_numpy(),
+            x=list(matrix.columns),
+            y=list(matrix.index),
+            colorscale="Blues",
+            text=matrix.to_numpy(),
+            texttemplate="%{text}",
         )
     )
     fig.update_layout(
@@ -301,12 +338,18 @@ def _actions(page: Page, conn) -> None:
         page.missing("next categories")
     else:
         fig = px.bar(
-            nxt, x="category", y="customers", color="segment",
+            nxt,
+            x="category",
+            y="customers",
+            color="segment",
             title="Next best category: customers it is the first suggestion for, by RFM segment",
         )
         fig.update_xaxes(categoryorder="total descending")
-        page.chart(fig, "A customer's next categories are the ones most bought in their RFM segment "
-                        "that they have not bought yet.")
+        page.chart(
+            fig,
+            "A customer's next categories are the ones most bought in their RFM segment "
+            "that they have not bought yet.",
+        )
     offers = _query(
         conn,
         f"""
@@ -329,20 +372,41 @@ def _actions(page: Page, conn) -> None:
     if offers.empty:
         return page.missing("discount offers")
     offers["expected_margin_12m"] = offers["expected_margin_12m"].astype(float)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Customers offered a discount", "Their expected 12-month margin"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("Customers offered a discount", "Their expected 12-month margin"),
+    )
     for reason, rows in offers.groupby("discount_reason"):
         by_segment = rows.set_index("segment")
-        fig.add_bar(x=by_segment.index, y=by_segment["customers"], name=reason, legendgroup=reason, row=1, col=1)
-        fig.add_bar(x=by_segment.index, y=by_segment["expected_margin_12m"], name=reason, legendgroup=reason,
-                    showlegend=False, row=1, col=2)
+        fig.add_bar(
+            x=by_segment.index,
+            y=by_segment["customers"],
+            name=reason,
+            legendgroup=reason,
+            row=1,
+            col=1,
+        )
+        fig.add_bar(
+            x=by_segment.index,
+            y=by_segment["expected_margin_12m"],
+            name=reason,
+            legendgroup=reason,
+            showlegend=False,
+            row=1,
+            col=2,
+        )
     fig.update_layout(title="Discount offers by RFM segment and reason", barmode="stack")
     note = ""
     if not totals.empty:
         t = totals.iloc[0]
         share = t["margin_share"]
-        note = (f"{int(t['offers']):,} of {int(t['customers_with_orders']):,} customers with orders get an offer "
-                f"(the top 30% by expected 12-month margin, capped at their margin rate)"
-                + ("" if pd.isna(share) else f"; they hold {float(share):.0%} of the expected margin") + ".")
+        note = (
+            f"{int(t['offers']):,} of {int(t['customers_with_orders']):,} customers with orders get an offer "
+            f"(the top 30% by expected 12-month margin, capped at their margin rate)"
+            + ("" if pd.isna(share) else f"; they hold {float(share):.0%} of the expected margin")
+            + "."
+        )
     page.chart(fig, note)
 
 
@@ -369,7 +433,8 @@ def _cltv(page: Page, conn) -> None:
         x = (bins["bin"].astype(float) + 0.5) * hi / 40
         fig = go.Figure(go.Bar(x=x, y=bins["customers"], width=hi / 40, name="Customers"))
         fig.update_layout(
-            title="12-month CLV distribution (top 1% in the last bin)", xaxis_title="CLV (12 months)",
+            title="12-month CLV distribution (top 1% in the last bin)",
+            xaxis_title="CLV (12 months)",
             yaxis_title="Customers",
         )
         page.chart(fig)
@@ -405,7 +470,11 @@ def _backtest(page: Page, conn) -> None:
     if totals.empty:  # fall back to whatever totals the evaluation reports
         totals = df[df["metric"].str.endswith("total")]
     fig = px.bar(
-        totals, x="model", y="value", color="model", facet_col="metric",
+        totals,
+        x="model",
+        y="value",
+        color="model",
+        facet_col="metric",
         title="Backtest over the holdout: predicted (CLTV candidates, baselines) vs actual",
     )
     fig.update_yaxes(matches=None, showticklabels=True)  # purchases and value on their own scales
@@ -435,12 +504,18 @@ def _clusters(page: Page, conn) -> None:
         z = (z - z.mean()) / z.std(ddof=0).replace(0, 1)
         fig = go.Figure(
             go.Heatmap(
-                z=z.to_numpy(), x=[m.removesuffix("_mean") for m in means], y=prof["name"],
-                colorscale="RdBu", zmid=0, text=prof[means].astype(float).round(2).to_numpy(),
+                z=z.to_numpy(),
+                x=[m.removesuffix("_mean") for m in means],
+                y=prof["name"],
+                colorscale="RdBu",
+                zmid=0,
+                text=prof[means].astype(float).round(2).to_numpy(),
                 texttemplate="%{text}",
             )
         )
-        fig.update_layout(title="Cluster profiles: feature means (colour = z-score across clusters)")
+        fig.update_layout(
+            title="Cluster profiles: feature means (colour = z-score across clusters)"
+        )
         page.chart(fig)
 
 
@@ -452,8 +527,13 @@ def _segments(page: Page, conn) -> None:
     for c in ("net_sales_share_last_12m", "net_sales_growth_pct", "net_sales", "gross_margin_pct"):
         df[c] = df[c].astype(float)
     fig = px.scatter(
-        df, x="net_sales_share_last_12m", y="net_sales_growth_pct", size="customers",
-        color="growth_quadrant", hover_name="label", text="label",
+        df,
+        x="net_sales_share_last_12m",
+        y="net_sales_growth_pct",
+        size="customers",
+        color="growth_quadrant",
+        hover_name="label",
+        text="label",
         title="Segment contribution vs growth (last 12 months vs the 12 before)",
     )
     fig.update_traces(textposition="top center", textfont_size=9)
@@ -463,9 +543,14 @@ def _segments(page: Page, conn) -> None:
         fig.add_vline(x=float(avg.iloc[0]), line_dash="dot", annotation_text="average share")
     if len(total):
         fig.add_hline(y=float(total.iloc[0]), line_dash="dot", annotation_text="overall growth")
-    fig.update_layout(xaxis=dict(tickformat=".0%", title="Share of net sales"),
-                      yaxis=dict(tickformat=".0%", title="Net sales growth"))
-    page.chart(fig, "Growth opportunity = share below the average segment share and growth above the overall growth.")
+    fig.update_layout(
+        xaxis=dict(tickformat=".0%", title="Share of net sales"),
+        yaxis=dict(tickformat=".0%", title="Net sales growth"),
+    )
+    page.chart(
+        fig,
+        "Growth opportunity = share below the average segment share and growth above the overall growth.",
+    )
     df = df.sort_values("net_sales", ascending=False)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_bar(x=df["label"], y=df["net_sales"], name="Net sales")
@@ -507,8 +592,14 @@ def _products(page: Page, conn) -> None:
     if not trends.empty:
         trends["net_sales"] = trends["net_sales"].astype(float)
         trends["fiscal_year"] = "FY" + trends["fiscal_year"].astype(str)
-        fig = px.line(trends, x="fiscal_year", y="net_sales", color="category", markers=True,
-                      title="Category trends: net sales by fiscal year (last year to date)")
+        fig = px.line(
+            trends,
+            x="fiscal_year",
+            y="net_sales",
+            color="category",
+            markers=True,
+            title="Category trends: net sales by fiscal year (last year to date)",
+        )
         page.chart(fig)
 
 
@@ -522,15 +613,27 @@ def _cohorts(page: Page, conn) -> None:
     )
     if df.empty:
         return page.missing("cohorts")
-    matrix = df.pivot_table(index="cohort_month", columns="months_since_first_order", values="retention_rate")
+    matrix = df.pivot_table(
+        index="cohort_month", columns="months_since_first_order", values="retention_rate"
+    )
     fig = go.Figure(
         go.Heatmap(
-            z=matrix.to_numpy(), x=list(matrix.columns), y=[str(i)[:7] for i in matrix.index],
-            colorscale="Viridis", zmin=0, zmax=max(0.01, float(df.loc[df.months_since_first_order > 0, "retention_rate"].max() or 0.01)),
+            z=matrix.to_numpy(),
+            x=list(matrix.columns),
+            y=[str(i)[:7] for i in matrix.index],
+            colorscale="Viridis",
+            zmin=0,
+            zmax=max(
+                0.01, float(df.loc[df.months_since_first_order > 0, "retention_rate"].max() or 0.01)
+            ),
         )
     )
-    fig.update_layout(title="Acquisition cohorts: share of the cohort ordering N months after its first order",
-                      xaxis_title="Months since first order", yaxis_title="Cohort (first order month)", height=520)
+    fig.update_layout(
+        title="Acquisition cohorts: share of the cohort ordering N months after its first order",
+        xaxis_title="Months since first order",
+        yaxis_title="Cohort (first order month)",
+        height=520,
+    )
     page.chart(fig, "Month 0 (100%) is off the colour scale's top.")
 
 
@@ -546,7 +649,9 @@ h1 { margin-bottom: 4px; } h2 { margin-top: 36px; border-bottom: 1px solid #d9e2
 """
 
 
-def build_dashboard(conn: duckdb.DuckDBPyConnection, generated_at: dt.datetime | None = None) -> str:
+def build_dashboard(
+    conn: duckdb.DuckDBPyConnection, generated_at: dt.datetime | None = None
+) -> str:
     """The whole page as one HTML string."""
     numbers = headline(conn)
     page = Page()
@@ -572,7 +677,7 @@ def build_dashboard(conn: duckdb.DuckDBPyConnection, generated_at: dt.datetime |
     _cohorts(page, conn)
     stamp = (generated_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         "<title>Customer analytics dashboard</title>"
         f"<style>{CSS}</style></head>"
         f'<body data-charts="{page.charts}">'

@@ -173,8 +173,14 @@ def _write_manifest(folder: Path, manifest: Manifest) -> None:
         snapshot.executemany(
             "insert into main.snapshot_manifest values (?, ?, ?, ?, ?, ?)",
             [
-                (f"{PUBLISHED_SCHEMA}.{table}", n, manifest.as_of, manifest.build_id,
-                 manifest.built_at, manifest.code_version)
+                (
+                    f"{PUBLISHED_SCHEMA}.{table}",
+                    n,
+                    manifest.as_of,
+                    manifest.build_id,
+                    manifest.built_at,
+                    manifest.code_version,
+                )
                 for table, n in manifest.row_counts.items()
             ],
         )

@@ -69,7 +69,14 @@ class SimulationConfig:
     @classmethod
     def from_settings(cls, settings) -> SimulationConfig:
         """Build from ``pipeline.settings.Settings``: its simulation group and the run's as-of date."""
-        return cls(as_of=settings.as_of, **{f.name: getattr(settings.simulation, f.name) for f in fields(cls) if f.name != "as_of"})
+        return cls(
+            as_of=settings.as_of,
+            **{
+                f.name: getattr(settings.simulation, f.name)
+                for f in fields(cls)
+                if f.name != "as_of"
+            },
+        )
 
     @property
     def horizon_end(self) -> dt.date:

@@ -21,9 +21,7 @@ DATASETS = importlib.resources.files("lifetimes") / "datasets"
 
 
 def test_baseline_carries_the_past_repeat_rate_forward():
-    baseline = backtest.baseline_purchases(
-        np.array([0, 2, 3, 0]), np.array([10.0, 100, 30, 0]), 90
-    )
+    baseline = backtest.baseline_purchases(np.array([0, 2, 3, 0]), np.array([10.0, 100, 30, 0]), 90)
     np.testing.assert_allclose(baseline, [0.0, 1.8, 9.0, 0.0])
 
 
@@ -37,8 +35,14 @@ def test_undefined_metrics_are_nan():
 
 def fake_bgnbd() -> cltv.FitResult:
     return cltv.FitResult(
-        name="bgnbd", model=None, penalizer=0.0, converged=True, log_likelihood=-1.0,
-        n_customers=4, n_rows=4, params={"r": 1.0, "alpha": 100.0, "a": 1.0, "b": 3.0},
+        name="bgnbd",
+        model=None,
+        penalizer=0.0,
+        converged=True,
+        log_likelihood=-1.0,
+        n_customers=4,
+        n_rows=4,
+        params={"r": 1.0, "alpha": 100.0, "a": 1.0, "b": 3.0},
     )
 
 
@@ -86,13 +90,18 @@ def test_truth_comparison_on_the_simulator():
     """Fit and score a small simulated world, then check the model against its latent truth."""
     as_of = dt.date(2026, 11, 24)
     data = simulate(
-        SimulationConfig(customers=3000, seed=7, start_date=dt.date(2023, 9, 1),
-                         history_days=1095, as_of=as_of)
+        SimulationConfig(
+            customers=3000, seed=7, start_date=dt.date(2023, 9, 1), history_days=1095, as_of=as_of
+        )
     )
     lines = data.order_lines
     summary = summary_data_from_transaction_data(
-        lines, "customer_code", "order_date", monetary_value_col="sold_quantity",
-        observation_period_end=pd.Timestamp(as_of), freq="D",
+        lines,
+        "customer_code",
+        "order_date",
+        monetary_value_col="sold_quantity",
+        observation_period_end=pd.Timestamp(as_of),
+        freq="D",
     ).reset_index()
     summary = summary.rename(columns={"T": "t", "monetary_value": "monetary_value_gross_margin"})
     summary["has_orders"] = True

@@ -19,8 +19,13 @@ def cdnow_spend() -> pd.DataFrame:
     """The same customers with zbar, the mean spend of their repeat transactions."""
     frame = pd.read_csv(DATASETS / "cdnow_customers_summary_with_transactions.csv")
     frame = frame.rename(
-        columns={"ID": "customer_code", "x": "frequency", "t_x": "recency", "T": "t",
-                 "zbar": "monetary_value_net_sales"}
+        columns={
+            "ID": "customer_code",
+            "x": "frequency",
+            "t_x": "recency",
+            "T": "t",
+            "zbar": "monetary_value_net_sales",
+        }
     )
     frame["customer_code"] = frame["customer_code"].astype(str)
     frame["has_orders"] = True
@@ -193,8 +198,12 @@ def test_a_fit_that_runs_off_to_a_boundary_is_not_accepted():
 
 def test_gamma_gamma_ladder_climbs_too():
     two = pd.DataFrame(
-        {"frequency": [1, 1], "recency": [5, 5], "t": [10, 10],
-         "monetary_value_gross_margin": [10.0, 20.0]}
+        {
+            "frequency": [1, 1],
+            "recency": [5, 5],
+            "t": [10, 10],
+            "monetary_value_gross_margin": [10.0, 20.0],
+        }
     )
     with pytest.raises(ConvergenceError):
         with warnings.catch_warnings():
@@ -216,8 +225,14 @@ def test_when_every_rung_fails_a_clear_error_names_the_model_and_the_penalizers(
 
 
 def test_bad_input_is_refused_before_the_ladder():
-    bad = pd.DataFrame({"customer_code": ["x", "y"], "frequency": [1, 0],
-                        "recency": [50.0, 0.0], "t": [40.0, 10.0]})
+    bad = pd.DataFrame(
+        {
+            "customer_code": ["x", "y"],
+            "frequency": [1, 0],
+            "recency": [50.0, 0.0],
+            "t": [40.0, 10.0],
+        }
+    )
     with pytest.raises(ValueError, match="'recency' must be <= 't'.*'x'"):
         cltv.fit_bgnbd(bad)
     with pytest.raises(ValueError, match="no customers with orders"):
@@ -236,12 +251,22 @@ def heavy_tailed() -> pd.DataFrame:
     x = rng.integers(1, 6, n)
     m = np.array([rng.gamma(p, 1 / nu[i], x[i]).mean() for i in range(n)])
     frame = pd.DataFrame(
-        {"customer_code": [f"c{i}" for i in range(n)], "frequency": x, "recency": x * 5,
-         "t": 40, "monetary_value_gross_margin": m}
+        {
+            "customer_code": [f"c{i}" for i in range(n)],
+            "frequency": x,
+            "recency": x * 5,
+            "t": 40,
+            "monetary_value_gross_margin": m,
+        }
     )
     one_timers = pd.DataFrame(
-        {"customer_code": ["o1", "o2"], "frequency": [0, 0], "recency": [0, 0], "t": [40, 12],
-         "monetary_value_gross_margin": [0.0, 0.0]}
+        {
+            "customer_code": ["o1", "o2"],
+            "frequency": [0, 0],
+            "recency": [0, 0],
+            "t": [40, 12],
+            "monetary_value_gross_margin": [0.0, 0.0],
+        }
     )
     return pd.concat([frame, one_timers], ignore_index=True)
 
@@ -319,8 +344,10 @@ def test_tiers_of_the_scored_customers_follow_the_cut_points(scored):
     shares = buyers["value_tier"].value_counts(normalize=True)
     assert shares["high"] == pytest.approx(0.2, abs=0.01)
     assert shares["medium"] == pytest.approx(0.3, abs=0.01)
-    assert buyers.groupby("value_tier")["clv_12m"].min()["high"] >= buyers.groupby(
-        "value_tier")["clv_12m"].max()["medium"]
+    assert (
+        buyers.groupby("value_tier")["clv_12m"].min()["high"]
+        >= buyers.groupby("value_tier")["clv_12m"].max()["medium"]
+    )
 
 
 def test_discount_rate_is_compounded_monthly():
@@ -376,7 +403,10 @@ def test_models_round_trip_through_artifacts(tmp_path, fitted, cdnow_spend):
     bgnbd, gamma_gamma = fitted
     written = cltv.save_models([bgnbd, gamma_gamma], tmp_path / "models")
     assert sorted(p.name for p in written) == [
-        "bgnbd.json", "bgnbd.pkl", "gamma_gamma.json", "gamma_gamma.pkl"
+        "bgnbd.json",
+        "bgnbd.pkl",
+        "gamma_gamma.json",
+        "gamma_gamma.pkl",
     ]
     loaded = cltv.load_models(tmp_path / "models")
     assert loaded["bgnbd"].params == bgnbd.params

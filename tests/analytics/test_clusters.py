@@ -267,9 +267,7 @@ def test_fewer_distinct_customers_than_k_min_or_k_give_no_clusters():
 
 
 def test_fewer_customers_than_k_clips_the_range():
-    frame = pd.DataFrame(
-        {"customer_code": list("abcdef"), "x": [0.0, 0.01, 5.0, 5.01, 9.0, 9.01]}
-    )
+    frame = pd.DataFrame({"customer_code": list("abcdef"), "x": [0.0, 0.01, 5.0, 5.01, 9.0, 9.01]})
     fit = cl.fit_clusters(frame, ("x",))
     assert fit.curve["k"].max() == 5  # 6 customers: at most n - 1 for a silhouette
     assert fit.status == cl.CLUSTERED and any("clipped" in note for note in fit.notes)
@@ -468,8 +466,8 @@ def test_the_curve_silhouettes_from_distances_computed_once_equal_sklearns_exact
     """k_curve computes the silhouette sample's distances once for every K (issue 18); each
     silhouette must be sklearn's own to the last bit, or the published curve would change. 5,000
     rows make two distance blocks."""
-    from sklearn.metrics import silhouette_samples
     from sklearn import config_context
+    from sklearn.metrics import silhouette_samples
 
     x, _ = make_blobs(n_samples=5000, centers=4, n_features=6, random_state=3)
     distances = cl.silhouette_distances(x)
@@ -492,23 +490,35 @@ def test_batched_permutation_importances_equal_sklearns_exactly():
     from sklearn.tree import DecisionTreeClassifier
 
     x, y = make_blobs(n_samples=1200, centers=4, n_features=5, cluster_std=3.0, random_state=5)
-    forest = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0).fit(x[:800], y[:800])
+    forest = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0).fit(
+        x[:800], y[:800]
+    )
     tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(x[:800], y[:800] == 2)
-    cases = [(forest, y[800:], "accuracy", accuracy_score),
-             (tree, y[800:] == 2, "balanced_accuracy", balanced_accuracy_score)]
+    cases = [
+        (forest, y[800:], "accuracy", accuracy_score),
+        (tree, y[800:] == 2, "balanced_accuracy", balanced_accuracy_score),
+    ]
     for model, target, scoring, sklearn_score in cases:
         for seed in (0, 7):
-            want = permutation_importance(model, x[800:], target, scoring=scoring, n_repeats=3, random_state=seed)
-            mean, std = cp.permutation_importances(model, x[800:], target, cp.QUICK_SCORERS[scoring], 3, seed)
+            want = permutation_importance(
+                model, x[800:], target, scoring=scoring, n_repeats=3, random_state=seed
+            )
+            mean, std = cp.permutation_importances(
+                model, x[800:], target, cp.QUICK_SCORERS[scoring], 3, seed
+            )
             assert mean.tolist() == want.importances_mean.tolist()
             assert std.tolist() == want.importances_std.tolist()
     # the quick scores against sklearn's, also where a class is missing from either side
     rng = np.random.default_rng(1)
-    for y_true, y_pred in [(rng.integers(0, 4, 300), rng.integers(0, 4, 300)),
-                           (rng.integers(0, 3, 300), rng.integers(1, 4, 300)),
-                           (rng.random(301) < 0.1, rng.random(301) < 0.5),
-                           (np.zeros(50, bool), rng.random(50) < 0.5)]:
+    for y_true, y_pred in [
+        (rng.integers(0, 4, 300), rng.integers(0, 4, 300)),
+        (rng.integers(0, 3, 300), rng.integers(1, 4, 300)),
+        (rng.random(301) < 0.1, rng.random(301) < 0.5),
+        (np.zeros(50, bool), rng.random(50) < 0.5),
+    ]:
         assert cp.QUICK_SCORERS["accuracy"](y_true, y_pred) == accuracy_score(y_true, y_pred)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # sklearn warns of the class missing from y_true
-            assert cp.QUICK_SCORERS["balanced_accuracy"](y_true, y_pred) == balanced_accuracy_score(y_true, y_pred)
+            assert cp.QUICK_SCORERS["balanced_accuracy"](y_true, y_pred) == balanced_accuracy_score(
+                y_true, y_pred
+            )

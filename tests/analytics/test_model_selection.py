@@ -73,8 +73,9 @@ def test_pareto_nbd_reproduces_the_published_cdnow_estimates(cdnow):
 def test_pareto_nbd_predictions_equal_lifetimes_own(cdnow):
     fit = cltv.fit_transaction_model(cdnow, cltv.PARETO_NBD)
     x, tx, t = (cdnow[c].to_numpy(dtype=float) for c in ("frequency", "recency", "t"))
-    p_alive, expected = transaction_models.predictions(cltv.PARETO_NBD, fit.model, x, tx, t,
-                                                       [13.0, 52.0])
+    p_alive, expected = transaction_models.predictions(
+        cltv.PARETO_NBD, fit.model, x, tx, t, [13.0, 52.0]
+    )
     model = ParetoNBDFitter()
     model.params_ = fit.model.params_
     np.testing.assert_allclose(p_alive, model.conditional_probability_alive(x, tx, t), rtol=1e-8)
@@ -159,9 +160,13 @@ def test_lognormal_needs_two_days_from_someone():
 def cdnow_backtest() -> pd.DataFrame:
     """CDNOW's transactions as customer_backtest_summary (39-week holdout), log-spend statistics
     and the last-period baseline included, computed with pandas."""
-    raw = pd.read_csv(DATASETS / "CDNOW_sample.txt", sep=r"\s+", header=None,
-                      names=["customer_code", "index", "date", "quantity", "amount"],
-                      dtype={"customer_code": str, "date": str})
+    raw = pd.read_csv(
+        DATASETS / "CDNOW_sample.txt",
+        sep=r"\s+",
+        header=None,
+        names=["customer_code", "index", "date", "quantity", "amount"],
+        dtype={"customer_code": str, "date": str},
+    )
     raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
     days = raw.groupby(["customer_code", "date"], as_index=False)["amount"].sum()
     days = days[days["amount"] > 0]
@@ -173,21 +178,36 @@ def cdnow_backtest() -> pd.DataFrame:
     cal["log"] = np.log(cal["amount"])
     repeat = cal[cal["date"] > cal["first"]]
     g = cal.groupby("customer_code")
-    frame = pd.DataFrame({
-        "frequency_cal": g.size() - 1,
-        "recency_cal": (g["date"].max() - first).dt.days,
-        "t_cal": (cutoff - first).dt.days,
-        "monetary_value_net_sales_cal": repeat.groupby("customer_code")["amount"].mean(),
-        "frequency_last_period_cal": repeat[repeat["date"] > cutoff - pd.Timedelta(days=holdout_days)]
-        .groupby("customer_code").size(),
-        "total_net_sales_cal": g["amount"].sum(),
-        "log_net_sales_days_cal": g.size(),
-        "log_net_sales_mean_cal": g["log"].mean(),
-        "log_net_sales_var_cal": g["log"].var(ddof=0),
-        "frequency_holdout": hold.groupby("customer_code").size(),
-        "net_sales_holdout": hold.groupby("customer_code")["amount"].sum(),
-    }).loc[first.index].fillna({"monetary_value_net_sales_cal": 0, "frequency_last_period_cal": 0,
-                                "frequency_holdout": 0, "net_sales_holdout": 0})
+    frame = (
+        pd.DataFrame(
+            {
+                "frequency_cal": g.size() - 1,
+                "recency_cal": (g["date"].max() - first).dt.days,
+                "t_cal": (cutoff - first).dt.days,
+                "monetary_value_net_sales_cal": repeat.groupby("customer_code")["amount"].mean(),
+                "frequency_last_period_cal": repeat[
+                    repeat["date"] > cutoff - pd.Timedelta(days=holdout_days)
+                ]
+                .groupby("customer_code")
+                .size(),
+                "total_net_sales_cal": g["amount"].sum(),
+                "log_net_sales_days_cal": g.size(),
+                "log_net_sales_mean_cal": g["log"].mean(),
+                "log_net_sales_var_cal": g["log"].var(ddof=0),
+                "frequency_holdout": hold.groupby("customer_code").size(),
+                "net_sales_holdout": hold.groupby("customer_code")["amount"].sum(),
+            }
+        )
+        .loc[first.index]
+        .fillna(
+            {
+                "monetary_value_net_sales_cal": 0,
+                "frequency_last_period_cal": 0,
+                "frequency_holdout": 0,
+                "net_sales_holdout": 0,
+            }
+        )
+    )
     frame["duration_holdout"] = holdout_days
     frame["monetary_value_gross_margin_cal"] = 0.3 * frame["monetary_value_net_sales_cal"]
     frame["gross_margin_holdout"] = 0.3 * frame["net_sales_holdout"]
@@ -201,11 +221,15 @@ def cdnow_selection(cdnow_backtest):
 
 def test_every_candidate_and_baseline_is_scored_on_the_holdout(cdnow_selection, cdnow_backtest):
     selection = cdnow_selection.selection.set_index("model")
-    assert set(selection.index) == {*cltv.TRANSACTION_MODELS, *cltv.SPEND_MODELS,
-                                    *model_selection.BASELINES}
+    assert set(selection.index) == {
+        *cltv.TRANSACTION_MODELS,
+        *cltv.SPEND_MODELS,
+        *model_selection.BASELINES,
+    }
     for name in (*cltv.TRANSACTION_MODELS, *model_selection.BASELINES):
-        assert np.isfinite(selection.loc[name, ["purchases_rmse", "purchases_poisson_deviance"]]
-                           .astype(float)).all(), name
+        assert np.isfinite(
+            selection.loc[name, ["purchases_rmse", "purchases_poisson_deviance"]].astype(float)
+        ).all(), name
     actual = cdnow_backtest["frequency_holdout"].to_numpy(dtype=float)
     assert selection.loc["zero", "purchases_rmse"] == pytest.approx(np.sqrt(np.mean(actual**2)))
     # CDNOW is BTYD's home ground: every model beats all three baselines
@@ -234,8 +258,11 @@ def test_spend_candidates_are_ranked_by_holdout_error(cdnow_selection):
     spend = spend.set_index("model")
     assert set(spend["status"]) <= {"fitted", "not eligible"}
     chosen = spend[spend["chosen"].astype(bool)]
-    assert len(chosen) == 1 and chosen["spend_rmse"].iloc[0] == spend.loc[
-        spend["status"] == "fitted", "spend_rmse"].min()
+    assert (
+        len(chosen) == 1
+        and chosen["spend_rmse"].iloc[0]
+        == spend.loc[spend["status"] == "fitted", "spend_rmse"].min()
+    )
     for column in ("spend_rmse_one_time", "spend_rmse_repeat"):
         assert spend[column].notna().all()
 
@@ -264,17 +291,27 @@ def test_a_gamma_gamma_fit_without_population_mean_is_not_eligible(cdnow_backtes
 
 def test_no_candidate_fits_gives_an_unavailable_result_that_says_why():
     # three identical customers: no transaction model has a maximum-likelihood fit
-    identical = pd.DataFrame({"customer_code": ["a", "b", "c"], "has_orders": True,
-                              "frequency": [1, 1, 1], "recency": [5.0] * 3, "t": [10.0] * 3})
+    identical = pd.DataFrame(
+        {
+            "customer_code": ["a", "b", "c"],
+            "has_orders": True,
+            "frequency": [1, 1, 1],
+            "recency": [5.0] * 3,
+            "t": [10.0] * 3,
+        }
+    )
     chosen = model_selection.fit_chosen(identical, [], [cltv.GAMMA_GAMMA])
     assert not chosen.available and chosen.transaction is None
     assert "no transaction model" in chosen.reason
     chosen = model_selection.fit_chosen(identical, [cltv.BGNBD], [], penalizers=(0.0,))
     assert not chosen.available
     assert "bgnbd failed on the full history" in chosen.reason
-    scores = cltv.unavailable_scores(pd.concat(
-        [identical, pd.DataFrame({"customer_code": ["none"], "has_orders": [False]})],
-        ignore_index=True))
+    scores = cltv.unavailable_scores(
+        pd.concat(
+            [identical, pd.DataFrame({"customer_code": ["none"], "has_orders": [False]})],
+            ignore_index=True,
+        )
+    )
     assert list(scores.columns) == list(cltv.SCORE_COLUMNS)
     assert scores.drop(columns=["customer_code", "value_tier"]).isna().all().all()
     assert scores["value_tier"].isna().tolist() == [True, True, True, False]

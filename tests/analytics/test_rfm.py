@@ -83,7 +83,17 @@ def test_duplicated_customers_are_refused():
 
 @pytest.mark.parametrize(
     ("f", "m", "fm"),
-    [(1, 1, 1), (1, 2, 2), (2, 3, 3), (3, 4, 4), (4, 5, 5), (5, 5, 5), (2, 2, 2), (5, 1, 3), (0, 0, 0)],
+    [
+        (1, 1, 1),
+        (1, 2, 2),
+        (2, 3, 3),
+        (3, 4, 4),
+        (4, 5, 5),
+        (5, 5, 5),
+        (2, 2, 2),
+        (5, 1, 3),
+        (0, 0, 0),
+    ],
 )
 def test_fm_is_the_mean_of_f_and_m_rounded_half_up(f, m, fm):
     # Python's round() would send 2.5 to 2 and 4.5 to 4 (halves to even): FM must not
@@ -174,7 +184,9 @@ def test_segment_customers_end_to_end(segment_map, scores, segment):
         }
     )
     summary.loc[0, ["days_since_last_order", "order_count", "total_net_sales"]] = [
-        scores["days"], scores["orders"], scores["sales"]
+        scores["days"],
+        scores["orders"],
+        scores["sales"],
     ]
     out = rfm.segment_customers(summary, segment_map, dt.date(2026, 11, 24), 90)
     assert out.loc[0, "segment"] == segment
@@ -192,11 +204,17 @@ def test_a_recent_first_order_makes_a_new_customer_whatever_the_scores(segment_m
             "first_order_date": pd.to_datetime(["2025-01-01", "2026-11-01", None]),
         }
     )
-    out = rfm.segment_customers(summary, segment_map, dt.date(2026, 11, 24), 90).set_index("customer_code")
-    assert out.loc["new", "segment"] == "New Customers" and out.loc["none", "segment"] == "No Orders"
+    out = rfm.segment_customers(summary, segment_map, dt.date(2026, 11, 24), 90).set_index(
+        "customer_code"
+    )
+    assert (
+        out.loc["new", "segment"] == "New Customers" and out.loc["none", "segment"] == "No Orders"
+    )
     assert out.loc["old", "segment"] not in ("New Customers", "No Orders")
     assert out.loc["new", "days_since_first_order"] == 23
-    off = rfm.segment_customers(summary, segment_map, dt.date(2026, 11, 24), 0).set_index("customer_code")
+    off = rfm.segment_customers(summary, segment_map, dt.date(2026, 11, 24), 0).set_index(
+        "customer_code"
+    )
     assert off.loc["new", "segment"] != "New Customers"
 
 

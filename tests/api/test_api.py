@@ -89,21 +89,34 @@ def publish(conn, serve_dir, as_of="2026-11-24", run_id="run00001"):
 @pytest.fixture
 def env(tmp_path):
     current = settings.load(
-        import_layout="transactions", source="files", import_dir=tmp_path / "import",
-        import_column_order="order_id", api_key=KEY,
+        import_layout="transactions",
+        source="files",
+        import_dir=tmp_path / "import",
+        import_column_order="order_id",
+        api_key=KEY,
     )
     warehouse = make_warehouse(tmp_path / "warehouse.duckdb")
     first = publish(warehouse, current.data_dir / "serve")
     app = create_app(current)
     with TestClient(app, headers={"X-API-Key": KEY}) as client:
-        yield {"client": client, "settings": current, "warehouse": warehouse, "first": first, "app": app}
+        yield {
+            "client": client,
+            "settings": current,
+            "warehouse": warehouse,
+            "first": first,
+            "app": app,
+        }
     app.state.pipeline.close()
     warehouse.close()
 
 
 def test_health_and_snapshot_manifest(env):
     client, first = env["client"], env["first"]
-    assert client.get("/health").json() == {"status": "ok", "build_id": first.build_id, "as_of": "2026-11-24"}
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "build_id": first.build_id,
+        "as_of": "2026-11-24",
+    }
     body = client.get("/snapshot").json()
     assert body["build_id"] == first.build_id and body["as_of"] == "2026-11-24"
     assert body["built_at"] == first.built_at
@@ -126,13 +139,20 @@ def test_one_customer_with_its_history_and_only_the_listed_columns(env):
     assert set(customer) - {"history"} <= set(snapshot.CUSTOMER_COLUMNS)
     assert "email_masked" not in customer and "customer" not in customer
     assert customer["total_net_sales"] == 31.5
-    assert [h["as_of_date"] for h in customer["history"]] == ["2026-10-25", "2026-11-09", "2026-11-24"]
+    assert [h["as_of_date"] for h in customer["history"]] == [
+        "2026-10-25",
+        "2026-11-09",
+        "2026-11-24",
+    ]
 
 
 def test_unknown_customer_is_404(env):
     response = env["client"].get("/customers/NOPE")
     assert response.status_code == 404 and "NOPE" in response.json()["detail"]
-    assert response.json()["build_id"] == env["first"].build_id and response.json()["as_of"] == "2026-11-24"
+    assert (
+        response.json()["build_id"] == env["first"].build_id
+        and response.json()["as_of"] == "2026-11-24"
+    )
 
 
 @pytest.mark.parametrize(
@@ -156,7 +176,9 @@ def test_bad_parameters_are_422_with_a_message(env, query, message):
 
 def test_a_cursor_of_another_sort_is_refused(env):
     first = env["client"].get("/customers?sort=-clv_12m&limit=5").json()
-    response = env["client"].get("/customers", params={"sort": "order_count", "cursor": first["next_cursor"]})
+    response = env["client"].get(
+        "/customers", params={"sort": "order_count", "cursor": first["next_cursor"]}
+    )
     assert response.status_code == 422 and "sort='-clv_12m'" in response.json()["detail"]
 
 
@@ -165,11 +187,19 @@ def test_filters(env):
     high = client.get("/customers?tier=high&limit=500").json()["items"]
     assert high and all(c["value_tier"] == "high" for c in high)
     assert len(high) == len([i for i in range(CUSTOMERS) if i % 3 == 0])
-    india = client.get("/customers?market=India&segment=Champions&cluster=0&limit=500").json()["items"]
-    assert {c["customer_code"] for c in india} == {f"C{i:03d}" for i in range(CUSTOMERS) if i % 6 == 0}
+    india = client.get("/customers?market=India&segment=Champions&cluster=0&limit=500").json()[
+        "items"
+    ]
+    assert {c["customer_code"] for c in india} == {
+        f"C{i:03d}" for i in range(CUSTOMERS) if i % 6 == 0
+    }
     rich = client.get("/customers?min_clv=300&limit=500").json()["items"]
     assert rich and all(c["clv_12m"] >= 300 for c in rich)
-    assert client.get("/customers?segment=Nobody").json() == {**client.get("/customers?segment=Nobody").json(), "items": [], "next_cursor": None}
+    assert client.get("/customers?segment=Nobody").json() == {
+        **client.get("/customers?segment=Nobody").json(),
+        "items": [],
+        "next_cursor": None,
+    }
 
 
 def walk(client, sort, limit, **filters):
@@ -190,7 +220,9 @@ def test_pages_have_no_duplicates_or_gaps_in_the_sort_order(env, sort):
     everything = client.get("/customers", params={"sort": sort, "limit": 500}).json()["items"]
     assert len(everything) == CUSTOMERS
     codes, pages = walk(client, sort, 4)
-    assert codes == [c["customer_code"] for c in everything]  # same order, nothing twice, nothing left out
+    assert codes == [
+        c["customer_code"] for c in everything
+    ]  # same order, nothing twice, nothing left out
     assert pages == -(-CUSTOMERS // 4)
 
 
@@ -205,17 +237,31 @@ def test_segments_clusters_model(env):
     assert {s["segment"] for s in segments} == {"Champions", "Lost"}
     assert sum(s["customers"] for s in segments) == CUSTOMERS
     clusters = client.get("/clusters").json()["clusters"]
-    assert [(c["as_of_date"], c["cluster_id"]) for c in clusters] == [("2026-11-24", 0), ("2026-11-24", 1)]
+    assert [(c["as_of_date"], c["cluster_id"]) for c in clusters] == [
+        ("2026-11-24", 0),
+        ("2026-11-24", 1),
+    ]
     assert "not_exposed" not in clusters[0]
     model = client.get("/model").json()
-    assert [(p["model"], p["r"]) for p in model["parameters"]] == [("bgnbd", 0.8), ("gamma_gamma", None)]  # NaN -> null
+    assert [(p["model"], p["r"]) for p in model["parameters"]] == [
+        ("bgnbd", 0.8),
+        ("gamma_gamma", None),
+    ]  # NaN -> null
     assert [e["value"] for e in model["evaluation"]] == [0.5]
 
 
 def test_openapi_docs_list_every_endpoint(env):
     paths = env["client"].get("/openapi.json").json()["paths"]
-    assert {"/health", "/snapshot", "/customers", "/customers/{code}", "/segments", "/clusters", "/model",
-            "/transactions"} <= set(paths)
+    assert {
+        "/health",
+        "/snapshot",
+        "/customers",
+        "/customers/{code}",
+        "/segments",
+        "/clusters",
+        "/model",
+        "/transactions",
+    } <= set(paths)
     assert env["client"].get("/docs").status_code == 200
 
 
@@ -225,13 +271,17 @@ def test_a_new_snapshot_is_seen_without_restart_and_a_request_in_flight_keeps_it
     assert client.get("/health").json()["build_id"] == env["first"].build_id
     with store.reader() as in_flight:  # a request that started before the swap
         warehouse.execute("delete from marts.customer_single_view where customer_code = 'C000'")
-        second = publish(warehouse, current.data_dir / "serve", as_of="2026-12-09", run_id="run00002")
+        second = publish(
+            warehouse, current.data_dir / "serve", as_of="2026-12-09", run_id="run00002"
+        )
         assert client.get("/health").json()["build_id"] == second.build_id
         assert client.get("/snapshot").json()["as_of"] == "2026-12-09"
         assert client.get("/customers/C000").status_code == 404
         # the old snapshot still answers the request in flight
         assert in_flight.manifest.build_id == env["first"].build_id
-        assert in_flight.cursor.execute("select count(*) from marts.customer_single_view").fetchone() == (CUSTOMERS,)
+        assert in_flight.cursor.execute(
+            "select count(*) from marts.customer_single_view"
+        ).fetchone() == (CUSTOMERS,)
     assert client.get("/customers/C001").status_code == 200
 
 
@@ -251,17 +301,46 @@ def test_publishes_while_reading_never_fail_a_request(env):
 
 ROWS = [  # the fixture maps PIPELINE_IMPORT_COLUMN_ORDER=order_id: the order id is a key too
     {"customer_id": "K1", "order_date": "2026-11-20", "amount": 12.5, "order_id": "O1"},
-    {"customer_id": "K1", "order_date": "2026-11-20", "amount": 12.5, "order_id": "O1"},  # exact_duplicate
-    {"customer_id": "K2", "order_date": "2026-13-01", "amount": 1, "order_id": "O2"},  # unparseable_date
+    {
+        "customer_id": "K1",
+        "order_date": "2026-11-20",
+        "amount": 12.5,
+        "order_id": "O1",
+    },  # exact_duplicate
+    {
+        "customer_id": "K2",
+        "order_date": "2026-13-01",
+        "amount": 1,
+        "order_id": "O2",
+    },  # unparseable_date
     {"customer_id": "K3", "order_date": "2026-11-01", "amount": "-1", "order_id": "O3"},  # negative
     {"customer_id": " ", "order_date": "2026-11-01", "amount": 1, "order_id": "O4"},  # missing_key
-    {"customer_id": "K4", "order_date": "2027-01-01", "amount": 1, "order_id": "O5"},  # date_after_as_of
-    {"customer_id": "K5", "order_date": "2026-11-01", "amount": "abc", "order_id": "O6"},  # non_numeric
+    {
+        "customer_id": "K4",
+        "order_date": "2027-01-01",
+        "amount": 1,
+        "order_id": "O5",
+    },  # date_after_as_of
+    {
+        "customer_id": "K5",
+        "order_date": "2026-11-01",
+        "amount": "abc",
+        "order_id": "O6",
+    },  # non_numeric
     {"customer_id": 6, "order_date": "2026-11-02", "amount": "7", "order_id": 7},
     {"customer_id": "K,7", "order_date": "2026-11-03", "amount": 0.1, "order_id": "O8"},
 ]
-EXPECTED = [None, "exact_duplicate", "unparseable_date", "negative", "missing_key", "date_after_as_of",
-            "non_numeric", None, None]
+EXPECTED = [
+    None,
+    "exact_duplicate",
+    "unparseable_date",
+    "negative",
+    "missing_key",
+    "date_after_as_of",
+    "non_numeric",
+    None,
+    None,
+]
 
 
 def import_files(env):
@@ -274,13 +353,19 @@ def test_rows_are_validated_like_the_file_import_and_written_as_one_file(env):
     assert response.status_code == 201, response.text
     body = response.json()
     assert [r.get("reason") for r in body["rows"]] == EXPECTED
-    assert [r["status"] for r in body["rows"]] == ["rejected" if e else "accepted" for e in EXPECTED]
+    assert [r["status"] for r in body["rows"]] == [
+        "rejected" if e else "accepted" for e in EXPECTED
+    ]
     assert (body["accepted"], body["rejected"]) == (3, 6)
     assert import_files(env) == [body["file"]]  # no temporary file left behind
     assert body["file"].startswith("transactions_api_") and body["file"].endswith(".csv")
     text = (env["settings"].imports.dir / body["file"]).read_text()
     assert text.splitlines() == [
-        "customer_id,order_date,amount,order_id", "K1,2026-11-20,12.5,O1", "6,2026-11-02,7,7", '"K,7",2026-11-03,0.1,O8']
+        "customer_id,order_date,amount,order_id",
+        "K1,2026-11-20,12.5,O1",
+        "6,2026-11-02,7,7",
+        '"K,7",2026-11-03,0.1,O8',
+    ]
 
 
 def test_the_written_file_is_loaded_by_the_real_file_import(env):
@@ -289,7 +374,9 @@ def test_the_written_file_is_loaded_by_the_real_file_import(env):
     assert env["client"].post("/transactions", json={"rows": more}).status_code == 201
     with duckdb.connect() as conn:
         report = run_import(conn, ImportConfig.from_settings(env["settings"]))
-        lines = conn.execute("select customer_code, sold_quantity from raw.order_lines order by 1").fetchall()
+        lines = conn.execute(
+            "select customer_code, sold_quantity from raw.order_lines order by 1"
+        ).fetchall()
     assert len(report.new_files) == 2 and report.quarantined_rows == 0 and report.loaded_rows == 4
     assert lines == [("6", 700), ("K,7", 10), ("K1", 1250), ("K8", 9999)]
 
@@ -307,7 +394,9 @@ def test_an_idempotent_retry_returns_the_first_answer_and_writes_nothing(env):
     other = client.post("/transactions", json={"rows": ROWS[:1]}, headers=headers)
     assert other.status_code == 409 and "different batch" in other.json()["detail"]
     assert import_files(env) == files
-    fresh = client.post("/transactions", json={"rows": ROWS}, headers={"Idempotency-Key": "another"})
+    fresh = client.post(
+        "/transactions", json={"rows": ROWS}, headers={"Idempotency-Key": "another"}
+    )
     assert fresh.status_code == 201 and len(import_files(env)) == 2
 
 
@@ -326,11 +415,38 @@ def test_a_retry_after_a_crash_before_the_key_was_recorded_finds_its_file(env):
     ("payload", "status", "message"),
     [
         ({"rows": []}, 422, "at least 1"),
-        ({"rows": [{"customer_id": "K1", "order_date": "2026-11-20", "amount": 1, "colour": "red"}]}, 422, "Extra inputs"),
-        ({"rows": [{"customer_id": "K1", "order_date": "2026-11-20", "amount": 1, "product": "P1"}]}, 422,
-         "PIPELINE_IMPORT_COLUMN_PRODUCT is 'none'"),
-        ({"rows": [{"customer_id": "K1", "order_date": "2026-11-20", "amount": -1, "order_id": "O1"}]}, 422,
-         "every row was rejected"),
+        (
+            {
+                "rows": [
+                    {"customer_id": "K1", "order_date": "2026-11-20", "amount": 1, "colour": "red"}
+                ]
+            },
+            422,
+            "Extra inputs",
+        ),
+        (
+            {
+                "rows": [
+                    {"customer_id": "K1", "order_date": "2026-11-20", "amount": 1, "product": "P1"}
+                ]
+            },
+            422,
+            "PIPELINE_IMPORT_COLUMN_PRODUCT is 'none'",
+        ),
+        (
+            {
+                "rows": [
+                    {
+                        "customer_id": "K1",
+                        "order_date": "2026-11-20",
+                        "amount": -1,
+                        "order_id": "O1",
+                    }
+                ]
+            },
+            422,
+            "every row was rejected",
+        ),
         ([1, 2], 422, "valid dictionary"),
     ],
 )
@@ -339,12 +455,16 @@ def test_a_batch_failing_as_a_whole_writes_nothing(env, payload, status, message
     assert response.status_code == status and message in json.dumps(response.json())
     assert import_files(env) == []
     # nothing was recorded for the key either: the corrected batch may use it
-    ok = env["client"].post("/transactions", json={"rows": ROWS[:1]}, headers={"Idempotency-Key": "k"})
+    ok = env["client"].post(
+        "/transactions", json={"rows": ROWS[:1]}, headers={"Idempotency-Key": "k"}
+    )
     assert ok.status_code == 201
 
 
 def test_malformed_json_writes_nothing(env):
-    response = env["client"].post("/transactions", content=b"{not json", headers={"Content-Type": "application/json"})
+    response = env["client"].post(
+        "/transactions", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 422 and import_files(env) == []
 
 
@@ -356,10 +476,15 @@ def test_every_row_rejected_reports_each_reason(env):
 
 
 def test_ingestion_needs_the_transactions_layout(tmp_path):
-    app = create_app(settings.load(import_dir=tmp_path / "import", api_key=KEY))  # atliq layout by default
+    app = create_app(
+        settings.load(import_dir=tmp_path / "import", api_key=KEY)
+    )  # atliq layout by default
     with TestClient(app, headers={"X-API-Key": KEY}) as client:
         response = client.post("/transactions", json={"rows": ROWS[:1]})
-    assert response.status_code == 409 and "PIPELINE_IMPORT_LAYOUT=transactions" in response.json()["detail"]
+    assert (
+        response.status_code == 409
+        and "PIPELINE_IMPORT_LAYOUT=transactions" in response.json()["detail"]
+    )
     assert not (tmp_path / "import").exists()
 
 
@@ -371,7 +496,10 @@ def test_writes_need_the_api_key_compared_whole(env):
     for headers in ({"X-API-Key": ""}, {"X-API-Key": KEY[:-1]}, {"X-API-Key": KEY + "x"}):
         response = client.post("/transactions", json={"rows": ROWS[:1]}, headers=headers)
         assert response.status_code == 401, headers
-        assert "X-API-Key" in response.json()["detail"] and response.json()["build_id"] == env["first"].build_id
+        assert (
+            "X-API-Key" in response.json()["detail"]
+            and response.json()["build_id"] == env["first"].build_id
+        )
     without = TestClient(env["app"]).post("/transactions", json={"rows": ROWS[:1]})
     assert without.status_code == 401
     assert import_files(env) == []
@@ -379,7 +507,9 @@ def test_writes_need_the_api_key_compared_whole(env):
 
 
 def test_with_no_key_configured_writes_are_refused(tmp_path):
-    current = settings.load(import_layout="transactions", source="files", import_dir=tmp_path / "import")
+    current = settings.load(
+        import_layout="transactions", source="files", import_dir=tmp_path / "import"
+    )
     assert current.api.key is None  # the default
     with TestClient(create_app(current), headers={"X-API-Key": "anything-at-all-16"}) as client:
         response = client.post("/transactions", json={"rows": ROWS[:1]})
@@ -400,11 +530,15 @@ def small_limit(env):
 def test_a_body_over_the_limit_is_413_before_parsing(env, small_limit):
     body = json.dumps({"rows": ROWS * 20}).encode()
     assert len(body) > 2000
-    response = small_limit.post("/transactions", content=body, headers={"Content-Type": "application/json"})
+    response = small_limit.post(
+        "/transactions", content=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413 and "2,000 bytes" in response.json()["detail"]
     assert response.json()["build_id"] == env["first"].build_id
     # not JSON at all: refused on its size, so it was never parsed
-    garbage = small_limit.post("/transactions", content=b"x" * 3000, headers={"Content-Type": "application/json"})
+    garbage = small_limit.post(
+        "/transactions", content=b"x" * 3000, headers={"Content-Type": "application/json"}
+    )
     assert garbage.status_code == 413
     assert import_files(env) == []
     # under the limit, the same API takes the rows
@@ -412,8 +546,12 @@ def test_a_body_over_the_limit_is_413_before_parsing(env, small_limit):
 
 
 def test_a_streamed_body_without_length_is_cut_at_the_limit(env, small_limit):
-    chunks = iter([json.dumps({"rows": ROWS * 20}).encode()[i:i + 500] for i in range(0, 5000, 500)])
-    response = small_limit.post("/transactions", content=chunks, headers={"Content-Type": "application/json"})
+    chunks = iter(
+        [json.dumps({"rows": ROWS * 20}).encode()[i : i + 500] for i in range(0, 5000, 500)]
+    )
+    response = small_limit.post(
+        "/transactions", content=chunks, headers={"Content-Type": "application/json"}
+    )
     assert "content-length" not in response.request.headers  # chunked: only counting can catch it
     assert response.status_code == 413
     assert import_files(env) == []
@@ -421,13 +559,33 @@ def test_a_streamed_body_without_length_is_cut_at_the_limit(env, small_limit):
 
 def test_a_422_names_the_problem_without_echoing_the_input(env):
     secret = "PERSONAL-" + "x" * 5000
-    response = env["client"].post("/transactions", json={"rows": [
-        {"customer_id": "K1", "order_date": "2026-11-20", "amount": 1, "order_id": "O1", "colour": secret},
-        {"customer_id": "K2", "order_date": "2026-11-20", "amount": {"nested": secret}, "order_id": "O2"},
-    ]})
+    response = env["client"].post(
+        "/transactions",
+        json={
+            "rows": [
+                {
+                    "customer_id": "K1",
+                    "order_date": "2026-11-20",
+                    "amount": 1,
+                    "order_id": "O1",
+                    "colour": secret,
+                },
+                {
+                    "customer_id": "K2",
+                    "order_date": "2026-11-20",
+                    "amount": {"nested": secret},
+                    "order_id": "O2",
+                },
+            ]
+        },
+    )
     assert response.status_code == 422
     assert "PERSONAL" not in response.text and len(response.text) < 2000
     detail = response.json()["detail"]
-    assert {"loc": ["body", "rows", 0, "colour"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"} in detail
+    assert {
+        "loc": ["body", "rows", 0, "colour"],
+        "msg": "Extra inputs are not permitted",
+        "type": "extra_forbidden",
+    } in detail
     assert any(d["loc"][:4] == ["body", "rows", 1, "amount"] for d in detail)
     assert response.json()["build_id"] == env["first"].build_id

@@ -60,7 +60,9 @@ def test_too_few_customers_publish_no_clusters_and_a_warning(tmp_path, customers
         # the history tables exist (the marts read them) and hold nothing for this date
         for table in ("cluster_profiles", "cluster_k_curve", "cluster_centroids"):
             assert conn.execute(f"select count(*) from analytics.{table}").fetchone() == (0,)
-        evaluation = dict(conn.execute("select metric, value from analytics.cluster_evaluation").fetchall())
+        evaluation = dict(
+            conn.execute("select metric, value from analytics.cluster_evaluation").fetchall()
+        )
         assert evaluation == {"clustered": 0.0, "customers": float(customers)}
 
 
@@ -80,7 +82,9 @@ def test_a_refresh_with_clusters_after_one_without_adds_the_columns(tmp_path):
         assert statuses == [("2026-11-09", "not_clustered"), (AS_OF, "clustered")]
         k = conn.execute("select count(*) from analytics.cluster_profiles").fetchone()[0]
         assert k >= 2
-        centroid_columns = {c for c, _ in warehouse.table_columns(conn, "analytics", "cluster_centroids")}
+        centroid_columns = {
+            c for c, _ in warehouse.table_columns(conn, "analytics", "cluster_centroids")
+        }
         assert set(cl.BEHAVIOUR_FEATURES) <= centroid_columns
         assigned = conn.execute("select count(*) from analytics.customer_clusters").fetchone()[0]
         assert assigned == 40

@@ -123,8 +123,11 @@ def _expected(lines: pd.DataFrame) -> pd.DataFrame:
         out[f"share_{segment.lower()}"] = lines_by_segment[segment] / out["order_lines"]
     # per category, shrunk by two pseudo-lines at everyone's mix
     by_category = pd.crosstab(
-        lines["customer_code"], "mix_" + lines["segment"].str.lower() + "__"
-        + lines["category"].str.lower().str.replace(" ", "_")
+        lines["customer_code"],
+        "mix_"
+        + lines["segment"].str.lower()
+        + "__"
+        + lines["category"].str.lower().str.replace(" ", "_"),
     )
     population = by_category.sum() / by_category.to_numpy().sum()
     mix = (by_category + 2 * population).div(out["order_lines"] + 2, axis=0)
@@ -148,7 +151,9 @@ def test_features_match_pandas(built):
     expected = _expected(lines)
     for column in expected.columns:
         np.testing.assert_allclose(
-            features[column].astype(float), expected[column].astype(float), rtol=1e-9,
+            features[column].astype(float),
+            expected[column].astype(float),
+            rtol=1e-9,
             err_msg=column,
         )
     assert (features["as_of_date"] == pd.Timestamp(AS_OF)).all()

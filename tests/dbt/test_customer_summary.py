@@ -51,7 +51,9 @@ def test_summary_matches_lifetimes(built):
     np.testing.assert_array_equal(ours["frequency"], expected["frequency"])
     np.testing.assert_array_equal(ours["recency"], expected["recency"])
     np.testing.assert_array_equal(ours["t"], expected["T"])
-    np.testing.assert_allclose(ours["monetary_value_net_sales"], expected["monetary_value"], rtol=1e-9)
+    np.testing.assert_allclose(
+        ours["monetary_value_net_sales"], expected["monetary_value"], rtol=1e-9
+    )
     # the data exercises the interesting cases: one-time buyers and several orders on one day
     assert (expected["frequency"] == 0).any() and (expected["frequency"] >= 2).any()
 

@@ -44,10 +44,14 @@ def built(tmp_path_factory):
     dbt_build(database, root / "target", ["--exclude", "path:models/marts/customers"], dbt_vars)
     # stand-ins for the Python models' outputs, then the action marts on top of them
     with duckdb.connect(str(database)) as conn:
-        summary = conn.sql("select customer_code, has_orders from intermediate.customer_summary").df()
+        summary = conn.sql(
+            "select customer_code, has_orders from intermediate.customer_summary"
+        ).df()
         rng = np.random.default_rng(5)
         with_orders = summary["has_orders"].to_numpy()
-        segments = np.where(with_orders, rng.choice(["Champions", "Lost", "At Risk"], len(summary)), "No Orders")
+        segments = np.where(
+            with_orders, rng.choice(["Champions", "Lost", "At Risk"], len(summary)), "No Orders"
+        )
         rfm = pd.DataFrame(  # noqa: F841 (read by DuckDB's replacement scan below)
             {
                 "customer_code": summary["customer_code"],
@@ -62,10 +66,16 @@ def built(tmp_path_factory):
         cltv = pd.DataFrame(  # noqa: F841 (read by DuckDB's replacement scan below)
             {
                 "customer_code": summary["customer_code"],
-                "value_tier": np.where(with_orders, rng.choice(["high", "medium", "low"], len(summary)), "none"),
+                "value_tier": np.where(
+                    with_orders, rng.choice(["high", "medium", "low"], len(summary)), "none"
+                ),
                 "p_alive": np.where(predicted, rng.uniform(0, 1, len(summary)), np.nan),
-                "expected_purchases_365d": np.where(predicted, rng.gamma(1.0, 1.0, len(summary)), np.nan),
-                "expected_order_value": np.where(predicted, rng.uniform(5, 300, len(summary)), np.nan),
+                "expected_purchases_365d": np.where(
+                    predicted, rng.gamma(1.0, 1.0, len(summary)), np.nan
+                ),
+                "expected_order_value": np.where(
+                    predicted, rng.uniform(5, 300, len(summary)), np.nan
+                ),
                 "clv_12m": np.where(predicted, rng.uniform(0, 500, len(summary)), np.nan),
             }
         )
@@ -156,8 +166,15 @@ def assert_finance_is_like_for_like(conn, as_of: dt.date) -> None:
     fin["month"] = pd.to_datetime(fin["month_start_date"])
     ours = fin.set_index(["month", *KEY]).sort_index()
     assert ours.index.tolist() == monthly.index.tolist()
-    for column in ("net_sales", "gross_margin", "net_sales_previous_year", "gross_margin_previous_year"):
-        np.testing.assert_allclose(ours[column].astype(float), monthly[column], rtol=1e-12, err_msg=column)
+    for column in (
+        "net_sales",
+        "gross_margin",
+        "net_sales_previous_year",
+        "gross_margin_previous_year",
+    ):
+        np.testing.assert_allclose(
+            ours[column].astype(float), monthly[column], rtol=1e-12, err_msg=column
+        )
     has = monthly["net_sales_previous_year"].notna() & (monthly["net_sales_previous_year"] != 0)
     np.testing.assert_allclose(
         ours.loc[has, "net_sales_yoy_pct"].astype(float),
@@ -168,18 +185,25 @@ def assert_finance_is_like_for_like(conn, as_of: dt.date) -> None:
     partial = pd.Timestamp(as_of) < as_of_month.to_timestamp(how="end").normalize()
     expected_mtd = (fin["month"].dt.to_period("M") == as_of_month) & partial
     assert (fin["is_month_to_date"] == expected_mtd).all()
-    year = frame(conn, "select * from marts.insight_finance_yearly").set_index(["fiscal_year", *KEY]).sort_index()
+    year = (
+        frame(conn, "select * from marts.insight_finance_yearly")
+        .set_index(["fiscal_year", *KEY])
+        .sort_index()
+    )
     assert year.index.tolist() == yearly.index.tolist()
     for column in ("net_sales", "net_sales_previous_year"):
-        np.testing.assert_allclose(year[column].astype(float), yearly[column], rtol=1e-12, err_msg=column)
+        np.testing.assert_allclose(
+            year[column].astype(float), yearly[column], rtol=1e-12, err_msg=column
+        )
 
 
 def test_finance_year_over_year_is_like_for_like(conn):
     assert_finance_is_like_for_like(conn, AS_OF)
     totals = "select sum(net_sales), sum(gross_margin) from marts.{}"
-    assert conn.execute(totals.format("insight_finance_yearly")).fetchone() == conn.execute(
-        totals.format("insight_finance_monthly")
-    ).fetchone()
+    assert (
+        conn.execute(totals.format("insight_finance_yearly")).fetchone()
+        == conn.execute(totals.format("insight_finance_monthly")).fetchone()
+    )
 
 
 # --- year over year at the edges of months and fiscal years ---------------------------------
@@ -202,8 +226,12 @@ def placed_lines(as_of: dt.date) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "order_id": f"X{i}", "line_number": 1, "order_date": pd.Timestamp(day),
-                "customer_code": code, "product_code": "P1", "sold_quantity": quantity,
+                "order_id": f"X{i}",
+                "line_number": 1,
+                "order_date": pd.Timestamp(day),
+                "customer_code": code,
+                "product_code": "P1",
+                "sold_quantity": quantity,
             }
             for i, (code, day, quantity) in enumerate(rows)
         ]
@@ -215,14 +243,21 @@ def yoy(request, tmp_path_factory):
     as_of = dt.date.fromisoformat(request.param)
     root = tmp_path_factory.mktemp("yoy")
     database = root / "warehouse.duckdb"
-    lines = pd.concat([random_order_lines(60, as_of, seed=3, days=800), placed_lines(as_of)], ignore_index=True)
+    lines = pd.concat(
+        [random_order_lines(60, as_of, seed=3, days=800), placed_lines(as_of)], ignore_index=True
+    )
     write_raw(database, lines)
     with duckdb.connect(str(database)) as conn:
         conn.execute(
             "update raw.customers set market = 'USA', sub_zone = 'NA', region = 'NA', "
             "platform = 'Brick & Mortar', channel = 'Direct' where customer_code = 'CUSA'"
         )
-    dbt_build(database, root / "target", ["--select", "+insight_finance_yearly"], {"as_of_date": as_of.isoformat()})
+    dbt_build(
+        database,
+        root / "target",
+        ["--select", "+insight_finance_yearly"],
+        {"as_of_date": as_of.isoformat()},
+    )
     with duckdb.connect(str(database), read_only=True) as conn:
         yield as_of, conn
 
@@ -239,8 +274,12 @@ def test_the_as_of_month_is_compared_with_the_same_days_a_year_earlier(yoy):
     lines["date"] = pd.to_datetime(lines["date"])
     india = lines[(lines["market"] == "India")]
     year_ago = pd.Timestamp(as_of.replace(year=as_of.year - 1))
-    same_days = india[(india["date"] >= year_ago.replace(day=1)) & (india["date"] <= year_ago)]["net_sales"].sum()
-    whole_month = india[india["date"].dt.to_period("M") == year_ago.to_period("M")]["net_sales"].sum()
+    same_days = india[(india["date"] >= year_ago.replace(day=1)) & (india["date"] <= year_ago)][
+        "net_sales"
+    ].sum()
+    whole_month = india[india["date"].dt.to_period("M") == year_ago.to_period("M")][
+        "net_sales"
+    ].sum()
     month_end = as_of.day == (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).day
     if month_end:  # the whole month is compared (the line placed after it is in September)
         assert whole_month == same_days
@@ -284,14 +323,20 @@ def test_segment_shares_add_up_and_the_growth_rule(conn):
     assert len(seg) == 3
     for column in ("net_sales_share", "gross_margin_share", "net_sales_share_last_12m"):
         assert seg[column].sum() == pytest.approx(1.0)
-    customers = conn.execute("select count(distinct customer_code) from marts.fact_sales").fetchone()[0]
+    customers = conn.execute(
+        "select count(distinct customer_code) from marts.fact_sales"
+    ).fetchone()[0]
     assert seg["customers"].sum() == customers
-    np.testing.assert_allclose(seg["avg_order_value"], seg["net_sales"].astype(float) / seg["orders"])
+    np.testing.assert_allclose(
+        seg["avg_order_value"], seg["net_sales"].astype(float) / seg["orders"]
+    )
     np.testing.assert_allclose(seg["purchase_frequency"], seg["orders"] / seg["customers"])
     # the documented rule, recomputed
     small = seg["net_sales_share_last_12m"] < 1 / 3
     fast = seg["net_sales_growth_pct"] > seg["total_net_sales_growth_pct"]
-    expected = np.select([small & fast, fast, small], ["growth opportunity", "star", "watch"], "core")
+    expected = np.select(
+        [small & fast, fast, small], ["growth opportunity", "star", "watch"], "core"
+    )
     assert seg["growth_quadrant"].tolist() == expected.tolist()
     assert (seg["is_growth_opportunity"] == (small & fast)).all()
 
@@ -304,7 +349,10 @@ def test_segment_retention(conn):
     )
     as_of = pd.Timestamp(AS_OF)
     last = lines[lines["date"] > as_of - pd.DateOffset(months=12)]
-    prior = lines[(lines["date"] > as_of - pd.DateOffset(months=24)) & (lines["date"] <= as_of - pd.DateOffset(months=12))]
+    prior = lines[
+        (lines["date"] > as_of - pd.DateOffset(months=24))
+        & (lines["date"] <= as_of - pd.DateOffset(months=12))
+    ]
     seg = frame(conn, "select * from marts.insight_segment_performance").set_index("region")
     for region, rows in seg.iterrows():
         before = set(prior.loc[prior["region"] == region, "customer_code"])
@@ -342,14 +390,18 @@ def test_bestsellers_and_lifecycle(conn):
     best = frame(conn, "select * from marts.insight_product_bestsellers")
     top = best[best["rank_by_quantity"] == 1]
     most = best.groupby(["fiscal_year", "market"])["sold_quantity"].max()
-    assert top.set_index(["fiscal_year", "market"])["sold_quantity"].sort_index().tolist() == most.sort_index().tolist()
+    assert (
+        top.set_index(["fiscal_year", "market"])["sold_quantity"].sort_index().tolist()
+        == most.sort_index().tolist()
+    )
     life = frame(conn, "select * from marts.insight_product_lifecycle")
     assert sorted(life["product_code"]) == ["P0", "P1", "P2"]
     frame(conn, "select * from marts.insight_category_trends")  # it reads back
     net = "select sum(net_sales) from marts.{}"
-    assert conn.execute(net.format("insight_category_trends")).fetchone() == conn.execute(
-        net.format("insight_product_bestsellers")
-    ).fetchone()
+    assert (
+        conn.execute(net.format("insight_category_trends")).fetchone()
+        == conn.execute(net.format("insight_product_bestsellers")).fetchone()
+    )
 
 
 def test_next_categories_are_popular_in_the_segment_and_not_yet_bought(conn):
@@ -367,11 +419,16 @@ def test_next_categories_are_popular_in_the_segment_and_not_yet_bought(conn):
     np.testing.assert_allclose(joined["score"], joined["expected"])
     # with three categories, a customer who bought one gets the two others, in score order
     assert len(recs) > 0
-    assert (recs.sort_values(["customer_code", "recommendation_rank"]).groupby("customer_code")["score"]
-            .apply(lambda s: s.is_monotonic_decreasing)).all()
+    assert (
+        recs.sort_values(["customer_code", "recommendation_rank"])
+        .groupby("customer_code")["score"]
+        .apply(lambda s: s.is_monotonic_decreasing)
+    ).all()
 
 
-def expected_offers(offers: pd.DataFrame, summary: pd.DataFrame, cltv: pd.DataFrame) -> pd.DataFrame:
+def expected_offers(
+    offers: pd.DataFrame, summary: pd.DataFrame, cltv: pd.DataFrame
+) -> pd.DataFrame:
     """The documented offer rule, recomputed in pandas (spend = margin)."""
     frame = summary.merge(cltv, on="customer_code", how="left")
     frame["margin"] = frame["expected_purchases_365d"] * frame["expected_order_value"]
@@ -391,13 +448,19 @@ def expected_offers(offers: pd.DataFrame, summary: pd.DataFrame, cltv: pd.DataFr
         ["no orders", "no prediction", "not eligible", "win back", "second purchase"],
         "loyalty reward",
     )
-    frame["base"] = frame["offer"].map({"win back": 0.15, "second purchase": 0.05, "loyalty reward": 0.05}).fillna(0.0)
+    frame["base"] = (
+        frame["offer"]
+        .map({"win back": 0.15, "second purchase": 0.05, "loyalty reward": 0.05})
+        .fillna(0.0)
+    )
     return frame.set_index("customer_code")
 
 
 def test_offers_go_to_the_top_expected_margin_and_never_below_cost(conn):
     offers = frame(conn, "select * from marts.customer_discount_offers").set_index("customer_code")
-    summary = frame(conn, "select customer_code, has_orders, frequency from intermediate.customer_summary")
+    summary = frame(
+        conn, "select customer_code, has_orders, frequency from intermediate.customer_summary"
+    )
     cltv = frame(conn, "select * from analytics.customer_cltv").drop(columns="value_tier")
     expected = expected_offers(offers, summary, cltv).reindex(offers.index)
     assert len(offers) == len(summary)

@@ -51,8 +51,9 @@ if not shutil.which("java"):
     pytest.skip("Spark tests need Java 17 ('java' is not on PATH)", allow_module_level=True)
 _missing = [m for m in ("pyspark", "dbt.adapters.spark") if importlib.util.find_spec(m) is None]
 if _missing:
-    message = (f"Spark tests need the 'spark' extra ({', '.join(_missing)} missing): "
-               "run `make test-spark`")
+    message = (
+        f"Spark tests need the 'spark' extra ({', '.join(_missing)} missing): run `make test-spark`"
+    )
     if os.environ.get("PIPELINE_SPARK_REQUIRED") == "1":
         pytest.fail(message, pytrace=False)
     pytest.skip(message, allow_module_level=True)
@@ -99,23 +100,45 @@ def _export_parquet(database: Path, parquet_dir: Path) -> None:
 
 def _spark_build(spark_dir: Path, parquet_dir: Path, target: Path) -> subprocess.CompletedProcess:
     dbt = Path(sys.executable).parent / "dbt"
-    env = {**os.environ, "PIPELINE_SPARK_DIR": str(spark_dir), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {
+        **os.environ,
+        "PIPELINE_SPARK_DIR": str(spark_dir),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
     from pipeline import settings
 
-    dbt_vars = {**settings.load(environ={}, as_of=AS_OF).dbt_vars(), "spark_raw_parquet_dir": str(parquet_dir)}
+    dbt_vars = {
+        **settings.load(environ={}, as_of=AS_OF).dbt_vars(),
+        "spark_raw_parquet_dir": str(parquet_dir),
+    }
     command = [
-        str(dbt if dbt.exists() else "dbt"), "build", "--target", "spark",
-        "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
-        "--target-path", str(target), "--log-path", str(target / "logs"),
-        "--select", " ".join(SELECTION),
+        str(dbt if dbt.exists() else "dbt"),
+        "build",
+        "--target",
+        "spark",
+        "--project-dir",
+        str(DBT_DIR),
+        "--profiles-dir",
+        str(DBT_DIR),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(target / "logs"),
+        "--select",
+        " ".join(SELECTION),
         # The generic tests (unique, not_null, ...) are properties of the rows, which are compared
         # with DuckDB's (where they all run) below; each costs a Spark job. The singular
         # reconciliation tests run on Spark too.
-        "--exclude", "test_type:generic",
-        "--indirect-selection", "cautious",
-        "--vars", json.dumps(dbt_vars),
+        "--exclude",
+        "test_type:generic",
+        "--indirect-selection",
+        "cautious",
+        "--vars",
+        json.dumps(dbt_vars),
     ]
-    return subprocess.run(command, cwd=DBT_DIR, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        command, cwd=DBT_DIR, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +149,12 @@ def builds(tmp_path_factory):
     _vary_customers(database)
 
     started = time.perf_counter()
-    dbt_build(database, root / "duckdb_target", ["--select", " ".join(SELECTION)],
-              {"as_of_date": AS_OF.isoformat()})
+    dbt_build(
+        database,
+        root / "duckdb_target",
+        ["--select", " ".join(SELECTION)],
+        {"as_of_date": AS_OF.isoformat()},
+    )
     duckdb_seconds = time.perf_counter() - started
 
     parquet_dir = root / "raw_parquet"
@@ -143,21 +170,36 @@ def builds(tmp_path_factory):
     manifest = json.loads((root / "spark_target" / "manifest.json").read_text())
     run_results = json.loads((root / "spark_target" / "run_results.json").read_text())
     built = {r["unique_id"] for r in run_results["results"] if r["status"] in ("success", "pass")}
-    models = {manifest["nodes"][u]["name"]: manifest["nodes"][u]["config"]["materialized"]
-              for u in built if u.startswith("model.")}
-    schemas = {manifest["nodes"][u]["name"]: manifest["nodes"][u]["schema"]
-               for u in built if u.startswith("model.")}
-    return {"database": database, "warehouse": root / "spark" / "warehouse", "models": models,
-            "schemas": schemas, "run_results": run_results}
+    models = {
+        manifest["nodes"][u]["name"]: manifest["nodes"][u]["config"]["materialized"]
+        for u in built
+        if u.startswith("model.")
+    }
+    schemas = {
+        manifest["nodes"][u]["name"]: manifest["nodes"][u]["schema"]
+        for u in built
+        if u.startswith("model.")
+    }
+    return {
+        "database": database,
+        "warehouse": root / "spark" / "warehouse",
+        "models": models,
+        "schemas": schemas,
+        "run_results": run_results,
+    }
 
 
 def test_every_order_line_model_built_on_spark(builds):
     models = builds["models"]
-    expected = {p.stem for path in SELECTION
-                for p in (DBT_DIR / path.removeprefix("path:")).glob("*.sql")}
+    expected = {
+        p.stem for path in SELECTION for p in (DBT_DIR / path.removeprefix("path:")).glob("*.sql")
+    }
     assert set(models) == expected
-    failed = [r["unique_id"] for r in builds["run_results"]["results"]
-              if r["status"] not in ("success", "pass")]
+    failed = [
+        r["unique_id"]
+        for r in builds["run_results"]["results"]
+        if r["status"] not in ("success", "pass")
+    ]
     assert not failed
 
 
@@ -180,7 +222,9 @@ def compared(builds):
             schema = builds["schemas"][table]
             duck = conn.sql(f"select * from {schema}.{table}")
             columns, types = duck.columns, [str(t) for t in duck.types]
-            floats = [c for c, t in zip(columns, types) if t.startswith(("DECIMAL", "DOUBLE", "FLOAT"))]
+            floats = [
+                c for c, t in zip(columns, types) if t.startswith(("DECIMAL", "DOUBLE", "FLOAT"))
+            ]
             exact = [c for c in columns if c not in floats]
             order = ", ".join(exact + floats)
             files = builds["warehouse"] / f"{schema}.db" / table / "*.parquet"
@@ -197,15 +241,22 @@ def compared(builds):
 def test_every_mart_is_the_same_row_for_row(compared):
     assert len(compared) >= 19
     for table, (duck, spark, floats) in compared.items():
-        assert len(spark) == len(duck), f"{table}: {len(spark)} rows on Spark, {len(duck)} on DuckDB"
+        assert len(spark) == len(duck), (
+            f"{table}: {len(spark)} rows on Spark, {len(duck)} on DuckDB"
+        )
         assert len(duck) > 0, table
         exact = [c for c in duck.columns if c not in floats]
         pd.testing.assert_frame_equal(
             spark[exact].astype(object).where(spark[exact].notna(), None),
             duck[exact].astype(object).where(duck[exact].notna(), None),
-            check_dtype=False, obj=f"{table} (exact columns)",
+            check_dtype=False,
+            obj=f"{table} (exact columns)",
         )
         pd.testing.assert_frame_equal(
-            spark[floats].astype(float), duck[floats].astype(float),
-            check_dtype=False, rtol=RTOL, atol=ATOL, obj=f"{table} (numeric columns)",
+            spark[floats].astype(float),
+            duck[floats].astype(float),
+            check_dtype=False,
+            rtol=RTOL,
+            atol=ATOL,
+            obj=f"{table} (numeric columns)",
         )

@@ -67,9 +67,14 @@ def test_config_is_validated():
 def test_config_from_settings():
     from pipeline import settings
 
-    environ = {"PIPELINE_CUSTOMERS": "5", "PIPELINE_SEED": "2", "PIPELINE_HISTORY_DAYS": "30",
-               "PIPELINE_TRUTH_HORIZON_DAYS": "10", "PIPELINE_START_DATE": "2024-01-01",
-               "PIPELINE_AS_OF": "2024-03-01"}
+    environ = {
+        "PIPELINE_CUSTOMERS": "5",
+        "PIPELINE_SEED": "2",
+        "PIPELINE_HISTORY_DAYS": "30",
+        "PIPELINE_TRUTH_HORIZON_DAYS": "10",
+        "PIPELINE_START_DATE": "2024-01-01",
+        "PIPELINE_AS_OF": "2024-03-01",
+    }
     config = SimulationConfig.from_settings(settings.load(environ=environ))
     assert config == SimulationConfig(5, 2, dt.date(2024, 1, 1), 30, dt.date(2024, 3, 1), 10)
 

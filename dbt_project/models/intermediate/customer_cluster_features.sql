@@ -73,8 +73,8 @@ basket as (
     select
         customer_code,
         {%- for segment in segments %}
-        sum(case when segment = '{{ segment }}' then order_lines else 0 end)
-            as {{ segment | lower }}_lines,
+            sum(case when segment = '{{ segment }}' then order_lines else 0 end)
+                as {{ segment | lower }}_lines,
         {%- endfor %}
         {%- for c in categories %}
         sum(case when category_number = {{ loop.index }} then order_lines else 0 end)
@@ -89,7 +89,7 @@ basket as (
 -- everyone's mix: the prior each customer's mix is shrunk towards
 population as (
     select
-        {%- for c in categories %}
+    {%- for c in categories %}
         sum({{ c.column }}_lines) as {{ c.column }}_lines,
         {%- endfor %}
         sum(order_lines) as order_lines
@@ -120,8 +120,8 @@ features as (
             as log_units_per_line,
         ln(1 + cast(basket.order_lines as double) / buyers.order_count) as log_lines_per_order,
         {%- for segment in segments %}
-        cast(basket.{{ segment | lower }}_lines as double) / basket.order_lines
-            as share_{{ segment | lower }},
+            cast(basket.{{ segment | lower }}_lines as double) / basket.order_lines
+                as share_{{ segment | lower }},
         {%- endfor %}
         {%- for c in categories %}
         (basket.{{ c.column }}_lines
@@ -131,8 +131,8 @@ features as (
         {%- endfor %}
         {%- for column, value in [('platform', 'E-Commerce'), ('channel', 'Direct'),
                                   ('channel', 'Distributor'), ('channel', 'Retailer')] %}
-        cast(case when customers.{{ column }} = '{{ value }}' then 1 else 0 end as integer)
-            as is_{{ value | lower | replace('-', '_') }},
+            cast(case when customers.{{ column }} = '{{ value }}' then 1 else 0 end as integer)
+                as is_{{ value | lower | replace('-', '_') }},
         {%- endfor %}
         {{ as_of_date() }} as as_of_date
     from buyers

@@ -58,14 +58,16 @@ final as (
         {{ dbt.datediff('lifetime.first_order_date', as_of_date(), 'day') }} as t,
         case
             when lifetime.purchase_day_count > 1
-                then (lifetime.total_net_sales - lifetime.first_day_net_sales)
-                / (lifetime.purchase_day_count - 1)
+                then
+                    (lifetime.total_net_sales - lifetime.first_day_net_sales)
+                    / (lifetime.purchase_day_count - 1)
             when lifetime.customer_code is not null then 0
         end as monetary_value_net_sales,
         case
             when lifetime.purchase_day_count > 1
-                then (lifetime.total_gross_margin - lifetime.first_day_gross_margin)
-                / (lifetime.purchase_day_count - 1)
+                then
+                    (lifetime.total_gross_margin - lifetime.first_day_gross_margin)
+                    / (lifetime.purchase_day_count - 1)
             when lifetime.customer_code is not null then 0
         end as monetary_value_gross_margin,
         coalesce(lifetime.log_net_sales_days, 0) as log_net_sales_days,

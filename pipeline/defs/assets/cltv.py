@@ -76,7 +76,8 @@ def cltv_model_selection(
             "select * from intermediate.customer_backtest_summary order by customer_code"
         ).df()
         result = model_selection.select_models(
-            backtest_summary, spend=current.models.cltv_spend,
+            backtest_summary,
+            spend=current.models.cltv_spend,
             transaction_candidates=current.models.cltv_transaction_models,
         )
         as_of = pd.Timestamp(current.as_of)
@@ -84,10 +85,24 @@ def cltv_model_selection(
         selection.insert(0, "as_of_date", as_of)
         deciles = result.deciles.copy()
         deciles.insert(0, "as_of_date", as_of)
-        warehouse.replace_as_of_rows(conn, "analytics", "cltv_model_selection", selection, current.as_of)
-        warehouse.replace_as_of_rows(conn, "analytics", "cltv_calibration_deciles", deciles, current.as_of)
-    shown = selection[["kind", "model", "status", "rank", "purchases_rmse",
-                       "purchases_poisson_deviance", "purchases_aggregate_pct_error", "spend_rmse"]]
+        warehouse.replace_as_of_rows(
+            conn, "analytics", "cltv_model_selection", selection, current.as_of
+        )
+        warehouse.replace_as_of_rows(
+            conn, "analytics", "cltv_calibration_deciles", deciles, current.as_of
+        )
+    shown = selection[
+        [
+            "kind",
+            "model",
+            "status",
+            "rank",
+            "purchases_rmse",
+            "purchases_poisson_deviance",
+            "purchases_aggregate_pct_error",
+            "spend_rmse",
+        ]
+    ]
     yield dg.MaterializeResult(
         asset_key=SELECTION_KEY,
         metadata={
@@ -148,7 +163,9 @@ def rankings(selection: pd.DataFrame) -> tuple[list[str], list[str]]:
     check_specs=checks.CLTV_CHECKS,
     name="customer_cltv",
 )
-def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings, duckdb: DuckDBResource):
+def customer_cltv(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, duckdb: DuckDBResource
+):
     """Predicted customer lifetime value with the models chosen on the backtest holdout
     (cltv_model_selection), fit on the full history: P(alive), expected purchases in 90 and 365
     days, expected order value (margin or revenue per PIPELINE_CLTV_SPEND), discounted 12-month
@@ -159,8 +176,12 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
     current = settings.current
     as_of = pd.Timestamp(current.as_of)
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
-        summary = warehouse.read_table(conn, "intermediate", "customer_summary", list(SUMMARY_COLUMNS))
-        selection = warehouse.read_as_of_rows(conn, "analytics", "cltv_model_selection", current.as_of)
+        summary = warehouse.read_table(
+            conn, "intermediate", "customer_summary", list(SUMMARY_COLUMNS)
+        )
+        selection = warehouse.read_as_of_rows(
+            conn, "analytics", "cltv_model_selection", current.as_of
+        )
         transaction_ranking, spend_ranking = rankings(selection)
         chosen = model_selection.fit_chosen(
             summary, transaction_ranking, spend_ranking, spend=current.models.cltv_spend
@@ -168,16 +189,20 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
         scores, failure = None, chosen.reason
         if chosen.available:
             try:
-                scores = cltv.score_customers(summary, chosen.transaction, chosen.spend,
-                                              current.models.cltv_discount_rate)
+                scores = cltv.score_customers(
+                    summary, chosen.transaction, chosen.spend, current.models.cltv_discount_rate
+                )
             except FloatingPointError as error:  # non-finite predictions: unavailable, not a crash
                 failure = f"{chosen.transaction.name} x {chosen.spend.name} scoring failed: {error}"
         available = scores is not None
         if available:
             fits = [chosen.transaction, chosen.spend]
-            reason = "; ".join(
-                selection.loc[selection["chosen"].fillna(False).astype(bool), "reason"].dropna()
-            ) or "chosen in the default order (no holdout to compare on)"
+            reason = (
+                "; ".join(
+                    selection.loc[selection["chosen"].fillna(False).astype(bool), "reason"].dropna()
+                )
+                or "chosen in the default order (no holdout to compare on)"
+            )
             if chosen.reason:
                 reason = f"{reason}; {chosen.reason}"
         else:
@@ -186,17 +211,23 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
             reason = failure
             context.log.warning(f"CLTV unavailable: {reason}")
         scores.insert(1, "as_of_date", as_of)
-        status = pd.DataFrame([{
-            "as_of_date": as_of,
-            "status": "available" if available else "unavailable",
-            "transaction_model": chosen.transaction.name if chosen.transaction else None,
-            "spend_model": chosen.spend.name if chosen.spend else None,
-            "reason": reason,
-        }], columns=list(STATUS_COLUMNS)).astype({"transaction_model": "string",
-                                                  "spend_model": "string"})
+        status = pd.DataFrame(
+            [
+                {
+                    "as_of_date": as_of,
+                    "status": "available" if available else "unavailable",
+                    "transaction_model": chosen.transaction.name if chosen.transaction else None,
+                    "spend_model": chosen.spend.name if chosen.spend else None,
+                    "reason": reason,
+                }
+            ],
+            columns=list(STATUS_COLUMNS),
+        ).astype({"transaction_model": "string", "spend_model": "string"})
         parameters = cltv.model_parameters(fits, as_of_date=as_of)
         warehouse.replace_tables(conn, "analytics", {"customer_cltv": scores})
-        warehouse.replace_as_of_rows(conn, "analytics", "cltv_model_parameters", parameters, current.as_of)
+        warehouse.replace_as_of_rows(
+            conn, "analytics", "cltv_model_parameters", parameters, current.as_of
+        )
         warehouse.replace_as_of_rows(conn, "analytics", "cltv_model_status", status, current.as_of)
     saved = cltv.save_models(fits, current.paths.models_for(current.as_of))
 
@@ -217,8 +248,11 @@ def customer_cltv(context: dg.AssetExecutionContext, settings: PipelineSettings,
     yield dg.MaterializeResult(asset_key=CLTV_KEY, metadata=metadata)
     yield dg.MaterializeResult(
         asset_key=PARAMETERS_KEY,
-        metadata={"dagster/row_count": len(parameters), "as_of": current.as_of.isoformat(),
-                  "files": len(saved)},
+        metadata={
+            "dagster/row_count": len(parameters),
+            "as_of": current.as_of.isoformat(),
+            "files": len(saved),
+        },
     )
     yield dg.MaterializeResult(
         asset_key=STATUS_KEY,
@@ -244,7 +278,9 @@ def cltv_evaluation(
     as-of, evaluation, metric and model in analytics.cltv_evaluation."""
     current = settings.current
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
-        selection = warehouse.read_as_of_rows(conn, "analytics", "cltv_model_selection", current.as_of)
+        selection = warehouse.read_as_of_rows(
+            conn, "analytics", "cltv_model_selection", current.as_of
+        )
         frames = [model_selection.tidy_metrics(selection).assign(evaluation="backtest")]
         status = warehouse.read_as_of_rows(conn, "analytics", "cltv_model_status", current.as_of)
         available = bool(len(status)) and status["status"].iloc[0] == "available"
@@ -271,7 +307,9 @@ def cltv_evaluation(
             "as_of": current.as_of.isoformat(),
             "holdout_days": current.models.backtest_holdout_days,
             "beats_baselines": str(beats),
-            "metrics": dg.MetadataValue.md(markdown_table(metrics.drop(columns="as_of_date").round(4))),
+            "metrics": dg.MetadataValue.md(
+                markdown_table(metrics.drop(columns="as_of_date").round(4))
+            ),
         }
     )
     yield checks.cltv_beats_baselines(beats, current.models.backtest_holdout_days)

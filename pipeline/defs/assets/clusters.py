@@ -30,6 +30,8 @@ HISTORY_TABLES = {
     "cluster_status": "One row per as-of date: clustered or not_clustered, and why (too little "
     "data degrades to no clusters rather than failing the refresh).",
 }
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -70,11 +72,17 @@ def customer_clusters(
     cluster_feature_importance, cluster_centroids, cluster_evaluation, cluster_status)."""
     current = settings.current
     config = clusters.ClusterConfig(
-        k_range=(current.models.cluster_k_min, current.models.cluster_k_max), k=current.models.cluster_k
+        k_range=(current.models.cluster_k_min, current.models.cluster_k_max),
+        k=current.models.cluster_k,
     )
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
         result = cluster_refresh.refresh_clusters(conn, config, current.as_of)
-    fit, profiles, importance, evaluation = result.fit, result.profiles, result.importance, result.evaluation
+    fit, profiles, importance, evaluation = (
+        result.fit,
+        result.profiles,
+        result.importance,
+        result.evaluation,
+    )
     if fit.status != clusters.CLUSTERED:
         context.log.warning(f"no clusters this refresh: {fit.reason}")
 
@@ -91,7 +99,9 @@ def customer_clusters(
             "k_curve": dg.MetadataValue.md(markdown_table(fit.curve.round(4))),
             "clusters": dg.MetadataValue.md(
                 markdown_table(
-                    profiles.reindex(columns=["cluster_id", "name", "customers", "revenue_share"]).round(4)
+                    profiles.reindex(
+                        columns=["cluster_id", "name", "customers", "revenue_share"]
+                    ).round(4)
                 )
             ),
             "top_features": dg.MetadataValue.md(
@@ -102,7 +112,7 @@ def customer_clusters(
                     .round(4)
                 )
             ),
-        }
+        },
     )
     for table, frame in result.history.items():
         yield dg.MaterializeResult(

@@ -55,7 +55,10 @@ def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.Mater
         warehouse.replace_tables(conn, "analytics", {"customer_rfm": scores})
 
     distribution = (
-        scores.groupby("segment").size().rename("customers").reset_index()
+        scores.groupby("segment")
+        .size()
+        .rename("customers")
+        .reset_index()
         .sort_values("customers", ascending=False)
     )
     distribution["share"] = (distribution["customers"] / len(scores)).round(4)

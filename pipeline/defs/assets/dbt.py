@@ -49,7 +49,9 @@ def is_published(props: Mapping[str, Any]) -> bool:
 
 
 def pii_columns(props: Mapping[str, Any]) -> list[str]:
-    return sorted(name for name, column in (props.get("columns") or {}).items() if _meta(column).get("pii"))
+    return sorted(
+        name for name, column in (props.get("columns") or {}).items() if _meta(column).get("pii")
+    )
 
 
 class Translator(DagsterDbtTranslator):
@@ -61,7 +63,11 @@ class Translator(DagsterDbtTranslator):
         if is_published(props):
             spec = spec.replace_attributes(
                 freshness_policy=REFRESH_FRESHNESS,
-                metadata={**spec.metadata, PUBLISHED: True, PII_COLUMNS: ",".join(pii_columns(props))},
+                metadata={
+                    **spec.metadata,
+                    PUBLISHED: True,
+                    PII_COLUMNS: ",".join(pii_columns(props)),
+                },
             )
         return spec
 
@@ -139,12 +145,18 @@ def with_failed_rules(events, invocation, conn):
             and (node.get("test_metadata") or {}).get("name") == "row_rules"
         ):
             if results is None:
-                results = {r["unique_id"]: r for r in invocation.get_artifact("run_results.json")["results"]}
+                results = {
+                    r["unique_id"]: r
+                    for r in invocation.get_artifact("run_results.json")["results"]
+                }
             code = results.get(unique_id, {}).get("compiled_code")
             if code:
                 failed = conn.execute(f"select * from ({code}) order by 1").fetchall()
                 event = event.with_metadata(
-                    {**event.metadata, "failed_tests": ", ".join(f"{name} ({rows} rows)" for name, rows in failed)}
+                    {
+                        **event.metadata,
+                        "failed_tests": ", ".join(f"{name} ({rows} rows)" for name, rows in failed),
+                    }
                 )
         yield event
 
@@ -159,9 +171,11 @@ def with_row_counts(events, manifest: Mapping[str, Any], conn):
     for event in events:
         unique_id = getattr(event, "metadata", {}).get("unique_id")
         node = manifest["nodes"].get(getattr(unique_id, "value", unique_id)) if unique_id else None
-        if isinstance(event, (dg.Output, dg.AssetMaterialization)) and node and node["config"].get(
-            "materialized"
-        ) in ("table", "incremental", "seed"):
+        if (
+            isinstance(event, (dg.Output, dg.AssetMaterialization))
+            and node
+            and node["config"].get("materialized") in ("table", "incremental", "seed")
+        ):
             (rows,) = conn.execute(f"select count(*) from {node['relation_name']}").fetchone()
             event = event.with_metadata({**event.metadata, "dagster/row_count": rows})
         yield event

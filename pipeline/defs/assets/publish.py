@@ -60,7 +60,9 @@ def bi_snapshot(
             "as_of": manifest.as_of,
             "promoted": manifest.promoted,
             "code_version": manifest.code_version,
-            "path": dg.MetadataValue.path(str(serve_dir / snapshot.CURRENT_LINK / snapshot.SNAPSHOT_FILE)),
+            "path": dg.MetadataValue.path(
+                str(serve_dir / snapshot.CURRENT_LINK / snapshot.SNAPSHOT_FILE)
+            ),
             "row_counts": dg.MetadataValue.json(manifest.row_counts),
             "dagster/row_count": sum(manifest.row_counts.values()),
         }

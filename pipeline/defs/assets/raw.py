@@ -108,7 +108,9 @@ def imported_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
                 metadata={
                     "dagster/row_count": n_rows,
                     "dagster/table_name": f"raw.{table}",
-                    "dagster/column_schema": _column_schema(warehouse.table_columns(conn, "raw", table)),
+                    "dagster/column_schema": _column_schema(
+                        warehouse.table_columns(conn, "raw", table)
+                    ),
                     **common,
                 },
             )
@@ -149,5 +151,9 @@ def imported_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
 
 def raw_assets_for(assets: list, source: str) -> list:
     """``assets`` with the raw producer the source setting selects (exactly one of the two)."""
-    chosen, other = (imported_raw_data, synthetic_raw_data) if source == "files" else (synthetic_raw_data, imported_raw_data)
+    chosen, other = (
+        (imported_raw_data, synthetic_raw_data)
+        if source == "files"
+        else (synthetic_raw_data, imported_raw_data)
+    )
     return [chosen if a is other else a for a in assets]

@@ -32,7 +32,9 @@ def dashboard(
     name = DASHBOARD_FILE
     if current is not None and current.as_of > as_of:
         name = f"dashboard-{as_of}.html"
-        context.log.warning(f"As of {as_of} is older than the published {current.as_of}: writing {name}.")
+        context.log.warning(
+            f"As of {as_of} is older than the published {current.as_of}: writing {name}."
+        )
     path = serve_dir / name
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
         size = write_dashboard(conn, path)

@@ -29,14 +29,17 @@ priced as (
         costs.manufacturing_cost
     from order_lines
     left join {{ ref('fact_gross_price') }} as prices
-        on order_lines.product_code = prices.product_code
-        and order_lines.fiscal_year = prices.fiscal_year
+        on
+            order_lines.product_code = prices.product_code
+            and order_lines.fiscal_year = prices.fiscal_year
     left join {{ ref('fact_pre_discount') }} as discounts
-        on order_lines.customer_code = discounts.customer_code
-        and order_lines.fiscal_year = discounts.fiscal_year
+        on
+            order_lines.customer_code = discounts.customer_code
+            and order_lines.fiscal_year = discounts.fiscal_year
     left join {{ ref('fact_manufacturing_cost') }} as costs
-        on order_lines.product_code = costs.product_code
-        and order_lines.fiscal_year = costs.cost_year
+        on
+            order_lines.product_code = costs.product_code
+            and order_lines.fiscal_year = costs.cost_year
 ),
 
 amounts as (

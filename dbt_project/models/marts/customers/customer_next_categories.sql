@@ -44,7 +44,8 @@ ranked_popularity as (
         popularity.segment_net_sales,
         row_number() over (
             partition by popularity.segment
-            order by popularity.buyers / cast(segment_sizes.segment_customers as double) desc,
+            order by
+                popularity.buyers / cast(segment_sizes.segment_customers as double) desc,
                 popularity.segment_net_sales desc, popularity.category
         ) as popularity_rank
     from popularity
@@ -72,9 +73,11 @@ candidates as (
     left join bought_counts
         on segments.customer_code = bought_counts.customer_code
     left join bought
-        on segments.customer_code = bought.customer_code
-        and ranked_popularity.category = bought.category
-    where bought.customer_code is null
+        on
+            segments.customer_code = bought.customer_code
+            and ranked_popularity.category = bought.category
+    where
+        bought.customer_code is null
         and ranked_popularity.popularity_rank <= 3 + coalesce(bought_counts.bought_categories, 0)
 ),
 

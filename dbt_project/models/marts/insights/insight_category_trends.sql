@@ -34,8 +34,11 @@ yearly as (
         sum(sales.net_sales_amount) as net_sales,
         sum(sales.gross_margin_amount) as gross_margin,
         -- the same fiscal months as the as-of date's year to date, to compare a year in progress
-        sum(case when sales.fiscal_month_number <= as_of_month.fiscal_month_number
-            then sales.net_sales_amount else 0 end) as net_sales_same_months
+        sum(case
+            when sales.fiscal_month_number <= as_of_month.fiscal_month_number
+                then sales.net_sales_amount
+            else 0
+        end) as net_sales_same_months
     from sales
     cross join as_of_month
     group by sales.fiscal_year, sales.category, sales.segment
@@ -58,9 +61,10 @@ compared as (
     from yearly
     cross join as_of_month
     left join yearly as previous
-        on yearly.category = previous.category
-        and yearly.segment = previous.segment
-        and yearly.fiscal_year = previous.fiscal_year + 1
+        on
+            yearly.category = previous.category
+            and yearly.segment = previous.segment
+            and yearly.fiscal_year = previous.fiscal_year + 1
 )
 
 select

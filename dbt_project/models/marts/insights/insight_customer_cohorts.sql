@@ -67,8 +67,9 @@ joined as (
         coalesce(activity.gross_margin, 0) as gross_margin
     from spine
     left join activity
-        on spine.cohort_month = activity.cohort_month
-        and spine.calendar_month = activity.order_month
+        on
+            spine.cohort_month = activity.cohort_month
+            and spine.calendar_month = activity.order_month
 )
 
 select

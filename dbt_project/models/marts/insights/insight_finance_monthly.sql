@@ -78,10 +78,11 @@ combined as (
         previous.gross_margin as gross_margin_previous_year
     from monthly
     full outer join previous
-        on monthly.month_start_date = previous.month_start_date
-        and monthly.market = previous.market
-        and monthly.platform = previous.platform
-        and monthly.channel = previous.channel
+        on
+            monthly.month_start_date = previous.month_start_date
+            and monthly.market = previous.market
+            and monthly.platform = previous.platform
+            and monthly.channel = previous.channel
 ),
 
 calendar as (
@@ -125,9 +126,9 @@ select
     combined.gross_margin_previous_year,
     combined.net_sales - combined.net_sales_previous_year as net_sales_yoy_change,
     (combined.net_sales - combined.net_sales_previous_year)
-        / nullif(combined.net_sales_previous_year, 0) as net_sales_yoy_pct,
+    / nullif(combined.net_sales_previous_year, 0) as net_sales_yoy_pct,
     (combined.gross_margin - combined.gross_margin_previous_year)
-        / nullif(combined.gross_margin_previous_year, 0) as gross_margin_yoy_pct,
+    / nullif(combined.gross_margin_previous_year, 0) as gross_margin_yoy_pct,
     {{ as_of_date() }} as as_of_date
 from combined
 inner join calendar

@@ -59,7 +59,7 @@ select
     (yearly.net_sales - yearly.net_sales_previous_year) / nullif(yearly.net_sales_previous_year, 0)
         as net_sales_yoy_pct,
     (yearly.gross_margin - yearly.gross_margin_previous_year)
-        / nullif(yearly.gross_margin_previous_year, 0) as gross_margin_yoy_pct,
+    / nullif(yearly.gross_margin_previous_year, 0) as gross_margin_yoy_pct,
     {{ as_of_date() }} as as_of_date
 from yearly
 cross join as_of_year

@@ -22,7 +22,7 @@ with lines as (
         fact.region,
         fact.date > cast({{ dbt.dateadd('month', -12, as_of_date()) }} as date) as is_last_12m,
         fact.date > cast({{ dbt.dateadd('month', -24, as_of_date()) }} as date)
-            and fact.date <= cast({{ dbt.dateadd('month', -12, as_of_date()) }} as date) as is_prior_12m
+        and fact.date <= cast({{ dbt.dateadd('month', -12, as_of_date()) }} as date) as is_prior_12m
     from {{ ref('int_order_lines_enriched') }} as fact
     where fact.date <= {{ as_of_date() }}
 ),
@@ -99,15 +99,16 @@ measured as (
         by_segment.net_sales_prior_12m,
         by_segment.net_sales_last_12m / nullif(totals.net_sales_last_12m, 0) as net_sales_share_last_12m,
         (by_segment.net_sales_last_12m - by_segment.net_sales_prior_12m)
-            / nullif(by_segment.net_sales_prior_12m, 0) as net_sales_growth_pct,
+        / nullif(by_segment.net_sales_prior_12m, 0) as net_sales_growth_pct,
         (totals.net_sales_last_12m - totals.net_sales_prior_12m)
-            / nullif(totals.net_sales_prior_12m, 0) as total_net_sales_growth_pct,
+        / nullif(totals.net_sales_prior_12m, 0) as total_net_sales_growth_pct,
         1 / nullif(cast(totals.segments_with_recent_sales as double), 0) as average_segment_share
     from by_segment
     inner join retention
-        on by_segment.platform = retention.platform
-        and by_segment.channel = retention.channel
-        and by_segment.region = retention.region
+        on
+            by_segment.platform = retention.platform
+            and by_segment.channel = retention.channel
+            and by_segment.region = retention.region
     cross join totals
 ),
 
@@ -116,7 +117,7 @@ classified as (
         *,
         net_sales_share_last_12m < average_segment_share as is_small,
         (net_sales_prior_12m = 0 and net_sales_last_12m > 0)
-            or net_sales_growth_pct > coalesce(total_net_sales_growth_pct, 0) as is_fast
+        or net_sales_growth_pct > coalesce(total_net_sales_growth_pct, 0) as is_fast
     from measured
 )
 
