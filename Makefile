@@ -12,9 +12,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 run: prepare ## set up, then materialize every asset on the synthetic default
 	$(BIN)/python -m pipeline.cli refresh
 
-# Two workers by default (tests/conftest.py groups the tests so each refresh runs once);
-# TEST_WORKERS=0 runs everything in one process.
-TEST_WORKERS ?= 2
+# Three workers by default, also on 2 cores: a worker often waits on its dbt subprocess
+# (tests/conftest.py groups the tests so each refresh runs once); TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 3
 
 test: prepare ## set up, then run the whole test suite
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
