@@ -20,7 +20,7 @@ test: prepare ## set up, then run the whole test suite
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: prepare ## the unit layer only: no dbt build, no refresh (tests marked slow are left out)
-	$(BIN)/python -m pytest -m "not slow and not spark"
+	$(BIN)/python -m pytest -m "not slow and not spark" -n $(TEST_WORKERS) --dist loadgroup
 
 lint: setup ## ruff (lint, format check) on the Python, sqlfluff on the dbt models
 	$(BIN)/ruff check pipeline tests benchmarks
