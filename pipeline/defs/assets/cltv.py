@@ -40,24 +40,27 @@ DECILES_KEY = dg.AssetKey(["analytics", "cltv_calibration_deciles"])
 STATUS_COLUMNS = ("as_of_date", "status", "transaction_model", "spend_model", "reason")
 
 
+def analytics_table(key: dg.AssetKey, deps: list, description: str) -> dg.AssetSpec:
+    """A table the CLTV steps write into the analytics schema."""
+    return dg.AssetSpec(
+        key, deps=deps, description=description, group_name="analytics", kinds={"python", "duckdb"}
+    )
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
+        analytics_table(
             SELECTION_KEY,
             deps=[get_asset_key_for_model([star_schema], "customer_backtest_summary")],
             description="One row per as-of date and candidate or baseline: holdout metrics "
             "(RMSE, Poisson deviance, aggregate error, spend error), status, rank, the choice "
             "and its reason.",
-            group_name="analytics",
-            kinds={"python", "duckdb"},
         ),
-        dg.AssetSpec(
+        analytics_table(
             DECILES_KEY,
             deps=[SELECTION_KEY],
             description="One row per as-of date, predictor and decile of its holdout "
             "prediction: customers, mean predicted and mean actual purchase days.",
-            group_name="analytics",
-            kinds={"python", "duckdb"},
         ),
     ],
     name="cltv_backtest",
@@ -135,29 +138,23 @@ def rankings(selection: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
+        analytics_table(
             CLTV_KEY,
             deps=[get_asset_key_for_model([star_schema], "customer_summary"), SELECTION_KEY],
             description="One row per customer: CLTV predictions and value tier (NULL when no "
             "model could be fit; see cltv_model_status).",
-            group_name="analytics",
-            kinds={"python", "duckdb"},
         ),
-        dg.AssetSpec(
+        analytics_table(
             PARAMETERS_KEY,
             deps=[CLTV_KEY],
             description="One row per as-of date and model: fitted parameters, penalizer, "
             "log-likelihood, customers, convergence.",
-            group_name="analytics",
-            kinds={"python", "duckdb"},
         ),
-        dg.AssetSpec(
+        analytics_table(
             STATUS_KEY,
             deps=[CLTV_KEY],
             description="One row per as-of date: whether CLTV is available, the models used "
             "and why (or why not).",
-            group_name="analytics",
-            kinds={"python", "duckdb"},
         ),
     ],
     check_specs=checks.CLTV_CHECKS,
