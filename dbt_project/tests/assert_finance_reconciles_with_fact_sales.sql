@@ -1,3 +1,4 @@
+{{ config(meta={"dagster": {"ref": {"name": "insight_finance_monthly"}}}) }}
 {#- The monthly P&L adds up to the order lines, and margin = net sales - cost on every row. -#}
 with finance as (
     select
