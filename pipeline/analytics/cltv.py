@@ -144,6 +144,13 @@ PARAMETER_COLUMNS = (
     "population_mean_defined",
     "time_unit",
 )
+TEXT_PARAMETER_COLUMNS = ("model", "spend_column", "time_unit")
+PARAMETER_TYPES = {
+    "n_customers": "int64",
+    "n_rows": "int64",
+    "converged": "boolean",
+    "population_mean_defined": "boolean",
+}
 
 
 class ModelFitError(RuntimeError):
@@ -859,28 +866,14 @@ def model_parameters(fits: Iterable[FitResult], as_of_date: object | None = None
         row.update(fit.params)
         rows.append(row)
     frame = pd.DataFrame(rows, columns=list(PARAMETER_COLUMNS))
-    floats = [
-        "r",
-        "alpha",
-        "a",
-        "b",
-        "p",
-        "q",
-        "v",
-        "s",
-        "beta",
-        "mu0",
-        "tau2",
-        "sigma2",
-        "smearing",
-        "penalizer",
-        "log_likelihood",
-        "frequency_spend_correlation",
-        "population_mean_spend",
-    ]
-    frame = frame.astype({c: "float64" for c in floats})
-    frame = frame.astype({"n_customers": "int64", "n_rows": "int64"})
-    frame = frame.astype({"converged": "boolean", "population_mean_defined": "boolean"})
+    # every parameter column is a float except the text, count and flag columns named here
+    frame = frame.astype(
+        {
+            c: PARAMETER_TYPES.get(c, "float64")
+            for c in PARAMETER_COLUMNS
+            if c not in TEXT_PARAMETER_COLUMNS
+        }
+    )
     if as_of_date is not None:
         frame.insert(0, "as_of_date", pd.Timestamp(as_of_date))
     return frame
