@@ -116,17 +116,19 @@ def dbt_build(database: Path, target: Path, selection: list[str], dbt_vars: dict
     import json
 
     import pytest
-    from dagster_dbt import DbtCliResource
 
     from pipeline import settings
-    from pipeline.defs.resources import dbt_executable
+    from pipeline.defs.resources import DbtCli, dbt_executable
     from pipeline.project import dbt_project
 
     dbt_vars = {**settings.load(environ={}).dbt_vars(), **dbt_vars}
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PIPELINE_WAREHOUSE", str(database))
-        invocation = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()).cli(
+        dbt = DbtCli(
+            project_dir=dbt_project, dbt_executable=dbt_executable(), warehouse=str(database)
+        )
+        invocation = dbt.cli(
             [
                 "build",
                 *selection,

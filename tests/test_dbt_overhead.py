@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource
 
+from pipeline import dbt_runner
 from pipeline.defs.assets.dbt import PARSE_CACHE, keep_parse, reuse_parse
 from pipeline.defs.resources import DbtCli, build_resources, dbt_executable
+from pipeline.paths import WAREHOUSE_ENV
 
 
 def test_the_overridden_dagster_dbt_hooks_still_exist():
@@ -24,7 +27,7 @@ def test_the_overridden_dagster_dbt_hooks_still_exist():
 def test_the_dbt_version_is_known_without_running_dbt():
     dbt = build_resources()["dbt"]
     assert isinstance(dbt, DbtCli)
-    assert Path(dbt_executable()) == Path(sys.executable).parent / "dbt"
+    assert Path(dbt_executable()) == Path(sys.executable).parent / "pipeline-dbt"
     reported = subprocess.run(
         [dbt_executable(), "--version"], capture_output=True, text=True, check=True
     ).stdout
@@ -46,3 +49,37 @@ def test_a_saved_parse_is_handed_to_the_next_build_and_replaced_by_its_own(tmp_p
     keep_parse(first, runs / PARSE_CACHE)
     assert (runs / PARSE_CACHE).read_bytes() == b"parse of the first build"
     assert {p.name for p in runs.iterdir()} == {PARSE_CACHE, first.name, second.name}
+
+
+def test_the_prepared_parse_is_used_only_while_it_matches_the_project(tmp_path, monkeypatch):
+    """pipeline-dbt hands dbt the manifest `make prepare` saved, for the DuckDB target and a
+    warehouse named like the one it was parsed for; an edit since then, another target or
+    another catalog name make it parse as plain dbt does."""
+    monkeypatch.setenv(WAREHOUSE_ENV, str(tmp_path / "data" / "warehouse.duckdb"))
+    manifest, why = dbt_runner.prepared_manifest(["build", "--target", "duckdb"])
+    assert why is None and "model.customer_analytics.fact_sales" in manifest.nodes
+
+    _, why = dbt_runner.prepared_manifest(["build", "--target", "spark"])
+    assert why == "target 'spark' is not the prepared one"
+
+    monkeypatch.setenv(WAREHOUSE_ENV, str(tmp_path / "other.duckdb"))
+    _, why = dbt_runner.prepared_manifest(["build"])
+    assert "not 'other'" in why
+    monkeypatch.setenv(WAREHOUSE_ENV, str(tmp_path / "data" / "warehouse.duckdb"))
+
+    # a copy of the project whose model is edited after its parse was saved
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        dbt_runner.dbt_project.project_dir, project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    prepared = project / "target" / PARSE_CACHE
+    prepared.parent.mkdir()
+    shutil.copyfile(dbt_runner.PREPARED, prepared)
+    manifest, why = dbt_runner.prepared_manifest(["build"], prepared, project)
+    assert why is None
+    model = project / "models" / "marts" / "core" / "fact_sales.sql"
+    model.write_text(model.read_text() + "\n")
+    os.utime(model, (prepared.stat().st_mtime + 5,) * 2)
+    manifest, why = dbt_runner.prepared_manifest(["build"], prepared, project)
+    assert manifest is None
+    assert why == "models/marts/core/fact_sales.sql changed after the prepared parse"

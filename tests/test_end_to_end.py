@@ -34,6 +34,17 @@ def test_refresh_succeeds_with_every_asset_materialized(refreshed):
     assert {event.asset_key for event in events} == set(refreshed.defs.resolve_all_asset_keys())
 
 
+def test_every_dbt_build_started_from_the_prepared_parse(refreshed):
+    """pipeline-dbt (pipeline/dbt_runner.py) gave dbt the parse `make prepare` saved: no build
+    of the three refreshes checked a saved parse, let alone parsed the project again."""
+    logs = sorted(refreshed.settings.paths.dbt_runs.glob("*/dbt.log"))
+    assert len(logs) == 6  # two builds per refresh
+    for log in logs:
+        text = log.read_text()
+        assert '"name": "FoundStats"' in text, log
+        assert '"name": "StateCheckVarsHash"' not in text, log
+
+
 def test_every_check_ran_and_passed(refreshed):
     evaluations = refreshed.result.get_asset_check_evaluations()
     assert [e.asset_check_key for e in evaluations if not e.passed] == []

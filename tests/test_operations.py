@@ -36,6 +36,7 @@ from pipeline import cli
 from pipeline import settings as settings_module
 from pipeline.defs.assets.raw import synthetic_raw_data
 from pipeline.defs.definitions import build_definitions
+from pipeline.defs.resources import BESIDE_PYTHON
 from pipeline.defs.schedules import refresh_run_config
 from pipeline.defs.sensors import FAILURE_TAG, record_run_failures
 
@@ -149,7 +150,7 @@ def group_members(pgid: int) -> dict[int, list[str]]:
 
 
 def is_dbt_build(argv: list[str]) -> bool:
-    return "build" in argv and any(Path(a).name == "dbt" for a in argv[:2])
+    return "build" in argv and any(Path(a).name in BESIDE_PYTHON for a in argv[:2])
 
 
 def wait_for_dbt_mid_build(process: subprocess.Popen, dbt_runs: Path, known: set[str]) -> dict:

@@ -60,10 +60,18 @@ class PipelineSettings(dg.ConfigurableResource):
 
 
 def dbt_executable() -> str:
-    """The dbt installed beside this Python, so `.venv/bin/python ...` works without the venv on
-    PATH (DbtCliResource otherwise insists on finding `dbt` on PATH)."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else "dbt"
+    """``pipeline-dbt`` (dbt started from the prepared parse, see pipeline/dbt_runner.py) or else
+    dbt, installed beside this Python, so `.venv/bin/python ...` works without the venv on PATH
+    (DbtCliResource otherwise insists on finding `dbt` on PATH)."""
+    for name in BESIDE_PYTHON:
+        beside = Path(sys.executable).parent / name
+        if beside.exists():
+            return str(beside)
+    return "dbt"
+
+
+# Commands that run the dbt-core imported in this Python (make setup installs both).
+BESIDE_PYTHON = ("pipeline-dbt", "dbt")
 
 
 class DbtCli(DbtCliResource):
@@ -72,7 +80,8 @@ class DbtCli(DbtCliResource):
     fails if they move):
 
     - ``dbt --version`` in a subprocess, a whole dbt start-up (2 s of CPU), to learn the version
-      of dbt: when the executable is the dbt beside this Python, it is the dbt-core imported here;
+      of dbt: when the executable is installed beside this Python (``pipeline-dbt`` or ``dbt``),
+      it runs the dbt-core imported here;
     - a dbt adapter built in this process (profile, every macro), which dagster-dbt needs only
       for its column metadata and row counts; ``pipeline.defs.assets.dbt`` counts rows itself.
 
@@ -90,7 +99,8 @@ class DbtCli(DbtCliResource):
     def _cli_version(self) -> version.Version:
         if (
             DBT_PYTHON_VERSION is not None
-            and Path(self.dbt_executable) == Path(sys.executable).parent / "dbt"
+            and Path(self.dbt_executable).parent == Path(sys.executable).parent
+            and Path(self.dbt_executable).name in BESIDE_PYTHON
         ):
             return DBT_PYTHON_VERSION
         return super()._cli_version
