@@ -462,15 +462,19 @@ def test_planted_groups_are_recovered_on_realistic_features(realistic):
     assert cl.persona_agreement(fit.labels, truth).ari > 0.3
 
 
-def test_the_curve_silhouettes_from_distances_computed_once_equal_sklearns_exactly():
+def test_the_curve_silhouettes_from_distances_computed_once_equal_sklearns_exactly(monkeypatch):
     """k_curve computes the silhouette sample's distances once for every K (issue 18); each
-    silhouette must be sklearn's own to the last bit, or the published curve would change. 5,000
-    rows make two distance blocks."""
+    silhouette must be sklearn's own to the last bit, or the published curve would change.
+    With 8 MB blocks, 1,500 rows make three distance blocks (the pipeline's 128 MB blocks
+    need 5,000 rows for two)."""
     from sklearn import config_context
     from sklearn.metrics import silhouette_samples
 
-    x, _ = make_blobs(n_samples=5000, centers=4, n_features=6, random_state=3)
+    monkeypatch.setattr(cl, "SILHOUETTE_WORKING_MEMORY_MB", 8)
+    x, _ = make_blobs(n_samples=1500, centers=4, n_features=6, random_state=3)
     distances = cl.silhouette_distances(x)
+    with config_context(working_memory=8):
+        assert len(list(cl.pairwise_distances_chunked(x))) == 3
     for k in (2, 3, 5):
         labels = np.arange(len(x)) % k
         with config_context(working_memory=cl.SILHOUETTE_WORKING_MEMORY_MB):

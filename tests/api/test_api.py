@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import warnings
+from contextlib import contextmanager
 
 import duckdb
 import pytest
@@ -86,16 +87,18 @@ def publish(conn, serve_dir, as_of="2026-11-24", run_id="run00001"):
     return published.publish(conn, serve_dir, dt.date.fromisoformat(as_of), run_id, "test")
 
 
-@pytest.fixture
-def env(tmp_path):
+@contextmanager
+def api_over_a_snapshot(root):
+    """A warehouse published once under ``root``, and the API over it (with the write key)."""
     current = settings.load(
+        data_dir=root / "data",
         import_layout="transactions",
         source="files",
-        import_dir=tmp_path / "import",
+        import_dir=root / "import",
         import_column_order="order_id",
         api_key=KEY,
     )
-    warehouse = make_warehouse(tmp_path / "warehouse.duckdb")
+    warehouse = make_warehouse(root / "warehouse.duckdb")
     first = publish(warehouse, current.data_dir / "serve")
     app = create_app(current)
     with TestClient(app, headers={"X-API-Key": KEY}) as client:
@@ -110,8 +113,22 @@ def env(tmp_path):
     warehouse.close()
 
 
-def test_health_and_snapshot_manifest(env):
-    client, first = env["client"], env["first"]
+@pytest.fixture
+def env(tmp_path):
+    """An API of its own, for a test that writes or publishes."""
+    with api_over_a_snapshot(tmp_path) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory):
+    """One API for the tests that only read (publishing costs about a second a test)."""
+    with api_over_a_snapshot(tmp_path_factory.mktemp("api")) as api:
+        yield api
+
+
+def test_health_and_snapshot_manifest(reader):
+    client, first = reader["client"], reader["first"]
     assert client.get("/health").json() == {
         "status": "ok",
         "build_id": first.build_id,
@@ -131,8 +148,8 @@ def test_no_snapshot_yet_is_503(tmp_path):
     assert response.json()["build_id"] is None and response.json()["as_of"] is None
 
 
-def test_one_customer_with_its_history_and_only_the_listed_columns(env):
-    response = env["client"].get("/customers/C003")
+def test_one_customer_with_its_history_and_only_the_listed_columns(reader):
+    response = reader["client"].get("/customers/C003")
     assert response.status_code == 200
     customer = response.json()["customer"]
     assert customer["customer_code"] == "C003" and customer["segment"] == "Champions"
@@ -146,11 +163,11 @@ def test_one_customer_with_its_history_and_only_the_listed_columns(env):
     ]
 
 
-def test_unknown_customer_is_404(env):
-    response = env["client"].get("/customers/NOPE")
+def test_unknown_customer_is_404(reader):
+    response = reader["client"].get("/customers/NOPE")
     assert response.status_code == 404 and "NOPE" in response.json()["detail"]
     assert (
-        response.json()["build_id"] == env["first"].build_id
+        response.json()["build_id"] == reader["first"].build_id
         and response.json()["as_of"] == "2026-11-24"
     )
 
@@ -167,23 +184,23 @@ def test_unknown_customer_is_404(env):
         ("cursor=garbage", "cursor is not a cursor"),
     ],
 )
-def test_bad_parameters_are_422_with_a_message(env, query, message):
-    response = env["client"].get(f"/customers?{query}")
+def test_bad_parameters_are_422_with_a_message(reader, query, message):
+    response = reader["client"].get(f"/customers?{query}")
     assert response.status_code == 422
     assert message in json.dumps(response.json())
-    assert response.json()["build_id"] == env["first"].build_id
+    assert response.json()["build_id"] == reader["first"].build_id
 
 
-def test_a_cursor_of_another_sort_is_refused(env):
-    first = env["client"].get("/customers?sort=-clv_12m&limit=5").json()
-    response = env["client"].get(
+def test_a_cursor_of_another_sort_is_refused(reader):
+    first = reader["client"].get("/customers?sort=-clv_12m&limit=5").json()
+    response = reader["client"].get(
         "/customers", params={"sort": "order_count", "cursor": first["next_cursor"]}
     )
     assert response.status_code == 422 and "sort='-clv_12m'" in response.json()["detail"]
 
 
-def test_filters(env):
-    client = env["client"]
+def test_filters(reader):
+    client = reader["client"]
     high = client.get("/customers?tier=high&limit=500").json()["items"]
     assert high and all(c["value_tier"] == "high" for c in high)
     assert len(high) == len([i for i in range(CUSTOMERS) if i % 3 == 0])
@@ -215,8 +232,8 @@ def walk(client, sort, limit, **filters):
 
 
 @pytest.mark.parametrize("sort", sorted(snapshot.SORTS) + ["-" + s for s in sorted(snapshot.SORTS)])
-def test_pages_have_no_duplicates_or_gaps_in_the_sort_order(env, sort):
-    client = env["client"]
+def test_pages_have_no_duplicates_or_gaps_in_the_sort_order(reader, sort):
+    client = reader["client"]
     everything = client.get("/customers", params={"sort": sort, "limit": 500}).json()["items"]
     assert len(everything) == CUSTOMERS
     codes, pages = walk(client, sort, 4)
@@ -226,13 +243,13 @@ def test_pages_have_no_duplicates_or_gaps_in_the_sort_order(env, sort):
     assert pages == -(-CUSTOMERS // 4)
 
 
-def test_pagination_with_a_filter(env):
-    codes, _ = walk(env["client"], "-clv_12m", 3, tier="low")
+def test_pagination_with_a_filter(reader):
+    codes, _ = walk(reader["client"], "-clv_12m", 3, tier="low")
     assert len(codes) == len(set(codes)) == len([i for i in range(CUSTOMERS) if i % 3 != 0])
 
 
-def test_segments_clusters_model(env):
-    client = env["client"]
+def test_segments_clusters_model(reader):
+    client = reader["client"]
     segments = client.get("/segments").json()["segments"]
     assert {s["segment"] for s in segments} == {"Champions", "Lost"}
     assert sum(s["customers"] for s in segments) == CUSTOMERS
@@ -250,8 +267,8 @@ def test_segments_clusters_model(env):
     assert [e["value"] for e in model["evaluation"]] == [0.5]
 
 
-def test_openapi_docs_list_every_endpoint(env):
-    paths = env["client"].get("/openapi.json").json()["paths"]
+def test_openapi_docs_list_every_endpoint(reader):
+    paths = reader["client"].get("/openapi.json").json()["paths"]
     assert {
         "/health",
         "/snapshot",
@@ -262,7 +279,7 @@ def test_openapi_docs_list_every_endpoint(env):
         "/model",
         "/transactions",
     } <= set(paths)
-    assert env["client"].get("/docs").status_code == 200
+    assert reader["client"].get("/docs").status_code == 200
 
 
 def test_a_new_snapshot_is_seen_without_restart_and_a_request_in_flight_keeps_its_own(env):
