@@ -206,9 +206,18 @@ def _since(step: Step, timestamp: float) -> float | None:
     return timestamp - step.started if step.started else None
 
 
-def step_line(step: Step) -> str:
+# Width of the step column: the job's longest step name (an asset check's step is named after its
+# asset and check), and at least this.
+STEP_WIDTH = 28
+
+
+def step_width(step_keys) -> int:
+    return max([STEP_WIDTH, *(len(key) for key in step_keys)])
+
+
+def step_line(step: Step, width: int = STEP_WIDTH) -> str:
     seconds = f"{step.seconds:7.1f} s" if step.seconds is not None else " " * 9
-    return f"  {step.key:<28} {step.status:<7} {seconds}  {step.result()}".rstrip()
+    return f"  {step.key:<{width}} {step.status:<7} {seconds}  {step.result()}".rstrip()
 
 
 # --- the root cause of a failure ------------------------------------------------------------
@@ -282,9 +291,10 @@ def describe_failure(events: Iterable[dg.DagsterEvent]) -> tuple[list[str], str]
 class Progress(logging.Handler):
     """Receives every Dagster log record of the run and prints a line when a step ends."""
 
-    def __init__(self, out: TextIO):
+    def __init__(self, out: TextIO, width: int = STEP_WIDTH):
         super().__init__(level=logging.DEBUG)
         self.out = out
+        self.width = width
         self.steps: dict[str, Step] = {}
         self.events: list[dg.DagsterEvent] = []
         self._tty = hasattr(out, "isatty") and out.isatty()
@@ -302,9 +312,9 @@ class Progress(logging.Handler):
             self.events.append(event)
             ended = apply_event(self.steps, event, record.created)
             if ended is not None:
-                self.write(step_line(ended))
+                self.write(step_line(ended, self.width))
             elif event.event_type == dg.DagsterEventType.STEP_START and self._tty:
-                self.out.write(f"  {event.step_key:<28} running\r")
+                self.out.write(f"  {event.step_key:<{self.width}} running\r")
                 self.out.flush()
         except Exception:  # never let the report break the run
             self.handleError(record)
@@ -323,8 +333,8 @@ def progress_logger(handler: Progress) -> dg.LoggerDefinition:
     return dg.LoggerDefinition(make, description="One line per step on the CLI's terminal.")
 
 
-def header_line() -> str:
-    return f"  {'step':<28} {'status':<7} {'time':>9}  result"
+def header_line(width: int = STEP_WIDTH) -> str:
+    return f"  {'step':<{width}} {'status':<7} {'time':>9}  result"
 
 
 def duration(seconds: float) -> str:

@@ -77,6 +77,8 @@ def test_a_run_prints_one_line_per_step_and_logs_the_rest_to_a_file(readme_run):
         steps
     )
     assert len(steps) == len(set(steps))
+    # one column per field, also after the long names of asset-check steps
+    assert len({re.search(r" ok +\d", line).start() for line in step_lines}) == 1, out
     raw = next(line for line in step_lines if line.split()[0] == "synthetic_raw_data")
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
         (order_lines,) = conn.execute("select count(*) from raw.order_lines").fetchone()
