@@ -1,5 +1,9 @@
 {#- The star schema's order-line fact: the priced order lines as they are (see
-    int_order_lines_priced for how a line is priced). -#}
+    int_order_lines_priced for how a line is priced). A view: a table would write a second copy
+    of every order line (at 200,000 customers 1.5 s of CPU, half of what pricing them costs) for
+    readers the priced table serves as well. -#}
+{{ config(materialized='view') }}
+
 select
     order_line_id,
     order_id,
