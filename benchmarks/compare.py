@@ -120,7 +120,7 @@ def lifetimes_comparison(
     from lifetimes import BetaGeoFitter, GammaGammaFitter
     from lifetimes.utils import summary_data_from_transaction_data
 
-    from pipeline.analytics import cltv
+    from pipeline.analytics.cltv import gamma_gamma, scoring, transactions
 
     amount = SPEND_AMOUNT[spend]
     monthly = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
@@ -144,11 +144,13 @@ def lifetimes_comparison(
     ours = Timer()
     with TreeSampler(os.getpid(), interval=interval) as our_memory, warnings.catch_warnings():
         with ours("BG/NBD fit"):
-            bgnbd = cltv.fit_bgnbd(summary)
+            our_bgnbd = transactions.fit_bgnbd(summary)
         with ours("Gamma-Gamma fit"):
-            gamma_gamma = cltv.fit_gamma_gamma(summary, spend=spend)
+            our_gamma_gamma = gamma_gamma.fit_gamma_gamma(summary, spend=spend)
         with ours("score (p_alive, 90/365 d, CLV, tiers)"):
-            our_scores = cltv.score_customers(summary, bgnbd, gamma_gamma, annual_discount_rate)
+            our_scores = scoring.score_customers(
+                summary, our_bgnbd, our_gamma_gamma, annual_discount_rate
+            )
 
     # theirs
     echo(f"  ... lifetimes: summary over {len(lines):,} order lines, fits on every customer, CLV")
@@ -167,10 +169,10 @@ def lifetimes_comparison(
                 )
             f, r, T, m = (their_summary[c] for c in ("frequency", "recency", "T", "monetary_value"))
             with theirs("BetaGeoFitter.fit"):
-                bgf = BetaGeoFitter(penalizer_coef=bgnbd.penalizer).fit(f, r, T)
+                bgf = BetaGeoFitter(penalizer_coef=our_bgnbd.penalizer).fit(f, r, T)
             repeat = (f > 0) & (m > 0)
             with theirs("GammaGammaFitter.fit"):
-                ggf = GammaGammaFitter(penalizer_coef=gamma_gamma.penalizer).fit(
+                ggf = GammaGammaFitter(penalizer_coef=our_gamma_gamma.penalizer).fit(
                     f[repeat], m[repeat]
                 )
             with theirs("customer_lifetime_value"):
@@ -183,8 +185,8 @@ def lifetimes_comparison(
                 their_alive = bgf.conditional_probability_alive(f, r, T)
             # the same CLV formula with our fitted models, untimed
             with contextlib.redirect_stdout(io.StringIO()):
-                same_model_clv = gamma_gamma.model.customer_lifetime_value(
-                    bgnbd.model, f, r, T, m, time=12, discount_rate=monthly, freq="D"
+                same_model_clv = our_gamma_gamma.model.customer_lifetime_value(
+                    our_bgnbd.model, f, r, T, m, time=12, discount_rate=monthly, freq="D"
                 )
 
     their_path = sum(v for k, v in theirs.seconds.items() if "extra" not in k)
@@ -201,8 +203,8 @@ def lifetimes_comparison(
         summary,
         their_summary,
         spend,
-        bgnbd,
-        gamma_gamma,
+        our_bgnbd,
+        our_gamma_gamma,
         bgf,
         ggf,
         our_scores,
@@ -218,7 +220,7 @@ def lifetimes_comparison(
         "spend_amount_column": amount,
         "annual_discount_rate": annual_discount_rate,
         "monthly_discount_rate": monthly,
-        "penalizers": {"bgnbd": bgnbd.penalizer, "gamma_gamma": gamma_gamma.penalizer},
+        "penalizers": {"bgnbd": our_bgnbd.penalizer, "gamma_gamma": our_gamma_gamma.penalizer},
         "load_seconds": load.seconds,
         "lifetimes_seconds": theirs.seconds,
         "lifetimes_path_seconds": their_path,
@@ -229,7 +231,7 @@ def lifetimes_comparison(
         "ratios": ratios,
         "peak_rss_bytes": {"lifetimes": their_memory.peak(), "ours": our_memory.peak()},
         "bgnbd_rows": {
-            "ours (unique histories)": bgnbd.n_rows,
+            "ours (unique histories)": our_bgnbd.n_rows,
             "lifetimes (customers)": int(len(f)),
         },
         "agreement": agreement,

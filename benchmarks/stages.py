@@ -59,8 +59,12 @@ class StageSpec:
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("simulate", marks=("simulate",), rows=("raw/*", "truth/*"), rows_of="rows generated"),
     StageSpec("load raw", steps=("synthetic_raw_data",), rows=("raw/*", "truth/*")),
+    # marts.fact_sales is a view (no row count) of the priced order lines
     StageSpec(
-        "dbt star schema", steps=("star_schema",), rows=("marts/fact_sales",), rows_of="order lines"
+        "dbt star schema",
+        steps=("star_schema",),
+        rows=("intermediate/int_order_lines_priced",),
+        rows_of="order lines",
     ),
     StageSpec(
         "customer summary and RFM",

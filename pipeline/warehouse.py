@@ -99,9 +99,12 @@ def quote_literal(value: str) -> str:
 
 
 def list_tables(conn: duckdb.DuckDBPyConnection, schema: str) -> list[str]:
+    """The tables and views of ``schema``: a model's materialization does not decide whether it
+    is published (marts.fact_sales is a view of the priced order lines; the snapshot copies it
+    as a table)."""
     rows = conn.execute(
         "select table_name from information_schema.tables "
-        "where table_schema = ? and table_type = 'BASE TABLE' order by table_name",
+        "where table_schema = ? and table_type in ('BASE TABLE', 'VIEW') order by table_name",
         [schema],
     ).fetchall()
     return [name for (name,) in rows]

@@ -42,7 +42,10 @@ def _steps() -> list[Step]:
             "star_schema",
             10.0,
             30.0,
-            materializations={"marts/fact_sales": 900, "intermediate/customer_summary": 100},
+            materializations={
+                "intermediate/int_order_lines_priced": 900,
+                "intermediate/customer_summary": 100,
+            },
         ),
         Step(
             "analytics__customer_rfm", 30.0, 32.0, materializations={"analytics/customer_rfm": 100}

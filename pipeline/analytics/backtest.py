@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from pipeline.analytics import cltv
+from pipeline.analytics.cltv import base
 
 TRUTH = "truth"
 
@@ -106,7 +106,7 @@ def calibration_summary(backtest_summary: pd.DataFrame) -> pd.DataFrame:
 def compare_with_truth(
     scores: pd.DataFrame,
     truth: pd.DataFrame,
-    transaction: cltv.FitResult,
+    transaction: base.FitResult,
     spend: str = "margin",
 ) -> tuple[pd.DataFrame, dict]:
     """Scores as of the as-of date beside the simulator's truth (a 365-day truth horizon).
@@ -114,7 +114,7 @@ def compare_with_truth(
     Parameters
     ----------
     scores : pd.DataFrame
-        ``cltv.score_customers`` output; customers without orders (null scores) are left out.
+        ``scoring.score_customers`` output; customers without orders (null scores) are left out.
         With a ``frequency`` column (repeat purchase days as of the as-of date), P(alive) is
         also judged on repeat buyers alone (one-time buyers have P(alive) 1 by construction
         in BG/NBD, which flatters the AUC) and spend per order on one-time and repeat buyers.
@@ -122,7 +122,7 @@ def compare_with_truth(
         The simulator's ``truth.customers``: ``customer_code``, ``purchase_rate``,
         ``dropout_prob``, ``alive_at_as_of``, ``future_orders``, ``future_net_sales``,
         ``future_gross_margin``.
-    transaction : cltv.FitResult
+    transaction : base.FitResult
         The transaction model the scores came from (for the population means; the mean
         dropout probability per purchase only for BG/NBD and MBG/NBD, whose dropout is per
         purchase like the simulator's).
@@ -134,7 +134,7 @@ def compare_with_truth(
     (metrics, summary): tidy ``metric``, ``model`` (the transaction model's name or ``truth``),
     ``value`` and the same as a nested dict.
     """
-    cltv.spend_column(spend)  # refuses an unknown spend name
+    base.spend_column(spend)  # refuses an unknown spend name
     needed = [
         "customer_code",
         "purchase_rate",

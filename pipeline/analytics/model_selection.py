@@ -39,7 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.analytics import backtest, cltv, transaction_models
+from pipeline.analytics import backtest
+from pipeline.analytics.cltv import base, transactions
+from pipeline.analytics.cltv.spend import SPEND_MODELS, fit_spend_model, spend_per_day
 
 ZERO = "zero"
 LAST_PERIOD = "last_period"
@@ -189,7 +191,7 @@ def calibration_frame(backtest_summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def holdout_purchases(
-    fit: cltv.FitResult, calibration: pd.DataFrame, duration: np.ndarray
+    fit: base.FitResult, calibration: pd.DataFrame, duration: np.ndarray
 ) -> np.ndarray:
     """Each customer's expected purchase days over their holdout, computed on unique
     (history, duration) rows."""
@@ -201,7 +203,7 @@ def holdout_purchases(
     predicted = np.empty(len(unique))
     for duration_value, rows in unique.groupby("duration").groups.items():
         part = unique.loc[rows]
-        _, expected = transaction_models.predictions(
+        _, expected = transactions.predictions(
             fit.name,
             fit.model,
             part["frequency"],
@@ -218,11 +220,11 @@ def holdout_purchases(
 def _fit_or_reason(fit):
     try:
         return fit(), None
-    except (cltv.ModelFitError, ValueError, FloatingPointError) as error:
+    except (base.ModelFitError, ValueError, FloatingPointError) as error:
         return None, str(error)
 
 
-def _params_text(fit: cltv.FitResult | None) -> str | None:
+def _params_text(fit: base.FitResult | None) -> str | None:
     if fit is None:
         return None
     return ", ".join(f"{k}={v:.6g}" for k, v in fit.params.items())
@@ -231,13 +233,13 @@ def _params_text(fit: cltv.FitResult | None) -> str | None:
 def select_models(
     backtest_summary: pd.DataFrame,
     spend: str = "margin",
-    penalizers: Sequence[float] = cltv.DEFAULT_PENALIZERS,
-    transaction_candidates: Sequence[str] = cltv.TRANSACTION_MODELS,
-    spend_candidates: Sequence[str] = cltv.SPEND_MODELS,
+    penalizers: Sequence[float] = base.DEFAULT_PENALIZERS,
+    transaction_candidates: Sequence[str] = transactions.TRANSACTION_MODELS,
+    spend_candidates: Sequence[str] = SPEND_MODELS,
 ) -> Selection:
     """Fit every candidate on the calibration period, score all of them and the baselines on the
     holdout, and rank them (see the module docstring)."""
-    cltv.spend_column(spend)  # refuses an unknown spend before any fit
+    base.spend_column(spend)  # refuses an unknown spend before any fit
     holdout_spend_column = backtest.HOLDOUT_SPEND_COLUMNS[spend]
     needed = [
         "frequency_holdout",
@@ -250,8 +252,8 @@ def select_models(
         raise ValueError(f"backtest summary lacks columns {missing}")
     rows: list[dict] = []
     deciles: list[pd.DataFrame] = []
-    transaction_fits: dict[str, cltv.FitResult] = {}
-    spend_fits: dict[str, cltv.FitResult] = {}
+    transaction_fits: dict[str, base.FitResult] = {}
+    spend_fits: dict[str, base.FitResult] = {}
     if backtest_summary.empty:
         reason = "no customer was first seen before the holdout: nothing to backtest on"
         for kind, names in ((TRANSACTION, transaction_candidates), (SPEND, spend_candidates)):
@@ -273,7 +275,7 @@ def select_models(
     }
     for name in transaction_candidates:
         fit, error = _fit_or_reason(
-            lambda: cltv.fit_transaction_model(calibration, name, penalizers)
+            lambda: transactions.fit_transaction_model(calibration, name, penalizers)
         )
         if fit is not None:
             predicted, error = _fit_or_reason(lambda: holdout_purchases(fit, calibration, duration))
@@ -323,12 +325,10 @@ def select_models(
     holdout_spend = backtest_summary[holdout_spend_column].to_numpy(dtype=float)
     spend_rows = []
     for name in spend_candidates:
-        fit, error = _fit_or_reason(
-            lambda: cltv.fit_spend_model(calibration, name, spend, penalizers)
-        )
+        fit, error = _fit_or_reason(lambda: fit_spend_model(calibration, name, spend, penalizers))
         row = {"kind": SPEND, "model": name}
         if fit is not None:
-            predicted, error = _fit_or_reason(lambda: cltv.spend_per_day(fit, calibration))
+            predicted, error = _fit_or_reason(lambda: spend_per_day(fit, calibration))
         if error is not None:
             row.update(status="failed", reason=error)
         else:
@@ -465,8 +465,8 @@ def _result(
 class Chosen:
     """The models fit on the full summary, or None with the reason (``status`` row)."""
 
-    transaction: cltv.FitResult | None
-    spend: cltv.FitResult | None
+    transaction: base.FitResult | None
+    spend: base.FitResult | None
     reason: str
 
     @property
@@ -479,7 +479,7 @@ def fit_chosen(
     transaction_ranking: Sequence[str],
     spend_ranking: Sequence[str],
     spend: str = "margin",
-    penalizers: Sequence[float] = cltv.DEFAULT_PENALIZERS,
+    penalizers: Sequence[float] = base.DEFAULT_PENALIZERS,
 ) -> Chosen:
     """Fit the best-ranked candidate of each kind on the full summary, falling back down the
     ranking when a fit fails; nothing to fit (an empty ranking) or every fit failing gives
@@ -490,9 +490,13 @@ def fit_chosen(
         (
             TRANSACTION,
             transaction_ranking,
-            lambda name: cltv.fit_transaction_model(summary, name, penalizers),
+            lambda name: transactions.fit_transaction_model(summary, name, penalizers),
         ),
-        (SPEND, spend_ranking, lambda name: cltv.fit_spend_model(summary, name, spend, penalizers)),
+        (
+            SPEND,
+            spend_ranking,
+            lambda name: fit_spend_model(summary, name, spend, penalizers),
+        ),
     ):
         fits[kind] = None
         if not ranking:

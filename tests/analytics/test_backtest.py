@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from lifetimes.utils import summary_data_from_transaction_data
 
-from pipeline.analytics import backtest, cltv
+from pipeline.analytics import backtest
+from pipeline.analytics.cltv import base, gamma_gamma, scoring, transactions
 from pipeline.synthetic import SimulationConfig, simulate
 
 DATASETS = importlib.resources.files("lifetimes") / "datasets"
@@ -33,8 +34,8 @@ def test_undefined_metrics_are_nan():
 # --- the simulator's ground truth -------------------------------------------------------------
 
 
-def fake_bgnbd() -> cltv.FitResult:
-    return cltv.FitResult(
+def fake_bgnbd() -> base.FitResult:
+    return base.FitResult(
         name="bgnbd",
         model=None,
         penalizer=0.0,
@@ -105,10 +106,10 @@ def test_truth_comparison_on_the_simulator():
     ).reset_index()
     summary = summary.rename(columns={"T": "t", "monetary_value": "monetary_value_gross_margin"})
     summary["has_orders"] = True
-    bgnbd = cltv.fit_bgnbd(summary)
-    gamma_gamma = cltv.fit_gamma_gamma(summary)
-    scores = cltv.score_customers(summary, bgnbd, gamma_gamma)
-    metrics, result = backtest.compare_with_truth(scores, data.truth_customers, bgnbd)
+    transaction = transactions.fit_bgnbd(summary)
+    spend = gamma_gamma.fit_gamma_gamma(summary)
+    scores = scoring.score_customers(summary, transaction, spend)
+    metrics, result = backtest.compare_with_truth(scores, data.truth_customers, transaction)
     ours, truth = result["bgnbd"], result["truth"]
     assert result["n_customers"] == len(summary) == len(data.truth_customers)
     # P(alive) ranks the living above the dead, and its mean is near the true share

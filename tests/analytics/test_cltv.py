@@ -10,7 +10,7 @@ import pytest
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.utils import ConvergenceError
 
-from pipeline.analytics import cltv
+from pipeline.analytics.cltv import base, gamma_gamma, scoring, storage, transactions
 from tests.analytics.conftest import DATASETS
 
 
@@ -34,7 +34,9 @@ def cdnow_spend() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted(cdnow_spend):
-    return cltv.fit_bgnbd(cdnow_spend), cltv.fit_gamma_gamma(cdnow_spend, spend="revenue")
+    return transactions.fit_bgnbd(cdnow_spend), gamma_gamma.fit_gamma_gamma(
+        cdnow_spend, spend="revenue"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +45,14 @@ def scored(cdnow_spend, fitted):
     no_orders = pd.DataFrame({"customer_code": ["NONE1", "NONE2"], "has_orders": [False, False]})
     summary = pd.concat([cdnow_spend, no_orders], ignore_index=True)
     bgnbd, gamma_gamma = fitted
-    return summary, cltv.score_customers(summary, bgnbd, gamma_gamma, annual_discount_rate=0.10)
+    return summary, scoring.score_customers(summary, bgnbd, gamma_gamma, annual_discount_rate=0.10)
 
 
 # --- the published CDNOW estimates ------------------------------------------------------------
 
 
 def test_bgnbd_reproduces_the_published_cdnow_estimates(cdnow):
-    fit = cltv.fit_bgnbd(cdnow)
+    fit = transactions.fit_bgnbd(cdnow)
     # Fader, Hardie & Lee (2005), "Counting your customers the easy way", table 1
     expected = {"r": 0.2426, "alpha": 4.4135, "a": 0.7929, "b": 2.4258}
     for name, value in expected.items():
@@ -63,7 +65,7 @@ def test_bgnbd_reproduces_the_published_cdnow_estimates(cdnow):
 
 
 def test_gamma_gamma_reproduces_the_published_cdnow_estimates(cdnow_spend):
-    fit = cltv.fit_gamma_gamma(cdnow_spend, spend="revenue")
+    fit = gamma_gamma.fit_gamma_gamma(cdnow_spend, spend="revenue")
     # Fader, Hardie & Lee (2005), "RFM and CLV: using iso-value curves", on the 946 repeat buyers
     assert fit.params["p"] == pytest.approx(6.249, abs=1e-3)
     assert fit.params["q"] == pytest.approx(3.745, abs=1e-3)
@@ -84,14 +86,14 @@ def test_log_likelihoods_are_totals_in_the_original_units(cdnow_spend, fitted):
     assert gamma_gamma.log_likelihood == pytest.approx(
         -gamma_gamma.model._negative_log_likelihood_ * len(repeat), rel=1e-9
     )
-    per_customer = cltv.bgnbd_log_likelihood(
+    per_customer = transactions.bgnbd_log_likelihood(
         bgnbd.params, cdnow_spend["frequency"], cdnow_spend["recency"], cdnow_spend["t"]
     )
     assert per_customer == pytest.approx(bgnbd.log_likelihood, rel=1e-12)
 
 
 def test_compressed_fit_equals_the_uncompressed_fit(cdnow):
-    ours = cltv.fit_bgnbd(cdnow)
+    ours = transactions.fit_bgnbd(cdnow)
     plain = BetaGeoFitter().fit(cdnow["frequency"], cdnow["recency"], cdnow["t"])
     for name in ("r", "alpha", "a", "b"):
         assert ours.params[name] == pytest.approx(plain.params_[name], rel=1e-6), name
@@ -99,7 +101,7 @@ def test_compressed_fit_equals_the_uncompressed_fit(cdnow):
 
 def test_the_fit_does_not_depend_on_row_order(cdnow):
     shuffled = cdnow.sample(frac=1, random_state=5)
-    assert cltv.fit_bgnbd(shuffled).params == cltv.fit_bgnbd(cdnow).params
+    assert transactions.fit_bgnbd(shuffled).params == transactions.fit_bgnbd(cdnow).params
 
 
 def test_gamma_gamma_uses_margin_by_default_and_skips_non_positive_spend():
@@ -113,13 +115,13 @@ def test_gamma_gamma_uses_margin_by_default_and_skips_non_positive_spend():
             "monetary_value_net_sales": [0.0, 30.0, 41.0, 25.0, 5.0, 33.0, 30.0, 52.0],
         }
     )
-    margin = cltv.fit_gamma_gamma(summary)
-    revenue = cltv.fit_gamma_gamma(summary, spend="revenue")
+    margin = gamma_gamma.fit_gamma_gamma(summary)
+    revenue = gamma_gamma.fit_gamma_gamma(summary, spend="revenue")
     assert margin.spend_column == "monetary_value_gross_margin"
     assert margin.n_customers == 6  # not the one-time buyer, not the negative margin
     assert revenue.n_customers == 7
     with pytest.raises(ValueError, match="spend must be one of"):
-        cltv.fit_gamma_gamma(summary, spend="profit")
+        gamma_gamma.fit_gamma_gamma(summary, spend="profit")
 
 
 # --- the penalizer ladder ---------------------------------------------------------------------
@@ -133,35 +135,35 @@ def tiny_sample() -> pd.DataFrame:
     )
 
 
-def assert_usable(fit: cltv.FitResult) -> None:
-    low, high = cltv.PARAMETER_RANGE
+def assert_usable(fit: base.FitResult) -> None:
+    low, high = base.PARAMETER_RANGE
     assert fit.converged and all(low <= v <= high for v in fit.params.values())
     assert np.isfinite(fit.log_likelihood)
 
 
-@pytest.mark.parametrize("name", cltv.TRANSACTION_MODELS)
+@pytest.mark.parametrize("name", transactions.TRANSACTION_MODELS)
 def test_the_ladder_ends_in_a_usable_fit_or_lists_every_attempt(name):
     try:
-        fit = cltv.fit_transaction_model(tiny_sample(), name)
-    except cltv.ModelFitError as error:
+        fit = transactions.fit_transaction_model(tiny_sample(), name)
+    except base.ModelFitError as error:
         assert error.model == name
-        assert [a.penalizer for a in error.attempts] == list(cltv.DEFAULT_PENALIZERS)
+        assert [a.penalizer for a in error.attempts] == list(base.DEFAULT_PENALIZERS)
         assert all(a.error for a in error.attempts)
         return
     # the rungs tried are a prefix of the ladder; every one but the last failed, with a reason
     tried = [a.penalizer for a in fit.attempts]
-    assert tried == list(cltv.DEFAULT_PENALIZERS[: len(tried)])
+    assert tried == list(base.DEFAULT_PENALIZERS[: len(tried)])
     assert all(a.error for a in fit.attempts[:-1]) and fit.attempts[-1].error is None
     assert fit.penalizer == tried[-1]
     assert_usable(fit)
-    histories = cltv.compress(tiny_sample(), cltv.SUMMARY_COLUMNS)
-    predicted = cltv.purchase_predictions(fit, histories)
+    histories = base.compress(tiny_sample(), base.SUMMARY_COLUMNS)
+    predicted = scoring.purchase_predictions(fit, histories)
     assert np.isfinite(predicted.to_numpy()).all()
     assert predicted["p_alive"].between(0, 1).all()
 
 
 def test_the_ladder_climbs_past_a_failing_rung():
-    rows = cltv.compress(tiny_sample(), cltv.SUMMARY_COLUMNS)
+    rows = base.compress(tiny_sample(), base.SUMMARY_COLUMNS)
 
     def attempt(penalizer):
         # a rung that fails for a reason of ours, whatever the optimiser does
@@ -172,26 +174,26 @@ def test_the_ladder_climbs_past_a_failing_rung():
         )
         return model, None
 
-    model, penalizer, attempts = cltv._ladder("bgnbd", (0.0, 0.1, 1.0), attempt)
+    model, penalizer, attempts = base.ladder("bgnbd", (0.0, 0.1, 1.0), attempt)
     assert penalizer == 0.1 and isinstance(model, BetaGeoFitter)
-    assert attempts == [cltv.FitAttempt(0.0, "refused"), cltv.FitAttempt(0.1, None)]
+    assert attempts == [base.FitAttempt(0.0, "refused"), base.FitAttempt(0.1, None)]
 
 
 def test_a_fit_that_runs_off_to_a_boundary_is_not_accepted():
     # the validator refuses parameters outside the range whatever produced them ...
-    low, high = cltv.PARAMETER_RANGE
-    assert "ran off to a boundary" in cltv._invalid_params(
+    low, high = base.PARAMETER_RANGE
+    assert "ran off to a boundary" in base.invalid_params(
         {"r": 1.0, "alpha": 2.0 * high, "a": 1.0, "b": 1.0}, -10.0
     )
-    assert "ran off to a boundary" in cltv._invalid_params(
+    assert "ran off to a boundary" in base.invalid_params(
         {"r": 1.0, "alpha": 5.0, "a": low / 2, "b": 1.0}, -10.0
     )
-    assert cltv._invalid_params({"r": 1.0, "alpha": 5.0, "a": 1.0, "b": 1.0}, -10.0) is None
+    assert base.invalid_params({"r": 1.0, "alpha": 5.0, "a": 1.0, "b": 1.0}, -10.0) is None
     # ... so on three identical customers, where the likelihood has no maximum, the
     # unpenalized rung never yields a fit: it fails one way or another, and says why
     identical = pd.DataFrame({"frequency": [1, 1, 1], "recency": [5.0] * 3, "t": [10.0] * 3})
-    with pytest.raises(cltv.ModelFitError) as raised:
-        cltv.fit_bgnbd(identical, penalizers=(0.0,))
+    with pytest.raises(base.ModelFitError) as raised:
+        transactions.fit_bgnbd(identical, penalizers=(0.0,))
     assert [a.penalizer for a in raised.value.attempts] == [0.0]
     assert raised.value.attempts[0].error
 
@@ -209,14 +211,14 @@ def test_gamma_gamma_ladder_climbs_too():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             GammaGammaFitter().fit(two["frequency"], two["monetary_value_gross_margin"])
-    fit = cltv.fit_gamma_gamma(two)
+    fit = gamma_gamma.fit_gamma_gamma(two)
     assert fit.penalizer == 0.001 and fit.attempts[0].error is not None
 
 
 def test_when_every_rung_fails_a_clear_error_names_the_model_and_the_penalizers():
     identical = pd.DataFrame({"frequency": [1, 1, 1], "recency": [5.0] * 3, "t": [10.0] * 3})
-    with pytest.raises(cltv.ModelFitError) as raised:
-        cltv.fit_bgnbd(identical, penalizers=(0.0, 0.01, 0.1))
+    with pytest.raises(base.ModelFitError) as raised:
+        transactions.fit_bgnbd(identical, penalizers=(0.0, 0.01, 0.1))
     error = raised.value
     assert error.model == "bgnbd"
     assert [a.penalizer for a in error.attempts] == [0.0, 0.01, 0.1]
@@ -234,9 +236,11 @@ def test_bad_input_is_refused_before_the_ladder():
         }
     )
     with pytest.raises(ValueError, match="'recency' must be <= 't'.*'x'"):
-        cltv.fit_bgnbd(bad)
+        transactions.fit_bgnbd(bad)
     with pytest.raises(ValueError, match="no customers with orders"):
-        cltv.fit_bgnbd(pd.DataFrame({"frequency": [np.nan], "recency": [np.nan], "t": [np.nan]}))
+        transactions.fit_bgnbd(
+            pd.DataFrame({"frequency": [np.nan], "recency": [np.nan], "t": [np.nan]})
+        )
 
 
 # --- Gamma-Gamma with an infinite population mean -----------------------------------------------
@@ -274,26 +278,26 @@ def heavy_tailed() -> pd.DataFrame:
 def test_infinite_population_mean_falls_back_without_a_warning(heavy_tailed):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # a reason to choose, not a warning
-        fit = cltv.fit_gamma_gamma(heavy_tailed)
+        fit = gamma_gamma.fit_gamma_gamma(heavy_tailed)
     assert fit.params["q"] < 1 and not fit.population_mean_defined
     repeat = heavy_tailed[heavy_tailed["frequency"] > 0]
     assert fit.population_mean_spend == pytest.approx(repeat["monetary_value_gross_margin"].mean())
     # repeat customers keep lifetimes' conditional mean, which is proper while p + q > 1
     x = repeat["frequency"].to_numpy(dtype=float)
     m = repeat["monetary_value_gross_margin"].to_numpy()
-    ours = cltv.expected_spend(fit, x, m)
+    ours = gamma_gamma.expected_spend(fit, x, m)
     lifetimes_spend = fit.model.conditional_expected_average_profit(x, m)
     np.testing.assert_allclose(ours, lifetimes_spend, rtol=1e-12)
     assert (ours > 0).all()
     # customers without repeat purchases get the fallback, not lifetimes' negative number
     assert fit.model.conditional_expected_average_profit(0, 0) < 0
-    one_timer = cltv.expected_spend(fit, np.array([0.0]), np.array([0.0]))[0]
+    one_timer = gamma_gamma.expected_spend(fit, np.array([0.0]), np.array([0.0]))[0]
     assert one_timer == fit.population_mean_spend
 
 
 def test_infinite_population_mean_can_be_refused(heavy_tailed):
-    with pytest.raises(cltv.ModelFitError, match="population mean spend is infinite"):
-        cltv.fit_gamma_gamma(heavy_tailed, undefined_mean="raise")
+    with pytest.raises(base.ModelFitError, match="population mean spend is infinite"):
+        gamma_gamma.fit_gamma_gamma(heavy_tailed, undefined_mean="raise")
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -330,7 +334,7 @@ def test_scores_match_lifetimes(scored, fitted):
 
 def test_scores_keep_row_order_and_mark_customers_without_orders(scored):
     summary, scores = scored
-    assert list(scores.columns) == list(cltv.SCORE_COLUMNS)
+    assert list(scores.columns) == list(scoring.SCORE_COLUMNS)
     assert scores["customer_code"].tolist() == summary["customer_code"].tolist()
     none = scores[scores["customer_code"].isin(["NONE1", "NONE2"])]
     assert (none["value_tier"] == "none").all()
@@ -351,8 +355,8 @@ def test_tiers_of_the_scored_customers_follow_the_cut_points(scored):
 
 
 def test_discount_rate_is_compounded_monthly():
-    assert (1 + cltv.monthly_discount_rate(0.10)) ** 12 == pytest.approx(1.10)
-    assert cltv.monthly_discount_rate(0.0) == 0.0
+    assert (1 + scoring.monthly_discount_rate(0.10)) ** 12 == pytest.approx(1.10)
+    assert scoring.monthly_discount_rate(0.0) == 0.0
 
 
 # --- tiers ------------------------------------------------------------------------------------
@@ -360,24 +364,24 @@ def test_discount_rate_is_compounded_monthly():
 
 def test_tiers_cut_at_20_and_50_percent():
     clv = pd.Series([10.0, 9, 8, 7, 6, 5, 4, 3, 2, 1])
-    assert cltv.value_tiers(clv).tolist() == ["high"] * 2 + ["medium"] * 3 + ["low"] * 5
+    assert scoring.value_tiers(clv).tolist() == ["high"] * 2 + ["medium"] * 3 + ["low"] * 5
 
 
 def test_tied_clvs_share_a_tier_whatever_the_order():
     clv = pd.Series([5.0, 5, 5, 1, 1, 1, 1, 1, 1, 1])
-    tiers = cltv.value_tiers(clv)
+    tiers = scoring.value_tiers(clv)
     # nobody is strictly above the three 5s: all high, although they are 30%; 30% are
     # strictly above the 1s: all medium, so there is no low tier here
     assert tiers.tolist() == ["high"] * 3 + ["medium"] * 7
     shuffled = clv.sample(frac=1, random_state=2)
-    assert cltv.value_tiers(shuffled).sort_index().tolist() == tiers.tolist()
+    assert scoring.value_tiers(shuffled).sort_index().tolist() == tiers.tolist()
 
 
 def test_null_clv_is_tier_none_and_does_not_count():
     clv = pd.Series([np.nan, 3.0, 2.0, 1.0, 0.5, 0.1, np.nan])
     expected = ["none", "high", "medium", "medium", "low", "low", "none"]
-    assert cltv.value_tiers(clv).tolist() == expected
-    assert cltv.value_tiers(pd.Series([np.nan, np.nan])).tolist() == ["none", "none"]
+    assert scoring.value_tiers(clv).tolist() == expected
+    assert scoring.value_tiers(pd.Series([np.nan, np.nan])).tolist() == ["none", "none"]
 
 
 # --- model outputs as data --------------------------------------------------------------------
@@ -385,9 +389,9 @@ def test_null_clv_is_tier_none_and_does_not_count():
 
 def test_model_parameters_have_one_row_per_model_and_a_fixed_schema(fitted):
     bgnbd, gamma_gamma = fitted
-    first = cltv.model_parameters([bgnbd, gamma_gamma], as_of_date="2026-11-09")
-    second = cltv.model_parameters([bgnbd, gamma_gamma], as_of_date="2026-11-24")
-    assert list(first.columns) == ["as_of_date", *cltv.PARAMETER_COLUMNS]
+    first = storage.model_parameters([bgnbd, gamma_gamma], as_of_date="2026-11-09")
+    second = storage.model_parameters([bgnbd, gamma_gamma], as_of_date="2026-11-24")
+    assert list(first.columns) == ["as_of_date", *storage.PARAMETER_COLUMNS]
     assert first["model"].tolist() == ["bgnbd", "gamma_gamma"]
     both = pd.concat([first, second], ignore_index=True)
     assert (both.dtypes == first.dtypes).all()  # appending keeps the schema
@@ -401,17 +405,17 @@ def test_model_parameters_have_one_row_per_model_and_a_fixed_schema(fitted):
 
 def test_models_round_trip_through_artifacts(tmp_path, fitted, cdnow_spend):
     bgnbd, gamma_gamma = fitted
-    written = cltv.save_models([bgnbd, gamma_gamma], tmp_path / "models")
+    written = storage.save_models([bgnbd, gamma_gamma], tmp_path / "models")
     assert sorted(p.name for p in written) == [
         "bgnbd.json",
         "bgnbd.pkl",
         "gamma_gamma.json",
         "gamma_gamma.pkl",
     ]
-    loaded = cltv.load_models(tmp_path / "models")
+    loaded = storage.load_models(tmp_path / "models")
     assert loaded["bgnbd"].params == bgnbd.params
     assert loaded["gamma_gamma"].population_mean_spend == gamma_gamma.population_mean_spend
     assert loaded["bgnbd"].attempts == bgnbd.attempts
     summary = cdnow_spend.head(50)
-    again = cltv.score_customers(summary, loaded["bgnbd"], loaded["gamma_gamma"])
-    pd.testing.assert_frame_equal(again, cltv.score_customers(summary, bgnbd, gamma_gamma))
+    again = scoring.score_customers(summary, loaded["bgnbd"], loaded["gamma_gamma"])
+    pd.testing.assert_frame_equal(again, scoring.score_customers(summary, bgnbd, gamma_gamma))

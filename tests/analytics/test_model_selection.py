@@ -10,7 +10,16 @@ import pandas as pd
 import pytest
 from lifetimes import ModifiedBetaGeoFitter, ParetoNBDFitter
 
-from pipeline.analytics import cltv, model_selection, spend_models, transaction_models
+from pipeline.analytics import model_selection
+from pipeline.analytics.cltv import (
+    bgnbd,
+    gamma_gamma,
+    lognormal,
+    pareto_nbd,
+    scoring,
+    spend,
+    transactions,
+)
 from tests.analytics.conftest import DATASETS
 
 # --- metrics by hand --------------------------------------------------------------------------
@@ -61,7 +70,7 @@ def test_spend_metrics_weight_by_holdout_days_and_split_one_time_buyers():
 
 
 def test_pareto_nbd_reproduces_the_published_cdnow_estimates(cdnow):
-    fit = cltv.fit_transaction_model(cdnow, cltv.PARETO_NBD)
+    fit = transactions.fit_transaction_model(cdnow, pareto_nbd.PARETO_NBD)
     # Fader, Hardie & Lee (2005), "A note on implementing the Pareto/NBD model in MATLAB"
     expected = {"r": 0.5533, "alpha": 10.5776, "s": 0.6061, "beta": 11.6650}
     for name, value in expected.items():
@@ -71,10 +80,10 @@ def test_pareto_nbd_reproduces_the_published_cdnow_estimates(cdnow):
 
 
 def test_pareto_nbd_predictions_equal_lifetimes_own(cdnow):
-    fit = cltv.fit_transaction_model(cdnow, cltv.PARETO_NBD)
+    fit = transactions.fit_transaction_model(cdnow, pareto_nbd.PARETO_NBD)
     x, tx, t = (cdnow[c].to_numpy(dtype=float) for c in ("frequency", "recency", "t"))
-    p_alive, expected = transaction_models.predictions(
-        cltv.PARETO_NBD, fit.model, x, tx, t, [13.0, 52.0]
+    p_alive, expected = transactions.predictions(
+        pareto_nbd.PARETO_NBD, fit.model, x, tx, t, [13.0, 52.0]
     )
     model = ParetoNBDFitter()
     model.params_ = fit.model.params_
@@ -88,7 +97,7 @@ def test_pareto_nbd_predictions_equal_lifetimes_own(cdnow):
 
 
 def test_mbgnbd_compressed_fit_equals_lifetimes_uncompressed(cdnow):
-    fit = cltv.fit_transaction_model(cdnow, cltv.MBGNBD)
+    fit = transactions.fit_transaction_model(cdnow, bgnbd.MBGNBD)
     plain = ModifiedBetaGeoFitter().fit(cdnow["frequency"], cdnow["recency"], cdnow["t"])
     for name in ("r", "alpha", "a", "b"):
         assert fit.params[name] == pytest.approx(plain.params_[name], rel=1e-5), name
@@ -97,10 +106,10 @@ def test_mbgnbd_compressed_fit_equals_lifetimes_uncompressed(cdnow):
 
 def test_pareto_nbd_sample_is_seeded_and_capped():
     frame = pd.DataFrame({"i": range(12_000)})
-    first = transaction_models.sample_customers(frame, cltv.PARETO_NBD)
-    assert len(first) == transaction_models.SAMPLE_LIMITS[cltv.PARETO_NBD]
-    assert first.equals(transaction_models.sample_customers(frame, cltv.PARETO_NBD))
-    assert transaction_models.sample_customers(frame, cltv.BGNBD) is frame
+    first = transactions.sample_customers(frame, pareto_nbd.PARETO_NBD)
+    assert len(first) == transactions.SAMPLE_LIMITS[pareto_nbd.PARETO_NBD]
+    assert first.equals(transactions.sample_customers(frame, pareto_nbd.PARETO_NBD))
+    assert transactions.sample_customers(frame, bgnbd.BGNBD) is frame
 
 
 # --- the log-normal spend model -------------------------------------------------------------------
@@ -125,18 +134,18 @@ def lognormal_world():
 
 def test_lognormal_recovers_the_population_it_was_drawn_from(lognormal_world):
     w = lognormal_world
-    fit = spend_models.fit_lognormal(w["n"], w["mean"], w["var"])
+    fit = lognormal.fit_lognormal(w["n"], w["mean"], w["var"])
     mu0, tau2, sigma2 = w["truth"]
     assert fit.mu0 == pytest.approx(mu0, abs=0.05)
     assert fit.tau2 == pytest.approx(tau2, abs=0.08)
     assert fit.sigma2 == pytest.approx(sigma2, abs=0.05)
     # on log-normal data the smearing factor has nothing to correct
-    smeared = spend_models.with_smearing(fit, w["n"], w["mean"], w["n"], w["total"])
+    smeared = lognormal.with_smearing(fit, w["n"], w["mean"], w["n"], w["total"])
     assert smeared.smearing == pytest.approx(1.0, abs=0.06)
 
 
 def test_lognormal_shrinks_a_one_time_buyer_towards_the_population():
-    fit = spend_models.LogNormalSpend(mu0=3.0, tau2=0.5, sigma2=1.0, n_customers=2, n_days=2)
+    fit = lognormal.LogNormalSpend(mu0=3.0, tau2=0.5, sigma2=1.0, n_customers=2, n_days=2)
     high = np.log(400.0)
     one_day, ten_days = fit.expected_spend(np.array([1.0, 10.0]), np.array([high, high]))
     nobody = fit.expected_spend(np.array([0.0]), np.array([np.nan]))[0]
@@ -150,7 +159,7 @@ def test_lognormal_shrinks_a_one_time_buyer_towards_the_population():
 
 def test_lognormal_needs_two_days_from_someone():
     with pytest.raises(ValueError, match="two purchase days"):
-        spend_models.fit_lognormal(np.array([1.0, 1.0]), np.array([1.0, 2.0]), np.array([0.0, 0.0]))
+        lognormal.fit_lognormal(np.array([1.0, 1.0]), np.array([1.0, 2.0]), np.array([0.0, 0.0]))
 
 
 # --- the selection on a real backtest (CDNOW transactions) -----------------------------------
@@ -222,11 +231,11 @@ def cdnow_selection(cdnow_backtest):
 def test_every_candidate_and_baseline_is_scored_on_the_holdout(cdnow_selection, cdnow_backtest):
     selection = cdnow_selection.selection.set_index("model")
     assert set(selection.index) == {
-        *cltv.TRANSACTION_MODELS,
-        *cltv.SPEND_MODELS,
+        *transactions.TRANSACTION_MODELS,
+        *spend.SPEND_MODELS,
         *model_selection.BASELINES,
     }
-    for name in (*cltv.TRANSACTION_MODELS, *model_selection.BASELINES):
+    for name in (*transactions.TRANSACTION_MODELS, *model_selection.BASELINES):
         assert np.isfinite(
             selection.loc[name, ["purchases_rmse", "purchases_poisson_deviance"]].astype(float)
         ).all(), name
@@ -234,7 +243,7 @@ def test_every_candidate_and_baseline_is_scored_on_the_holdout(cdnow_selection, 
     assert selection.loc["zero", "purchases_rmse"] == pytest.approx(np.sqrt(np.mean(actual**2)))
     # CDNOW is BTYD's home ground: every model beats all three baselines
     assert cdnow_selection.beats_baselines is True
-    for name in cltv.TRANSACTION_MODELS:
+    for name in transactions.TRANSACTION_MODELS:
         assert selection.loc[name, "status"] == "fitted"
         assert abs(selection.loc[name, "purchases_aggregate_pct_error"]) < 20
 
@@ -249,7 +258,7 @@ def test_the_lowest_deviance_wins_and_says_why(cdnow_selection):
     assert selection["chosen"].sum() == 2  # one transaction and one spend model
     assert model_selection.gate(selection) is cdnow_selection.beats_baselines
     deciles = cdnow_selection.deciles
-    assert set(deciles["model"]) == {*cltv.TRANSACTION_MODELS, "last_period", "naive"}
+    assert set(deciles["model"]) == {*transactions.TRANSACTION_MODELS, "last_period", "naive"}
     assert (deciles.groupby("model")["customers"].sum() == cdnow_selection.n_customers).all()
 
 
@@ -276,10 +285,10 @@ def test_a_gamma_gamma_fit_without_population_mean_is_not_eligible(cdnow_backtes
     heavy["monetary_value_net_sales_cal"] = [
         rng.gamma(2.0, 1 / n, k).mean() if k else 0.0 for n, k in zip(nu, x)
     ]
-    gg = cltv.fit_gamma_gamma(model_selection.calibration_frame(heavy), spend="revenue")
+    gg = gamma_gamma.fit_gamma_gamma(model_selection.calibration_frame(heavy), spend="revenue")
     assert not gg.population_mean_defined
     selection = model_selection.select_models(
-        heavy, spend="revenue", transaction_candidates=(cltv.BGNBD,)
+        heavy, spend="revenue", transaction_candidates=(bgnbd.BGNBD,)
     ).selection.set_index("model")
     assert selection.loc["gamma_gamma", "status"] == "not eligible"
     assert "q = " in selection.loc["gamma_gamma", "reason"]
@@ -300,19 +309,19 @@ def test_no_candidate_fits_gives_an_unavailable_result_that_says_why():
             "t": [10.0] * 3,
         }
     )
-    chosen = model_selection.fit_chosen(identical, [], [cltv.GAMMA_GAMMA])
+    chosen = model_selection.fit_chosen(identical, [], [gamma_gamma.GAMMA_GAMMA])
     assert not chosen.available and chosen.transaction is None
     assert "no transaction model" in chosen.reason
-    chosen = model_selection.fit_chosen(identical, [cltv.BGNBD], [], penalizers=(0.0,))
+    chosen = model_selection.fit_chosen(identical, [bgnbd.BGNBD], [], penalizers=(0.0,))
     assert not chosen.available
     assert "bgnbd failed on the full history" in chosen.reason
-    scores = cltv.unavailable_scores(
+    scores = scoring.unavailable_scores(
         pd.concat(
             [identical, pd.DataFrame({"customer_code": ["none"], "has_orders": [False]})],
             ignore_index=True,
         )
     )
-    assert list(scores.columns) == list(cltv.SCORE_COLUMNS)
+    assert list(scores.columns) == list(scoring.SCORE_COLUMNS)
     assert scores.drop(columns=["customer_code", "value_tier"]).isna().all().all()
     assert scores["value_tier"].isna().tolist() == [True, True, True, False]
     assert scores["value_tier"].iloc[3] == "none"
@@ -320,6 +329,6 @@ def test_no_candidate_fits_gives_an_unavailable_result_that_says_why():
 
 def test_an_empty_backtest_evaluates_nothing_and_keeps_the_default_order(cdnow_backtest):
     result = model_selection.select_models(cdnow_backtest.iloc[:0], spend="revenue")
-    assert result.transaction_ranking == cltv.TRANSACTION_MODELS
+    assert result.transaction_ranking == transactions.TRANSACTION_MODELS
     assert (result.selection["status"] == "not evaluated").all()
     assert result.beats_baselines is None

@@ -53,8 +53,8 @@ def built(tmp_path_factory):
     dbt_build(
         database,
         root / "target",
-        # the model, its parents and dim_customer (its relationships test's target)
-        ["--select", "+customer_backtest_summary +dim_customer"],
+        # the model, its parents and stg_raw__customers (its relationships test's target)
+        ["--select", "+customer_backtest_summary stg_raw__customers"],
         {"as_of_date": AS_OF.isoformat(), "holdout_days": HOLDOUT_DAYS},
     )
     with duckdb.connect(str(database), read_only=True) as conn:
@@ -62,7 +62,8 @@ def built(tmp_path_factory):
         # one row per purchase day, so that lifetimes' holdout mean times the count is the total
         days = conn.sql(
             "select customer_code, date, sum(net_sales_amount) as net_sales, "
-            "sum(gross_margin_amount) as gross_margin from marts.fact_sales group by all"
+            "sum(gross_margin_amount) as gross_margin from intermediate.int_order_lines_priced "
+            "group by all"
         ).df()
     return backtest.set_index("customer_code").sort_index(), days
 

@@ -86,7 +86,7 @@ def built(tmp_path_factory):
         lines = conn.sql(
             "select s.customer_code, s.order_id, s.date, s.net_sales_amount, s.gross_margin_amount,"
             " s.sold_quantity, p.segment, p.category, c.platform, c.channel"
-            " from marts.fact_sales s"
+            " from intermediate.int_order_lines_priced s"
             " join raw.products p on s.product_code = p.product_code"
             " join raw.customers c on s.customer_code = c.customer_code"
         ).df()

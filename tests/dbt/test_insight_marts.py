@@ -131,7 +131,8 @@ def finance_lines(conn) -> pd.DataFrame:
         conn,
         "select f.date, c.market, c.platform, c.channel, cast(f.net_sales_amount as double) as net_sales, "
         "cast(f.gross_margin_amount as double) as gross_margin "
-        "from marts.fact_sales f join marts.dim_customer c using (customer_code)",
+        # the priced lines and the raw customers: what the yoy fixture's selection builds
+        "from intermediate.int_order_lines_priced f join raw.customers c using (customer_code)",
     )
 
 

@@ -139,7 +139,7 @@ features as (
     -- every customer with orders has at least one order line, so an inner join loses no one
     inner join basket
         on buyers.customer_code = basket.customer_code
-    inner join {{ ref('dim_customer') }} as customers
+    inner join {{ ref('stg_raw__customers') }} as customers
         on buyers.customer_code = customers.customer_code
     cross join population
 )

@@ -77,7 +77,7 @@ final as (
         lifetime.log_gross_margin_mean,
         lifetime.log_gross_margin_var,
         {{ as_of_date() }} as as_of_date
-    from {{ ref('dim_customer') }} as customers
+    from {{ ref('stg_raw__customers') }} as customers
     left join lifetime
         on customers.customer_code = lifetime.customer_code
 )

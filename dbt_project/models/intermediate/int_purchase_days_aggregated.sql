@@ -7,6 +7,6 @@ select
     sum(gross_margin_amount) as gross_margin,
     -- an order has one date, so a customer's orders are the sum of each day's distinct orders
     count(distinct order_id) as orders
-from {{ ref('fact_sales') }}
+from {{ ref('int_order_lines_priced') }}
 where date <= {{ as_of_date() }}
 group by customer_code, date

@@ -12,7 +12,8 @@ from dagster_dbt import get_asset_key_for_model
 from dagster_duckdb import DuckDBResource
 
 from pipeline import warehouse
-from pipeline.analytics import backtest, cltv, model_selection
+from pipeline.analytics import backtest, model_selection
+from pipeline.analytics.cltv import scoring, storage
 from pipeline.defs import checks
 from pipeline.defs.assets.dbt import star_schema
 from pipeline.defs.assets.metadata import markdown_table
@@ -186,7 +187,7 @@ def customer_cltv(
         scores, failure = None, chosen.reason
         if chosen.available:
             try:
-                scores = cltv.score_customers(
+                scores = scoring.score_customers(
                     summary, chosen.transaction, chosen.spend, current.models.cltv_discount_rate
                 )
             except FloatingPointError as error:  # non-finite predictions: unavailable, not a crash
@@ -204,7 +205,7 @@ def customer_cltv(
                 reason = f"{reason}; {chosen.reason}"
         else:
             fits = [f for f in (chosen.transaction, chosen.spend) if f is not None]
-            scores = cltv.unavailable_scores(summary)
+            scores = scoring.unavailable_scores(summary)
             reason = failure
             context.log.warning(f"CLTV unavailable: {reason}")
         scores.insert(1, "as_of_date", as_of)
@@ -220,13 +221,13 @@ def customer_cltv(
             ],
             columns=list(STATUS_COLUMNS),
         ).astype({"transaction_model": "string", "spend_model": "string"})
-        parameters = cltv.model_parameters(fits, as_of_date=as_of)
+        parameters = storage.model_parameters(fits, as_of_date=as_of)
         warehouse.replace_tables(conn, "analytics", {"customer_cltv": scores})
         warehouse.replace_as_of_rows(
             conn, "analytics", "cltv_model_parameters", parameters, current.as_of
         )
         warehouse.replace_as_of_rows(conn, "analytics", "cltv_model_status", status, current.as_of)
-    saved = cltv.save_models(fits, current.paths.models_for(current.as_of))
+    saved = storage.save_models(fits, current.paths.models_for(current.as_of))
 
     tiers = scores["value_tier"].fillna("null").value_counts().rename_axis("value_tier")
     metadata = {
@@ -287,7 +288,7 @@ def cltv_evaluation(
                 "join intermediate.customer_summary as s using (customer_code) order by customer_code"
             ).df()
             truth = conn.execute("select * from truth.customers order by customer_code").df()
-            fits = cltv.load_models(current.paths.models_for(current.as_of))
+            fits = storage.load_models(current.paths.models_for(current.as_of))
             transaction = fits[status["transaction_model"].iloc[0]]
             truth_metrics, _ = backtest.compare_with_truth(
                 scores, truth, transaction, spend=current.models.cltv_spend

@@ -32,6 +32,8 @@ Inputs are per-customer statistics computed in SQL over purchase days with posit
 ``log_<spend>_days`` (n), ``log_<spend>_mean`` (ybar), ``log_<spend>_var`` (population variance
 of the logs). Days with zero or negative spend (e.g. a margin lost to a discount) have no log and
 are left out; a customer without any positive day gets the population mean.
+
+``fit_lognormal_spend`` fits it on a customer summary, as a ``FitResult`` like the other models'.
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+
+from pipeline.analytics.cltv.base import (
+    FitAttempt,
+    FitResult,
+    ModelFitError,
+    customers_with_orders,
+    pearson,
+    spend_column,
+)
 
 LOGNORMAL = "lognormal_eb"
 STAT_COLUMNS = {
@@ -145,3 +156,54 @@ def with_smearing(model: LogNormalSpend, n, mean_log, days, total_spend) -> LogN
     if not (expected > 0 and actual > 0):
         return model
     return replace(model, smearing=model.smearing * actual / expected)
+
+
+def fit_lognormal_spend(summary: pd.DataFrame, spend: str = "margin") -> FitResult:
+    """Fit the log-normal empirical-Bayes spend model (above) on the customers with
+    orders, from the SQL log-spend statistics of ``spend``.
+
+    Raises
+    ------
+    ModelFitError
+        When the moments cannot be estimated (e.g. fewer than two customers with positive
+        spend); one attempt, penalizer 0 (the model has no penalizer).
+    """
+    column = spend_column(spend)
+    buyers = customers_with_orders(summary)
+    n, mean_log, var_log = statistics(buyers, spend)
+    try:
+        fitted = fit_lognormal(n, mean_log, var_log)
+    except ValueError as error:
+        raise ModelFitError(LOGNORMAL, [FitAttempt(0.0, f"ValueError: {error}")]) from None
+    total = TOTAL_COLUMNS[spend]
+    if total in buyers.columns:
+        days = buyers["frequency"].to_numpy(dtype=float) + 1
+        fitted = with_smearing(
+            fitted, n, mean_log, days, buyers[total].fillna(0).to_numpy(dtype=float)
+        )
+    has = n > 0
+    log_likelihood = float(
+        np.sum(
+            -0.5 * n[has] * np.log(2 * np.pi * fitted.sigma2)
+            - 0.5 * n[has] * var_log[has] / fitted.sigma2
+            - 0.5 * np.log1p(n[has] * fitted.tau2 / fitted.sigma2)
+            - 0.5 * (mean_log[has] - fitted.mu0) ** 2 / (fitted.tau2 + fitted.sigma2 / n[has])
+        )
+    )
+    frequency = buyers["frequency"].to_numpy(dtype=float)
+    correlation = pearson(pd.Series(frequency[has]), pd.Series(mean_log[has]))
+    return FitResult(
+        name=LOGNORMAL,
+        model=fitted,
+        penalizer=0.0,
+        converged=True,
+        log_likelihood=log_likelihood,
+        n_customers=fitted.n_customers,
+        n_rows=fitted.n_customers,
+        params=fitted.params,
+        attempts=(FitAttempt(0.0),),
+        spend_column=column,
+        frequency_spend_correlation=correlation,
+        population_mean_spend=fitted.population_mean,
+        population_mean_defined=True,
+    )

@@ -1,0 +1,257 @@
+"""What every CLTV model shares: the input contract, the fit result and the penalizer ladder.
+
+- **Inputs** are per-customer frames (the SQL ``customer_summary``), never order lines, with
+  ``frequency`` (purchase days after the first), ``recency`` and ``t`` in days (``TIME_UNIT``).
+- **Convergence** is never assumed. Each fit walks a penalizer ladder (``DEFAULT_PENALIZERS``)
+  and keeps the first rung whose fit succeeds with finite parameters inside
+  ``PARAMETER_RANGE`` (outside it the optimiser has run off towards a boundary) and a finite
+  log-likelihood; if no rung does, ``ModelFitError`` names the model and every rung's failure.
+  lifetimes' penalty is ``penalizer * sum(params ** 2)`` added to the *mean* negative
+  log-likelihood (BG/NBD: with time rescaled so that the longest ``t`` is 1), so a penalizer
+  means the same whatever the number of customers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+# Importing lifetimes silences every FutureWarning in the process; undo that for our import.
+with warnings.catch_warnings():
+    from lifetimes.utils import ConvergenceError
+
+
+TIME_UNIT = "day"
+
+DEFAULT_PENALIZERS: tuple[float, ...] = (0.0, 0.001, 0.01, 0.1)
+# A fitted parameter outside this range means the optimiser ran towards a boundary where the
+# likelihood has no maximum (degenerate data), not an estimate. Real fits sit well inside it:
+# CDNOW r 0.24 .. alpha 4.4 (weeks); 1M synthetic customers alpha 139 (days).
+PARAMETER_RANGE = (1e-6, 1e6)
+SPEND_COLUMNS = {
+    "margin": "monetary_value_gross_margin",
+    "revenue": "monetary_value_net_sales",
+}
+SUMMARY_COLUMNS = ("frequency", "recency", "t")
+
+
+class ModelFitError(RuntimeError):
+    """No rung of the penalizer ladder gave a converged, usable fit of a model."""
+
+    def __init__(self, model: str, attempts: Sequence[FitAttempt]):
+        self.model = model
+        self.attempts = tuple(attempts)
+        tried = "; ".join(f"penalizer {a.penalizer:g}: {a.error}" for a in self.attempts)
+        super().__init__(
+            f"{model}: no penalizer in {[a.penalizer for a in self.attempts]} gave a converged, "
+            f"usable fit ({tried})"
+        )
+
+
+@dataclass(frozen=True)
+class FitAttempt:
+    """One rung of the penalizer ladder: its penalizer and why it failed (None = it won)."""
+
+    penalizer: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A fitted model and what a reader needs to trust it.
+
+    Attributes
+    ----------
+    name
+        ``"bgnbd"``, ``"mbgnbd"``, ``"pareto_nbd"``, ``"gamma_gamma"`` or ``"lognormal_eb"``.
+    model
+        The fitted lifetimes fitter (``lognormal.LogNormalSpend`` for the log-normal model).
+    penalizer
+        The penalizer of the winning rung of the ladder.
+    converged
+        True for every returned fit (failures raise ``ModelFitError``); kept as data so that
+        saved parameter tables say so.
+    log_likelihood
+        Total log-likelihood of the fitted customers at the fitted parameters, in the original
+        time unit (days), without the penalty term. lifetimes' own ``_negative_log_likelihood_``
+        is a mean per customer over time-rescaled data plus the penalty, so it is not
+        comparable across data sets; this is the number in the papers (CDNOW: -9582.4).
+    n_customers
+        Customers the model was fit on (the sum of the weights).
+    n_rows
+        Unique rows the optimiser saw after compression.
+    params
+        Fitted parameters: r, alpha (per day), a, b for BG/NBD and MBG/NBD; r, alpha, s, beta
+        (per day) for Pareto/NBD; p, q, v for Gamma-Gamma; mu0, tau2, sigma2 (log scale) for the
+        log-normal spend model.
+    attempts
+        Every rung tried, in order; the last one won.
+    spend_column
+        Spend models only: the summary column used as spend.
+    frequency_spend_correlation
+        Gamma-Gamma only: Pearson correlation of frequency and spend among the fitted customers
+        (the model assumes independence; near 0 is good).
+    population_mean_spend
+        Spend models only: the population's expected spend per purchase day (Gamma-Gamma:
+        ``p v / (q - 1)``, or the fallback when that is undefined, see ``gamma_gamma``).
+    population_mean_defined
+        Spend models only: whether the population mean exists (Gamma-Gamma: ``q > 1``).
+    """
+
+    name: str
+    model: object
+    penalizer: float
+    converged: bool
+    log_likelihood: float
+    n_customers: int
+    n_rows: int
+    params: dict[str, float]
+    attempts: tuple[FitAttempt, ...] = field(default_factory=tuple)
+    spend_column: str | None = None
+    frequency_spend_correlation: float | None = None
+    population_mean_spend: float | None = None
+    population_mean_defined: bool | None = None
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def orders_mask(summary: pd.DataFrame) -> np.ndarray:
+    """Which rows are customers with orders: ``has_orders`` when present, else a non-null
+    ``frequency``."""
+    if "has_orders" in summary.columns:
+        return summary["has_orders"].fillna(False).astype(bool).to_numpy()
+    return summary["frequency"].notna().to_numpy()
+
+
+def customers_with_orders(summary: pd.DataFrame) -> pd.DataFrame:
+    """The rows of customers with orders, with frequency / recency / t checked.
+
+    Uses ``has_orders`` when the frame has it, else the rows with a frequency.
+
+    Raises
+    ------
+    ValueError
+        Naming the column when a value cannot be a lifetimes summary.
+    """
+    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
+    if missing:
+        raise ValueError(f"customer summary lacks columns {missing}")
+    buyers = summary.loc[orders_mask(summary)]
+    for column in SUMMARY_COLUMNS:
+        if buyers[column].isna().any():
+            raise ValueError(
+                f"customer summary: {int(buyers[column].isna().sum())} customers with orders "
+                f"have a null {column!r}"
+            )
+    frequency = buyers["frequency"].to_numpy(dtype=float)
+    recency = buyers["recency"].to_numpy(dtype=float)
+    t = buyers["t"].to_numpy(dtype=float)
+    problems = {
+        "'frequency' must be a whole number >= 0": (frequency < 0)
+        | (frequency != np.round(frequency)),
+        "'recency' must be >= 0": recency < 0,
+        "'recency' must be <= 't'": recency > t,
+        "'recency' must be 0 when 'frequency' is 0": (frequency == 0) & (recency != 0),
+    }
+    for message, bad in problems.items():
+        if bad.any():
+            example = buyers.iloc[int(np.argmax(bad))]
+            who = example["customer_code"] if "customer_code" in buyers.columns else example.name
+            raise ValueError(f"customer summary: {message} ({int(bad.sum())} rows, e.g. {who!r})")
+    return buyers
+
+
+def spend_column(spend: str) -> str:
+    """The summary column of a spend name (``"margin"`` or ``"revenue"``)."""
+    try:
+        return SPEND_COLUMNS[spend]
+    except KeyError:
+        raise ValueError(f"spend must be one of {sorted(SPEND_COLUMNS)}, got {spend!r}") from None
+
+
+def compress(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Unique rows of ``columns``, sorted, with ``weights`` = how many rows share each.
+
+    Sorting makes the fit independent of the input's row order.
+    """
+    return frame.groupby(list(columns), sort=True).size().rename("weights").reset_index()
+
+
+# --- fitting with a penalizer ladder --------------------------------------------------------
+
+
+# What a failing lifetimes fit raises: its ConvergenceError, a singular Hessian when it
+# computes standard errors, and numeric errors from a likelihood evaluated at extreme values.
+# Input errors are caught earlier by customers_with_orders, so a ValueError here is numeric.
+FIT_ERRORS = (
+    ConvergenceError,
+    np.linalg.LinAlgError,
+    FloatingPointError,
+    OverflowError,
+    ZeroDivisionError,
+    ValueError,
+)
+
+
+def fit_quietly(fit) -> tuple[object | None, str | None]:
+    """Run ``fit()``; return (model, None) or (None, why it failed).
+
+    lifetimes prints scipy's result on failure and resets warning filters inside its
+    likelihood; both are contained here. Overflow warnings during line searches are expected
+    and harmless: the result is validated afterwards.
+    """
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return fit(), None
+    except FIT_ERRORS as error:
+        detail = next(
+            (line.strip() for line in printed.getvalue().splitlines() if "message" in line), ""
+        )
+        text = f"{type(error).__name__}: {str(error).strip() or 'no message'}"
+        return None, f"{text} {detail}".strip()
+
+
+def pearson(a: pd.Series, b: pd.Series) -> float:
+    """Pearson correlation; NaN when either side is constant or there are fewer than 2 rows."""
+    x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def invalid_params(params: Mapping[str, float], log_likelihood: float) -> str | None:
+    """Why fitted parameters cannot be used, or None."""
+    values = np.array(list(params.values()), dtype=float)
+    if not np.all(np.isfinite(values)):
+        return f"non-finite parameters {params}"
+    low, high = PARAMETER_RANGE
+    if np.any(values < low) or np.any(values > high):
+        return f"parameters ran off to a boundary (outside [{low:g}, {high:g}]) {params}"
+    if not math.isfinite(log_likelihood):
+        return f"non-finite log-likelihood {log_likelihood}"
+    return None
+
+
+def ladder(
+    name: str, penalizers: Sequence[float], attempt
+) -> tuple[object, float, list[FitAttempt]]:
+    """Try ``attempt(penalizer)`` rung by rung; it returns (result, None) or (None, reason)."""
+    if not penalizers:
+        raise ValueError("penalizers must name at least one penalizer")
+    attempts: list[FitAttempt] = []
+    for penalizer in penalizers:
+        result, error = attempt(float(penalizer))
+        attempts.append(FitAttempt(float(penalizer), error))
+        if error is None:
+            return result, float(penalizer), attempts
+    raise ModelFitError(name, attempts)
