@@ -684,5 +684,8 @@ def persona_agreement(labels: pd.Series, truth: pd.DataFrame) -> PersonaAgreemen
     joined = personas.join(labels.rename(CLUSTER_ID), how="inner")
     if joined.empty:
         raise ValueError("no customer is in both the cluster labels and the truth table")
-    ari = float(adjusted_rand_score(joined["persona"], joined[CLUSTER_ID]))
+    # integer codes: sklearn finds the classes of 1,000,000 strings by sorting them (3 s); the
+    # index counts pairs of equal labels, so the coding of the labels does not change it
+    personas_coded, _ = pd.factorize(joined["persona"])
+    ari = float(adjusted_rand_score(personas_coded, joined[CLUSTER_ID].to_numpy()))
     return PersonaAgreement(ari, len(joined), pd.crosstab(joined["persona"], joined[CLUSTER_ID]))
