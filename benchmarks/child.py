@@ -68,4 +68,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline import cli
+
+    cli.exit_now(main())  # as `python -m pipeline.cli` leaves

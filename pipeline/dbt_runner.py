@@ -27,9 +27,12 @@ import sys
 from pathlib import Path
 
 from pipeline.paths import WAREHOUSE_ENV
-from pipeline.project import dbt_project
 
-PREPARED = dbt_project.project_dir / "target" / "partial_parse.msgpack"
+# Not pipeline.project's DbtProject: importing dagster-dbt (and Dagster) would cost this
+# command 2.8 s before dbt starts. tests/test_dbt_overhead.py checks both name the same project.
+PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+PREPARED_TARGET = "duckdb"
+PREPARED = PROJECT_DIR / "target" / "partial_parse.msgpack"
 PROJECT_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md"}
 SKIPPED_FOLDERS = {"target", "logs", "dbt_packages", "dbt_internal_packages"}
 # The commands that read a manifest (others, such as parse, debug or --version, go to dbt as is).
@@ -58,8 +61,8 @@ def target_of(args: list[str]) -> str | None:
 
 def prepared_manifest(args: list[str], prepared: Path = PREPARED, project_dir: Path | None = None):
     """The saved manifest if it matches this project, dbt and target; else None (and why)."""
-    project_dir = project_dir or dbt_project.project_dir
-    if target_of(args) not in (None, dbt_project.target):
+    project_dir = project_dir or PROJECT_DIR
+    if target_of(args) not in (None, PREPARED_TARGET):
         return None, f"target {target_of(args)!r} is not the prepared one"
     try:
         saved = prepared.stat().st_mtime
