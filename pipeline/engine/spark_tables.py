@@ -124,10 +124,13 @@ class SparkTables:
 
     def table_exists(self, schema: str, table: str) -> bool:
         folder = self.location(schema, table)
-        return folder.is_dir() and any(folder.glob("*.parquet"))
+        # dbt-spark's partitioned tables (the segment history) keep their files one level down
+        return folder.is_dir() and any(folder.glob("**/*.parquet"))
 
     def _dataset(self, schema: str, table: str) -> pads.Dataset:
-        return pads.dataset(str(self.location(schema, table)), format="parquet")
+        return pads.dataset(
+            str(self.location(schema, table)), format="parquet", partitioning="hive"
+        )
 
     def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         return [(f.name, str(f.type)) for f in self._dataset(schema, table).schema]
