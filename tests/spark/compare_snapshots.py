@@ -1,5 +1,11 @@
-"""Compare two published BI snapshots mart by mart: the same tables, columns and rows; numbers
-that are not exact integers or decimals within a relative tolerance."""
+"""Compare two published BI snapshots mart by mart: the same tables, columns and rows.
+
+Three kinds of columns:
+- exact: integers, decimals (money), strings (keys, segments), dates, booleans on both sides;
+- floating point on both sides (model scores, fitted parameters, averages): ``rtol``;
+- floating point on one side and decimal on the other: quotients of decimals, which DuckDB
+  returns as doubles and Spark as decimals rounded to 6 places or more: ``quotient_atol``.
+"""
 
 from __future__ import annotations
 
@@ -31,10 +37,11 @@ def _is_float(dtype: str) -> bool:
     return dtype.startswith(("DOUBLE", "FLOAT"))
 
 
-def differences(expected: Path, actual: Path, rtol: float) -> list[str]:
-    """What differs between two snapshots (empty: the same marts). Columns whose type is an
-    integer, decimal, string, date or boolean on either side must match exactly; floating-point
-    columns to ``rtol``. Rows are matched after sorting both on every exact column."""
+def differences(
+    expected: Path, actual: Path, rtol: float, quotient_atol: float = 1e-6
+) -> list[str]:
+    """What differs between two snapshots (empty: the same marts), by the kinds of columns above.
+    Rows are matched after sorting both on every exact column."""
     left, right = read_marts(expected), read_marts(actual)
     problems = []
     if set(left) != set(right):
@@ -50,8 +57,13 @@ def differences(expected: Path, actual: Path, rtol: float) -> list[str]:
             problems.append(f"{table}: {len(a)} rows expected, {len(b)} actual")
             continue
         floats = [c for c in a.columns if _is_float(a_types[c]) and _is_float(b_types[c])]
-        exact = [c for c in a.columns if c not in floats]
-        order = exact + floats
+        quotients = [
+            c
+            for c in a.columns
+            if c not in floats and (_is_float(a_types[c]) or _is_float(b_types[c]))
+        ]
+        exact = [c for c in a.columns if c not in floats and c not in quotients]
+        order = exact + quotients + floats
         a = a[order].sort_values(order, ignore_index=True, na_position="first")
         b = b[order].sort_values(order, ignore_index=True, na_position="first")
         for column in exact:
@@ -66,14 +78,18 @@ def differences(expected: Path, actual: Path, rtol: float) -> list[str]:
                 problems.append(
                     f"{table}.{column}: {int((~same).sum())} rows differ, e.g. {x.iloc[i]!r} vs {y.iloc[i]!r}"
                 )
-        for column in floats:
-            x, y = a[column].astype(float).to_numpy(), b[column].astype(float).to_numpy()
-            close = np.isclose(x, y, rtol=rtol, atol=0.0, equal_nan=True)
-            if not close.all():
-                i = int(np.flatnonzero(~close)[0])
-                problems.append(
-                    f"{table}.{column}: {int((~close).sum())} rows beyond rtol {rtol}, e.g. {x[i]!r} vs {y[i]!r}"
-                )
+        for columns, tolerance in (
+            (floats, {"rtol": rtol, "atol": 0.0}),
+            (quotients, {"rtol": 0.0, "atol": quotient_atol}),
+        ):
+            for column in columns:
+                x, y = a[column].astype(float).to_numpy(), b[column].astype(float).to_numpy()
+                close = np.isclose(x, y, equal_nan=True, **tolerance)
+                if not close.all():
+                    i = int(np.flatnonzero(~close)[0])
+                    problems.append(
+                        f"{table}.{column}: {int((~close).sum())} rows beyond {tolerance}, e.g. {x[i]!r} vs {y[i]!r}"
+                    )
     return problems
 
 

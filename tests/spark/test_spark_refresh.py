@@ -5,7 +5,8 @@ through the same Dagster job twice: once on DuckDB, once on Spark (raw Parquet, 
 Python models reading and writing Parquet through Spark, the snapshot published from Parquet).
 The BI snapshots must hold the same marts: the same tables, columns and rows; integers, decimals
 (money), strings (keys, segments), dates and booleans exactly; floating-point numbers (model
-scores, shares, averages) to 1e-9 relative.
+scores, fitted parameters, averages) to 1e-9 relative; quotients of decimals (doubles on DuckDB,
+decimals of 6 places or more on Spark) to 1e-6 (tests/spark/compare_snapshots.py).
 
 Part of ``make test-spark`` (needs the spark extra and Java 17; see test_spark_equivalence.py).
 """
