@@ -263,11 +263,12 @@ class SparkTables:
         with duckdb.connect() as conn:
             conn.execute("create schema marts")
             for folder in sorted((self.spark_dir / "warehouse" / "marts.db").iterdir()):
-                if folder.is_dir() and any(folder.glob("*.parquet")):
-                    files = warehouse.quote_literal(str(folder / "*.parquet"))
+                if folder.is_dir() and any(folder.glob("**/*.parquet")):
+                    # partitioned tables (the segment history) keep their files one level down
+                    files = warehouse.quote_literal(str(folder / "**" / "*.parquet"))
                     conn.execute(
                         f"create view {warehouse.qualified('marts', folder.name)} as "
-                        f"select * from read_parquet({files})"
+                        f"select * from read_parquet({files}, hive_partitioning = true)"
                     )
             yield conn
 
