@@ -27,6 +27,16 @@ class Paths:
         return self.data_dir / WAREHOUSE_FILE_NAME
 
     @property
+    def spark(self) -> Path:
+        """PIPELINE_ENGINE=spark: dbt-spark's warehouse (``warehouse/<schema>.db/<table>``) and
+        catalog, and the Parquet tables the Python steps write (``tables/<schema>/<table>``)."""
+        return self.data_dir / "spark"
+
+    @property
+    def spark_tables(self) -> Path:
+        return self.spark / "tables"
+
+    @property
     def serve(self) -> Path:
         """What BI, the API and the dashboard read: published snapshots and the HTML report."""
         return self.data_dir / "serve"

@@ -34,6 +34,7 @@ CLTV_TRANSACTION_MODELS = ("bgnbd", "mbgnbd", "pareto_nbd")
 SOURCES = ("synthetic", "files")
 IMPORT_LAYOUTS = ("atliq", "transactions")
 CSV_ENCODINGS = ("utf-8", "utf-16", "latin-1")
+ENGINES = ("duckdb", "spark")
 # dim_customer's accepted values
 PLATFORMS = ("Brick & Mortar", "E-Commerce")
 CHANNELS = ("Direct", "Distributor", "Retailer")
@@ -390,12 +391,30 @@ class ApiSettings(_Group):
         return round(self.max_body_mb * 1024 * 1024)
 
 
+class EngineSettings(_Group):
+    """The engine that stores the tables and runs dbt and the per-customer scoring."""
+
+    engine: Annotated[str, _choice(ENGINES)] = setting(
+        "duckdb",
+        "Engine of the whole refresh: 'duckdb' (one machine, one warehouse file) or 'spark' "
+        "(Parquet tables in <data_dir>/spark, dbt-spark, scoring inside Spark; needs the spark extra and Java 17).",
+    )
+    spark_master: Annotated[str, BeforeValidator(lambda raw: str(raw).strip() or "local[*]")] = (
+        setting(
+            "local[*]",
+            "Spark master URL with PIPELINE_ENGINE=spark: 'local[*]' runs Spark in the pipeline's "
+            "processes on every core; a cluster's URL (e.g. spark://host:7077) runs it there.",
+        )
+    )
+
+
 GROUPS: dict[str, type[_Group]] = {
     "run": RunSettings,
     "simulation": SimulationSettings,
     "models": ModelSettings,
     "imports": ImportSettings,
     "api": ApiSettings,
+    "engine": EngineSettings,
 }
 
 
@@ -408,6 +427,7 @@ class Settings:
     models: ModelSettings
     imports: ImportSettings
     api: ApiSettings
+    engine: EngineSettings
 
     # the three every step reads
     @property
@@ -439,11 +459,16 @@ class Settings:
 
     def dbt_vars(self) -> dict[str, Any]:
         """Every var the dbt models read, passed with ``--vars`` (dbt_project.yml has no defaults)."""
-        return {
+        dbt_vars = {
             "as_of_date": self.as_of.isoformat(),
             "holdout_days": self.models.backtest_holdout_days,
             "cltv_spend": self.models.cltv_spend,
         }
+        if self.engine.engine == "spark":
+            # the folder of the Parquet tables Python writes (raw.*, analytics.*), which the
+            # on-run-start hook registers as Spark tables (macros/register_raw_parquet_tables.sql)
+            dbt_vars["spark_tables_dir"] = str(self.paths.spark_tables)
+        return dbt_vars
 
 
 # --- the README's table ------------------------------------------------------------------------

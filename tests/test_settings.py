@@ -54,6 +54,7 @@ def test_keyword_overrides_win_over_the_environment():
         ("PIPELINE_CLTV_DISCOUNT_RATE", "2", "must be between 0.0 and 1.0"),
         ("PIPELINE_CLUSTER_K", "zero", "is not an integer"),
         ("PIPELINE_CLUSTER_K_MIN", "8", "above PIPELINE_CLUSTER_K_MAX"),
+        ("PIPELINE_ENGINE", "flink", "PIPELINE_ENGINE='flink' must be one of duckdb, spark"),
     ],
 )
 def test_bad_values_name_the_variable(variable, value, message):

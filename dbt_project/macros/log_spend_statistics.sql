@@ -25,6 +25,6 @@
     count(log_{{ name }}) as log_{{ name }}_days,
     avg(log_{{ name }}) as log_{{ name }}_mean,
     avg(
-        cast(log_{{ name }}_deviation * log_{{ name }}_deviation as decimal(38, 18))
+        cast({{ decimal_square('log_' ~ name ~ '_deviation') }} as decimal(38, 18))
     ) as log_{{ name }}_var
 {%- endmacro %}

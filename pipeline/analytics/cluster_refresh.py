@@ -8,10 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import duckdb
 import pandas as pd
 
-from pipeline import warehouse
 from pipeline.analytics import cluster_profiles, clusters
 
 # Typed empty tables for a refresh without clusters, so the marts reading them still build.
@@ -39,27 +37,12 @@ EMPTY_HISTORY = {
 }
 
 
-def write_history(conn, table: str, frame: pd.DataFrame, as_of) -> None:
+def write_history(tables, table: str, frame: pd.DataFrame, as_of) -> None:
     """This as-of date's rows of an analytics history table, adding columns the table lacks
     (the centroids and profiles carry one column per feature, and a refresh without clusters
     creates the tables with the key columns only)."""
-    if warehouse.table_exists(conn, "analytics", table):
-        have = {name for name, _ in warehouse.table_columns(conn, "analytics", table)}
-        missing = [c for c in frame.columns if c not in have]
-        if missing:
-            conn.register("_new_columns", frame)
-            types = dict(
-                conn.execute(
-                    "select column_name, column_type from (describe _new_columns)"
-                ).fetchall()
-            )
-            conn.unregister("_new_columns")
-            for column in missing:
-                conn.execute(
-                    f"alter table {warehouse.qualified('analytics', table)} "
-                    f"add column {warehouse.quote_ident(column)} {types[column]}"
-                )
-    warehouse.replace_as_of_rows(conn, "analytics", table, frame, as_of)
+    tables.add_missing_columns("analytics", table, frame)
+    tables.replace_as_of_rows("analytics", table, frame, as_of)
 
 
 @dataclass(frozen=True)
@@ -72,26 +55,23 @@ class ClusterRefresh:
     history: dict[str, pd.DataFrame]
 
 
-def refresh_clusters(
-    conn: duckdb.DuckDBPyConnection, config: clusters.ClusterConfig, as_of_date: dt.date
-) -> ClusterRefresh:
+def refresh_clusters(tables, config: clusters.ClusterConfig, as_of_date: dt.date) -> ClusterRefresh:
     """Cluster the customers of the customer_cluster_features model as of ``as_of_date`` and
-    write analytics.customer_clusters and this date's rows of every history table."""
+    write analytics.customer_clusters and this date's rows of every history table, through
+    ``tables``, the run's table store (``pipeline.engine``)."""
     as_of = pd.Timestamp(as_of_date)
-    features = conn.execute(
+    features = tables.query(
         "select f.*, r.segment from intermediate.customer_cluster_features as f "
         "join analytics.customer_rfm as r using (customer_code) "
         # a fixed order: the fit samples rows by position
         "order by customer_code"
-    ).df()
-    previous = warehouse.previous_as_of(conn, "analytics", "cluster_centroids", as_of_date)
+    )
+    previous = tables.previous_as_of("analytics", "cluster_centroids", as_of_date)
     previous_centroids = previous_labels = None
     if previous is not None:
-        previous_centroids = warehouse.read_as_of_rows(
-            conn, "analytics", "cluster_centroids", previous
-        )
-        previous_labels = warehouse.read_as_of_rows(
-            conn, "analytics", "cluster_label_history", previous
+        previous_centroids = tables.read_as_of_rows("analytics", "cluster_centroids", previous)
+        previous_labels = tables.read_as_of_rows(
+            "analytics", "cluster_label_history", previous
         ).set_index("customer_code")["cluster_id"]
     fit = clusters.fit_clusters(features, config=config, previous_centroids=previous_centroids)
     clustered = fit.status == clusters.CLUSTERED
@@ -123,8 +103,8 @@ def refresh_clusters(
     if clustered and previous_labels is not None:
         changes = clusters.label_changes(previous_labels, fit.labels)
         evaluation |= {"changed_customers": changes.changed, "changed_share": changes.changed_share}
-    if clustered and warehouse.table_exists(conn, "truth", "customers"):
-        truth = conn.execute("select customer_code, persona from truth.customers").df()
+    if clustered and tables.table_exists("truth", "customers"):
+        truth = tables.query("select customer_code, persona from truth.customers")
         evaluation["ari_vs_personas"] = clusters.persona_agreement(fit.labels, truth).ari
 
     history = {
@@ -148,11 +128,11 @@ def refresh_clusters(
             }
         ),
     }
-    warehouse.replace_tables(conn, "analytics", {"customer_clusters": assignments})
+    tables.replace_tables("analytics", {"customer_clusters": assignments})
     for table, frame in history.items():
         frame = frame.copy()
         frame.insert(0, "as_of_date", pd.Series(as_of, index=frame.index, dtype="datetime64[ns]"))
-        write_history(conn, table, frame, as_of_date)
+        write_history(tables, table, frame, as_of_date)
 
     return ClusterRefresh(fit, assignments, profiles, importance, evaluation, history)
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import dagster as dg
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from pipeline import engine
 from pipeline.defs.resources import PipelineSettings
 
 RFM_KEY = dg.AssetKey(["analytics", "customer_rfm"])
@@ -85,18 +87,17 @@ RFM_CHECKS = [
 ]
 
 
-def run_sql_checks(duckdb: DuckDBResource, asset_key: dg.AssetKey, checks: list[SqlCheck]):
-    with duckdb.get_connection() as conn:
-        for check in checks:
-            cursor = conn.execute(check.sql)
-            columns = [d[0] for d in cursor.description]
-            row = {c: int(v or 0) for c, v in zip(columns, cursor.fetchone())}
-            yield dg.AssetCheckResult(
-                asset_key=asset_key,
-                check_name=check.name,
-                passed=row["violations"] == 0,
-                metadata=row,
-            )
+def run_sql_checks(tables, asset_key: dg.AssetKey, checks: list[SqlCheck]):
+    """Each check's portable SQL on the run's table store (``pipeline.engine``)."""
+    for check in checks:
+        result = tables.query(check.sql).iloc[0]
+        row = {c: 0 if pd.isna(v) else int(v) for c, v in result.items()}
+        yield dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=check.name,
+            passed=row["violations"] == 0,
+            metadata=row,
+        )
 
 
 @dg.multi_asset_check(
@@ -105,8 +106,9 @@ def run_sql_checks(duckdb: DuckDBResource, asset_key: dg.AssetKey, checks: list[
         for c in RFM_CHECKS
     ]
 )
-def customer_rfm_checks(duckdb: DuckDBResource):
-    yield from run_sql_checks(duckdb, RFM_KEY, RFM_CHECKS)
+def customer_rfm_checks(settings: PipelineSettings, duckdb: DuckDBResource):
+    with engine.open_tables(settings.current, duckdb) as tables:
+        yield from run_sql_checks(tables, RFM_KEY, RFM_CHECKS)
 
 
 # --- issue 15: clusters on too little data ----------------------------------------------------
@@ -119,16 +121,21 @@ def customer_rfm_checks(duckdb: DuckDBResource):
     "the reason is in the metadata and in marts.cluster_status.",
 )
 def clusters_were_found(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as conn:
-        row = conn.execute(
+    with engine.open_tables(settings.current, duckdb) as tables:
+        rows = tables.query(
             "select status, reason, customers from analytics.cluster_status where as_of_date = ?",
             [settings.current.as_of],
-        ).fetchone()
+        )
+    row = tuple(rows.iloc[0]) if len(rows) else None
     status, reason, customers = row if row else ("missing", "no status row for this as-of date", 0)
     return dg.AssetCheckResult(
         passed=status == "clustered",
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"status": status, "reason": reason or "", "customers": int(customers or 0)},
+        metadata={
+            "status": status,
+            "reason": reason if isinstance(reason, str) else "",
+            "customers": 0 if pd.isna(customers) else int(customers),
+        },
     )
 
 

@@ -90,10 +90,16 @@ class DbtCli(DbtCliResource):
     """
 
     warehouse: str
+    # PIPELINE_ENGINE=spark: profiles.yml's spark target reads both from the environment
+    spark_dir: str = ""
+    spark_master: str = ""
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         super().setup_for_execution(context)
         os.environ[WAREHOUSE_ENV] = self.warehouse
+        if self.spark_dir:
+            os.environ["PIPELINE_SPARK_DIR"] = self.spark_dir
+            os.environ["PIPELINE_SPARK_MASTER"] = self.spark_master
 
     @cached_property
     def _cli_version(self) -> version.Version:
@@ -112,6 +118,16 @@ class DbtCli(DbtCliResource):
 def build_resources(current: settings_module.Settings | None = None) -> dict[str, object]:
     current = current or settings_module.load()
     warehouse = str(current.paths.warehouse)
+    # PIPELINE_ENGINE=spark: dbt builds with profiles.yml's spark target in <data_dir>/spark
+    spark = (
+        {
+            "target": "spark",
+            "spark_dir": str(current.paths.spark),
+            "spark_master": current.engine.spark_master,
+        }
+        if current.engine.engine == "spark"
+        else {}
+    )
     return {
         # Run settings (scale, seed, as-of, paths) for the Python assets.
         "settings": PipelineSettings(),
@@ -119,6 +135,6 @@ def build_resources(current: settings_module.Settings | None = None) -> dict[str
         "duckdb": DuckDBResource(database=warehouse),
         # dbt for the star schema and the customer marts, pointed at the same file.
         "dbt": DbtCli(
-            project_dir=dbt_project, dbt_executable=dbt_executable(), warehouse=warehouse
+            project_dir=dbt_project, dbt_executable=dbt_executable(), warehouse=warehouse, **spark
         ),
     }

@@ -111,7 +111,9 @@ features as (
         cast(basket.sold_quantity as double) / basket.order_lines as units_per_line,
         cast(basket.order_lines as double) / buyers.order_count as lines_per_order,
         -- Undefined without sales; 0 keeps the feature non-null (such customers are rare).
-        coalesce(buyers.total_gross_margin / nullif(buyers.total_net_sales, 0), 0) as margin_rate,
+        coalesce(
+            {{ divide('buyers.total_gross_margin', 'nullif(buyers.total_net_sales, 0)') }}, 0
+        ) as margin_rate,
         ln(1 + cast(buyers.order_count as double)) as log_frequency,
         -- greatest() because ln of a negative is an error on DuckDB and null on Spark.
         ln(1 + greatest(coalesce(cast(buyers.avg_order_net_sales as double), 0), 0))

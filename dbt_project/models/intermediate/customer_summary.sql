@@ -50,24 +50,27 @@ final as (
         {{ dbt.datediff('lifetime.last_order_date', as_of_date(), 'day') }} as days_since_last_order,
         coalesce(lifetime.total_net_sales, 0) as total_net_sales,
         coalesce(lifetime.total_gross_margin, 0) as total_gross_margin,
-        lifetime.total_net_sales / lifetime.order_count as avg_order_net_sales,
-        lifetime.total_gross_margin / lifetime.order_count as avg_order_gross_margin,
+        {{ divide('lifetime.total_net_sales', 'lifetime.order_count') }} as avg_order_net_sales,
+        {{ divide('lifetime.total_gross_margin', 'lifetime.order_count') }}
+            as avg_order_gross_margin,
         -- The lifetimes summary (time unit: days); null for customers without orders.
         lifetime.purchase_day_count - 1 as frequency,
         {{ dbt.datediff('lifetime.first_order_date', 'lifetime.last_order_date', 'day') }} as recency,
         {{ dbt.datediff('lifetime.first_order_date', as_of_date(), 'day') }} as t,
         case
             when lifetime.purchase_day_count > 1
-                then
-                    (lifetime.total_net_sales - lifetime.first_day_net_sales)
-                    / (lifetime.purchase_day_count - 1)
+                then {{ divide(
+                    '(lifetime.total_net_sales - lifetime.first_day_net_sales)',
+                    '(lifetime.purchase_day_count - 1)'
+                ) }}
             when lifetime.customer_code is not null then 0
         end as monetary_value_net_sales,
         case
             when lifetime.purchase_day_count > 1
-                then
-                    (lifetime.total_gross_margin - lifetime.first_day_gross_margin)
-                    / (lifetime.purchase_day_count - 1)
+                then {{ divide(
+                    '(lifetime.total_gross_margin - lifetime.first_day_gross_margin)',
+                    '(lifetime.purchase_day_count - 1)'
+                ) }}
             when lifetime.customer_code is not null then 0
         end as monetary_value_gross_margin,
         coalesce(lifetime.log_net_sales_days, 0) as log_net_sales_days,

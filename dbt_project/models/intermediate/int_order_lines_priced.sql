@@ -57,12 +57,18 @@ amounts as (
         gross_price,
         pre_invoice_discount_pct,
         manufacturing_cost,
-        cast(sold_quantity * gross_price as decimal(18, 4)) as gross_sales_amount,
-        cast(sold_quantity * gross_price * pre_invoice_discount_pct as decimal(18, 4))
-            as pre_invoice_discount_amount,
-        cast(sold_quantity * gross_price * (1 - pre_invoice_discount_pct) as decimal(18, 4))
-            as net_sales_amount,
-        cast(sold_quantity * manufacturing_cost as decimal(18, 4)) as manufacturing_cost_amount
+        cast({{ money_quantity('sold_quantity') }} * gross_price as decimal(18, 4))
+            as gross_sales_amount,
+        cast(
+            {{ money_quantity('sold_quantity') }} * gross_price * pre_invoice_discount_pct
+            as decimal(18, 4)
+        ) as pre_invoice_discount_amount,
+        cast(
+            {{ money_quantity('sold_quantity') }} * gross_price * (1 - pre_invoice_discount_pct)
+            as decimal(18, 4)
+        ) as net_sales_amount,
+        cast({{ money_quantity('sold_quantity') }} * manufacturing_cost as decimal(18, 4))
+            as manufacturing_cost_amount
     from priced
 )
 

@@ -11,7 +11,7 @@ import pandas as pd
 from dagster_dbt import get_asset_key_for_model
 from dagster_duckdb import DuckDBResource
 
-from pipeline import warehouse
+from pipeline import engine
 from pipeline.analytics import backtest, model_selection
 from pipeline.analytics.cltv import scoring, storage
 from pipeline.defs import checks
@@ -19,7 +19,6 @@ from pipeline.defs.assets.dbt import star_schema
 from pipeline.defs.assets.metadata import markdown_table
 from pipeline.defs.assets.raw import TRUTH_CUSTOMERS
 from pipeline.defs.resources import PipelineSettings
-from pipeline.retry import retry_on_duckdb_lock
 
 SUMMARY_COLUMNS = (
     "customer_code",
@@ -75,10 +74,8 @@ def cltv_model_selection(
     (zero, repeat the last period, naive rate), and rank them. See
     pipeline/analytics/model_selection.py."""
     current = settings.current
-    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
-        backtest_summary = conn.execute(
-            "select * from intermediate.customer_backtest_summary order by customer_code"
-        ).df()
+    with engine.open_tables(current, duckdb) as tables:
+        backtest_summary = tables.read_table("intermediate", "customer_backtest_summary")
         result = model_selection.select_models(
             backtest_summary,
             spend=current.models.cltv_spend,
@@ -89,12 +86,8 @@ def cltv_model_selection(
         selection.insert(0, "as_of_date", as_of)
         deciles = result.deciles.copy()
         deciles.insert(0, "as_of_date", as_of)
-        warehouse.replace_as_of_rows(
-            conn, "analytics", "cltv_model_selection", selection, current.as_of
-        )
-        warehouse.replace_as_of_rows(
-            conn, "analytics", "cltv_calibration_deciles", deciles, current.as_of
-        )
+        tables.replace_as_of_rows("analytics", "cltv_model_selection", selection, current.as_of)
+        tables.replace_as_of_rows("analytics", "cltv_calibration_deciles", deciles, current.as_of)
     shown = selection[
         [
             "kind",
@@ -173,13 +166,9 @@ def customer_cltv(
     analytics.cltv_model_parameters and saves the models under <data_dir>/models/<as-of>/."""
     current = settings.current
     as_of = pd.Timestamp(current.as_of)
-    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
-        summary = warehouse.read_table(
-            conn, "intermediate", "customer_summary", list(SUMMARY_COLUMNS)
-        )
-        selection = warehouse.read_as_of_rows(
-            conn, "analytics", "cltv_model_selection", current.as_of
-        )
+    with engine.open_tables(current, duckdb) as tables:
+        summary = tables.read_table("intermediate", "customer_summary", list(SUMMARY_COLUMNS))
+        selection = tables.read_as_of_rows("analytics", "cltv_model_selection", current.as_of)
         transaction_ranking, spend_ranking = rankings(selection)
         chosen = model_selection.fit_chosen(
             summary, transaction_ranking, spend_ranking, spend=current.models.cltv_spend
@@ -222,11 +211,9 @@ def customer_cltv(
             columns=list(STATUS_COLUMNS),
         ).astype({"transaction_model": "string", "spend_model": "string"})
         parameters = storage.model_parameters(fits, as_of_date=as_of)
-        warehouse.replace_tables(conn, "analytics", {"customer_cltv": scores})
-        warehouse.replace_as_of_rows(
-            conn, "analytics", "cltv_model_parameters", parameters, current.as_of
-        )
-        warehouse.replace_as_of_rows(conn, "analytics", "cltv_model_status", status, current.as_of)
+        tables.replace_tables("analytics", {"customer_cltv": scores})
+        tables.replace_as_of_rows("analytics", "cltv_model_parameters", parameters, current.as_of)
+        tables.replace_as_of_rows("analytics", "cltv_model_status", status, current.as_of)
     saved = storage.save_models(fits, current.paths.models_for(current.as_of))
 
     tiers = scores["value_tier"].fillna("null").value_counts().rename_axis("value_tier")
@@ -275,19 +262,17 @@ def cltv_evaluation(
     year's purchases and value, spend per order for one-time and repeat buyers). One row per
     as-of, evaluation, metric and model in analytics.cltv_evaluation."""
     current = settings.current
-    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
-        selection = warehouse.read_as_of_rows(
-            conn, "analytics", "cltv_model_selection", current.as_of
-        )
+    with engine.open_tables(current, duckdb) as tables:
+        selection = tables.read_as_of_rows("analytics", "cltv_model_selection", current.as_of)
         frames = [model_selection.tidy_metrics(selection).assign(evaluation="backtest")]
-        status = warehouse.read_as_of_rows(conn, "analytics", "cltv_model_status", current.as_of)
+        status = tables.read_as_of_rows("analytics", "cltv_model_status", current.as_of)
         available = bool(len(status)) and status["status"].iloc[0] == "available"
-        if available and warehouse.table_exists(conn, "truth", "customers"):
-            scores = conn.execute(
+        if available and tables.table_exists("truth", "customers"):
+            scores = tables.query(
                 "select c.*, s.frequency from analytics.customer_cltv as c "
                 "join intermediate.customer_summary as s using (customer_code) order by customer_code"
-            ).df()
-            truth = conn.execute("select * from truth.customers order by customer_code").df()
+            )
+            truth = tables.read_table("truth", "customers")
             fits = storage.load_models(current.paths.models_for(current.as_of))
             transaction = fits[status["transaction_model"].iloc[0]]
             truth_metrics, _ = backtest.compare_with_truth(
@@ -296,7 +281,7 @@ def cltv_evaluation(
             frames.append(truth_metrics.assign(evaluation="truth"))
         metrics = pd.concat(frames, ignore_index=True)
         metrics.insert(0, "as_of_date", pd.Timestamp(current.as_of))
-        warehouse.replace_as_of_rows(conn, "analytics", "cltv_evaluation", metrics, current.as_of)
+        tables.replace_as_of_rows("analytics", "cltv_evaluation", metrics, current.as_of)
 
     beats = model_selection.gate(selection)
     yield dg.MaterializeResult(

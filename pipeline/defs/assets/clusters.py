@@ -5,6 +5,7 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 from dagster_duckdb import DuckDBResource
 
+from pipeline import engine
 from pipeline.analytics import cluster_refresh, clusters
 from pipeline.defs import checks
 from pipeline.defs.assets.customers import customer_rfm
@@ -12,7 +13,6 @@ from pipeline.defs.assets.dbt import star_schema
 from pipeline.defs.assets.metadata import markdown_table
 from pipeline.defs.assets.raw import TRUTH_CUSTOMERS
 from pipeline.defs.resources import PipelineSettings
-from pipeline.retry import retry_on_duckdb_lock
 
 CLUSTERS_KEY = checks.CLUSTERS_KEY
 # History tables written with the assignments: one row set per as-of date each.
@@ -75,8 +75,8 @@ def customer_clusters(
         k_range=(current.models.cluster_k_min, current.models.cluster_k_max),
         k=current.models.cluster_k,
     )
-    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
-        result = cluster_refresh.refresh_clusters(conn, config, current.as_of)
+    with engine.open_tables(current, duckdb) as tables:
+        result = cluster_refresh.refresh_clusters(tables, config, current.as_of)
     fit, profiles, importance, evaluation = (
         result.fit,
         result.profiles,

@@ -8,12 +8,11 @@ import pandas as pd
 from dagster_dbt import get_asset_key_for_model
 from dagster_duckdb import DuckDBResource
 
-from pipeline import warehouse
+from pipeline import engine
 from pipeline.analytics import rfm
 from pipeline.defs.assets.dbt import star_schema
 from pipeline.defs.assets.metadata import markdown_table
 from pipeline.defs.resources import PipelineSettings
-from pipeline.retry import retry_on_duckdb_lock
 
 SUMMARY_COLUMNS = [
     "customer_code",
@@ -41,10 +40,10 @@ def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.Mater
     Pareto flag (the fewest top customers by net sales making at least half of it). One row per
     customer."""
     current = settings.current
-    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
-        summary = warehouse.read_table(conn, "intermediate", "customer_summary", SUMMARY_COLUMNS)
-        segment_map = warehouse.read_table(
-            conn, "reference", "rfm_segment_map", list(rfm.MAP_COLUMNS), order_by="priority"
+    with engine.open_tables(current, duckdb) as tables:
+        summary = tables.read_table("intermediate", "customer_summary", SUMMARY_COLUMNS)
+        segment_map = tables.read_table(
+            "reference", "rfm_segment_map", list(rfm.MAP_COLUMNS), order_by="priority"
         )
         scores = rfm.segment_customers(
             summary, segment_map, current.as_of, current.models.rfm_new_customer_days
@@ -52,7 +51,7 @@ def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.Mater
         pareto = rfm.pareto_cut(summary["customer_code"], summary["total_net_sales"])
         scores["is_pareto"] = pareto.flags.to_numpy()
         scores.insert(0, "as_of_date", pd.Timestamp(current.as_of))
-        warehouse.replace_tables(conn, "analytics", {"customer_rfm": scores})
+        tables.replace_tables("analytics", {"customer_rfm": scores})
 
     distribution = (
         scores.groupby("segment")

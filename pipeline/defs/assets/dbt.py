@@ -16,6 +16,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
 
+from pipeline import engine
 from pipeline.defs.freshness import REFRESH_FRESHNESS
 from pipeline.defs.resources import PipelineSettings
 from pipeline.project import dbt_project
@@ -98,9 +99,9 @@ def run_dbt_build(
         # afterwards; the events reach the UI when the build ends.
         events = list(invocation.stream())
         keep_parse(target, runs / PARSE_CACHE)
-        with duckdb.get_connection() as conn:
-            events = with_failed_rules(events, invocation, conn)
-            yield from with_row_counts(events, invocation.manifest, conn)
+        with engine.open_tables(settings.current, duckdb) as tables:
+            events = with_failed_rules(events, invocation, tables)
+            yield from with_row_counts(events, invocation.manifest, tables)
         if not invocation.is_successful():
             raise invocation.get_error() or RuntimeError("dbt build failed")
 
@@ -129,7 +130,7 @@ def keep_parse(target: Path, cache: Path) -> None:
         os.replace(partial, cache)
 
 
-def with_failed_rules(events, invocation, conn):
+def with_failed_rules(events, invocation, tables):
     """Name the broken rules of a failed ``row_rules`` test (several column tests run in one
     scan, see dbt_project/tests/generic/row_rules.sql): its query, run again, lists each failing
     rule under the name of the single dbt test it stands for, with its failing rows. Only
@@ -151,7 +152,7 @@ def with_failed_rules(events, invocation, conn):
                 }
             code = results.get(unique_id, {}).get("compiled_code")
             if code:
-                failed = conn.execute(f"select * from ({code}) order by 1").fetchall()
+                failed = tables.query(f"select * from ({code}) order by 1").itertuples(index=False)
                 event = event.with_metadata(
                     {
                         **event.metadata,
@@ -166,7 +167,7 @@ def _metadata_value(event, key: str):
     return getattr(value, "value", value)
 
 
-def with_row_counts(events, manifest: Mapping[str, Any], conn):
+def with_row_counts(events, manifest: Mapping[str, Any], tables):
     """Attach ``dagster/row_count`` to the events of table models."""
     for event in events:
         unique_id = getattr(event, "metadata", {}).get("unique_id")
@@ -176,7 +177,7 @@ def with_row_counts(events, manifest: Mapping[str, Any], conn):
             and node
             and node["config"].get("materialized") in ("table", "incremental", "seed")
         ):
-            (rows,) = conn.execute(f"select count(*) from {node['relation_name']}").fetchone()
+            rows = tables.row_count(node["relation_name"])
             event = event.with_metadata({**event.metadata, "dagster/row_count": rows})
         yield event
 

@@ -3,11 +3,11 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from pipeline import engine
 from pipeline.defs.assets.dbt import PII_COLUMNS, PUBLISHED, customer_marts, star_schema
 from pipeline.defs.freshness import REFRESH_FRESHNESS
 from pipeline.defs.resources import PipelineSettings
 from pipeline.publish import snapshot
-from pipeline.retry import retry_on_duckdb_lock
 from pipeline.settings import REPO_ROOT
 
 
@@ -39,11 +39,10 @@ def bi_snapshot(
     file per mart, swapped in atomically at <data_dir>/serve/current. BI connects there, never to
     the working warehouse. A backfill of a past as-of date is built but not promoted."""
     serve_dir = settings.current.paths.serve
-    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
+    with engine.open_tables(settings.current, duckdb) as tables:
         for leftover in snapshot.remove_leftovers(serve_dir):
             context.log.info(f"Removed {leftover.name}, left behind by a publish killed part-way.")
-        manifest = snapshot.publish(
-            conn,
+        manifest = tables.publish(
             serve_dir,
             as_of=settings.current.as_of,
             run_id=context.run.run_id,

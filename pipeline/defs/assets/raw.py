@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipeline import warehouse
+from pipeline import engine, warehouse
 from pipeline.defs import checks
 from pipeline.defs.resources import PipelineSettings
 from pipeline.retry import retry_on_duckdb_lock
@@ -52,9 +52,9 @@ def synthetic_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
     current = settings.current
     data = simulate(SimulationConfig.from_settings(current))
     current.data_dir.mkdir(parents=True, exist_ok=True)
-    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
+    with engine.open_tables(current, duckdb) as tables:
         for schema, frames in data.tables().items():
-            counts = warehouse.replace_tables(conn, schema, frames)
+            counts = tables.replace_tables(schema, frames)
             for table, n_rows in counts.items():
                 yield dg.MaterializeResult(
                     asset_key=[schema, table],
@@ -62,7 +62,7 @@ def synthetic_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
                         "dagster/row_count": n_rows,
                         "dagster/table_name": f"{schema}.{table}",
                         "dagster/column_schema": _column_schema(
-                            warehouse.table_columns(conn, schema, table)
+                            tables.table_columns(schema, table)
                         ),
                         "as_of": current.as_of.isoformat(),
                         "seed": current.simulation.seed,
@@ -96,6 +96,7 @@ def imported_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
     from pipeline.ingest import ImportConfig, importer
 
     current = settings.current
+    engine.require_duckdb(current, "The file import (PIPELINE_SOURCE=files)")
     config = ImportConfig.from_settings(current)
     current.data_dir.mkdir(parents=True, exist_ok=True)
     with retry_on_duckdb_lock(), duckdb.get_connection() as conn:

@@ -3,12 +3,12 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from pipeline import engine
 from pipeline.defs.assets.publish import MART_KEYS, bi_snapshot
 from pipeline.defs.freshness import REFRESH_FRESHNESS
 from pipeline.defs.resources import PipelineSettings
 from pipeline.publish import snapshot
 from pipeline.publish.dashboard import write_dashboard
-from pipeline.retry import retry_on_duckdb_lock
 
 DASHBOARD_FILE = "dashboard.html"
 
@@ -36,7 +36,7 @@ def dashboard(
             f"As of {as_of} is older than the published {current.as_of}: writing {name}."
         )
     path = serve_dir / name
-    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
+    with engine.open_tables(settings.current, duckdb) as tables, tables.marts_reader() as conn:
         size = write_dashboard(conn, path)
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(path)), "as_of": as_of, "bytes": size}

@@ -1,0 +1,107 @@
+"""The BI serving snapshot of a Spark refresh (PIPELINE_ENGINE=spark): the same folder layout,
+manifest and atomic swap as ``snapshot.publish``, built from the marts' Parquet tables.
+
+    <serve_dir>/builds/<build_id>/parquet/<mart>.parquet   one file per mart, written by Spark
+    <serve_dir>/builds/<build_id>/customer_analytics.duckdb  views marts.<mart> over those files,
+                                                             and the snapshot_manifest table
+    <serve_dir>/builds/<build_id>/manifest.json
+
+BI tools and the API open the DuckDB file read-only exactly as they open a DuckDB refresh's
+snapshot: the marts are views instead of tables, with the same schema, names and columns. The
+views name their Parquet files by absolute path, so a build folder must not move.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from pipeline import warehouse
+from pipeline.publish import snapshot
+
+
+def _write_mart(tables, table: str, columns: list[str], as_of: dt.date, target: Path) -> int:
+    """One mart as one Parquet file, rows sorted on every column (identical refreshes give
+    identical files); history marts only up to the as-of date, as in the DuckDB snapshot."""
+    from pyspark.sql import functions as F
+
+    frame = tables.frame(snapshot.PUBLISHED_SCHEMA, table).select(*[f"`{c}`" for c in columns])
+    if "as_of_date" in columns:
+        frame = frame.where(F.col("as_of_date") <= F.lit(as_of))
+    staged = target.with_name(f".{target.stem}.spark")
+    frame.orderBy(*[f"`{c}`" for c in columns]).coalesce(1).write.mode("overwrite").parquet(
+        str(staged)
+    )
+    (part,) = staged.glob("part-*.parquet")
+    os.replace(part, target)
+    shutil.rmtree(staged)
+    return pq.ParquetFile(target).metadata.num_rows
+
+
+def publish(
+    tables,
+    serve_dir: Path,
+    as_of: dt.date,
+    run_id: str,
+    version: str,
+    marts: Mapping[str, Collection[str]],
+    keep_builds: int = 3,
+) -> snapshot.Manifest:
+    """Build a snapshot of the published marts from the Spark tables and swap it in (a backfill
+    of a past as-of date is built, not promoted), as ``snapshot.publish`` does for DuckDB."""
+    built_at = dt.datetime.now(dt.timezone.utc)
+    build_id = f"{as_of.isoformat()}_{built_at:%Y%m%dT%H%M%S%f}_{run_id[:8]}"
+    builds = serve_dir / "builds"
+    snapshot.remove_leftovers(serve_dir)
+    staging = builds / f".{build_id}.tmp"
+    parquet_dir = staging / "parquet"
+    parquet_dir.mkdir(parents=True)
+    final = builds / build_id
+    try:
+        counts = {}
+        for table, hidden in sorted(marts.items()):
+            if not tables.table_exists(snapshot.PUBLISHED_SCHEMA, table):
+                continue
+            columns = [
+                name
+                for name, _ in tables.table_columns(snapshot.PUBLISHED_SCHEMA, table)
+                if name not in set(hidden)
+            ]
+            counts[table] = _write_mart(
+                tables, table, columns, as_of, parquet_dir / f"{table}.parquet"
+            )
+        previous = snapshot.current_manifest(serve_dir)
+        manifest = snapshot.Manifest(
+            build_id=build_id,
+            as_of=as_of.isoformat(),
+            built_at=built_at.isoformat(timespec="seconds"),
+            code_version=version,
+            run_id=run_id,
+            row_counts=counts,
+            promoted=previous is None or previous.as_of <= as_of.isoformat(),
+        )
+        snapshot._write_manifest(staging, manifest)
+        os.replace(staging, final)
+        # views bind their files when created: only now are the files at their final path
+        with duckdb.connect(str(final / snapshot.SNAPSHOT_FILE)) as conn:
+            conn.execute(f"create schema {snapshot.PUBLISHED_SCHEMA}")
+            for table in counts:
+                path = warehouse.quote_literal(str(final / "parquet" / f"{table}.parquet"))
+                conn.execute(
+                    f"create view {warehouse.qualified(snapshot.PUBLISHED_SCHEMA, table)} as "
+                    f"select * from read_parquet({path})"
+                )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    if manifest.promoted:
+        snapshot._point_current_at(serve_dir, final)
+    snapshot._prune(builds, keep=keep_builds, protect=(serve_dir / snapshot.CURRENT_LINK).resolve())
+    return manifest
