@@ -153,12 +153,9 @@ def with_failed_rules(events, invocation, tables):
             code = results.get(unique_id, {}).get("compiled_code")
             if code:
                 failed = tables.query(f"select * from ({code}) order by 1").itertuples(index=False)
-                event = event.with_metadata(
-                    {
-                        **event.metadata,
-                        "failed_tests": ", ".join(f"{name} ({rows} rows)" for name, rows in failed),
-                    }
-                )
+                # int(): the counts reach pandas as doubles (DuckDB sums them into HUGEINTs)
+                named = ", ".join(f"{name} ({int(rows)} rows)" for name, rows in failed)
+                event = event.with_metadata({**event.metadata, "failed_tests": named})
         yield event
 
 
