@@ -23,6 +23,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from pipeline import warehouse
+from pipeline.engine.errors import EngineError
 from pipeline.publish import snapshot
 
 
@@ -67,7 +68,12 @@ def publish(
         counts = {}
         for table, hidden in sorted(marts.items()):
             if not tables.table_exists(snapshot.PUBLISHED_SCHEMA, table):
-                continue
+                # never a snapshot silently short of a mart BI reads
+                raise EngineError(
+                    f"marts.{table} is published but has no Parquet table on Spark "
+                    f"({tables.location(snapshot.PUBLISHED_SCHEMA, table)}): "
+                    "materialize it as a table (a view has no files)"
+                )
             columns = [
                 name
                 for name, _ in tables.table_columns(snapshot.PUBLISHED_SCHEMA, table)
