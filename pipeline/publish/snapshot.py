@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -102,22 +102,43 @@ def publish(
     A snapshot older than the current one (a backfill of a past as-of date) is built but not
     promoted, so BI never goes back in time by accident.
     """
+
+    def export(staging: Path) -> dict[str, int]:
+        return warehouse.export_tables(
+            conn,
+            PUBLISHED_SCHEMA,
+            published_columns(conn, marts),
+            str(staging / SNAPSHOT_FILE),
+            str(staging / "parquet"),
+            as_of,
+        )
+
+    return publish_build(serve_dir, as_of, run_id, version, export, keep_builds=keep_builds)
+
+
+def publish_build(
+    serve_dir: Path,
+    as_of: dt.date,
+    run_id: str,
+    version: str,
+    export: Callable[[Path], dict[str, int]],
+    keep_builds: int = 3,
+    finish: Callable[[Path, dict[str, int]], None] | None = None,
+) -> Manifest:
+    """The life of one build, whatever writes it: ``export(staging)`` fills a fresh staging
+    folder (its ``parquet/`` subfolder exists) and returns the row count of each mart; the
+    manifest is written, the folder renamed to its build id, ``finish(final, counts)`` completes
+    what must name the final path, then ``current`` is swapped onto it (unless it is older than
+    the current one) and old builds are pruned. Any failure leaves no build behind."""
     built_at = dt.datetime.now(dt.timezone.utc)
     build_id = f"{as_of.isoformat()}_{built_at:%Y%m%dT%H%M%S%f}_{run_id[:8]}"
     builds = serve_dir / "builds"
     remove_leftovers(serve_dir)
     staging = builds / f".{build_id}.tmp"
-    parquet_dir = staging / "parquet"
-    parquet_dir.mkdir(parents=True)
+    (staging / "parquet").mkdir(parents=True)
+    final = builds / build_id
     try:
-        counts = warehouse.export_tables(
-            conn,
-            PUBLISHED_SCHEMA,
-            published_columns(conn, marts),
-            str(staging / SNAPSHOT_FILE),
-            str(parquet_dir),
-            as_of,
-        )
+        counts = export(staging)
         previous = current_manifest(serve_dir)
         manifest = Manifest(
             build_id=build_id,
@@ -129,10 +150,12 @@ def publish(
             promoted=previous is None or previous.as_of <= as_of.isoformat(),
         )
         _write_manifest(staging, manifest)
-        final = builds / build_id
         os.replace(staging, final)
+        if finish is not None:
+            finish(final, counts)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
         raise
     if manifest.promoted:
         _point_current_at(serve_dir, final)

@@ -55,16 +55,10 @@ def publish(
     keep_builds: int = 3,
 ) -> snapshot.Manifest:
     """Build a snapshot of the published marts from the Spark tables and swap it in (a backfill
-    of a past as-of date is built, not promoted), as ``snapshot.publish`` does for DuckDB."""
-    built_at = dt.datetime.now(dt.timezone.utc)
-    build_id = f"{as_of.isoformat()}_{built_at:%Y%m%dT%H%M%S%f}_{run_id[:8]}"
-    builds = serve_dir / "builds"
-    snapshot.remove_leftovers(serve_dir)
-    staging = builds / f".{build_id}.tmp"
-    parquet_dir = staging / "parquet"
-    parquet_dir.mkdir(parents=True)
-    final = builds / build_id
-    try:
+    of a past as-of date is built, not promoted), through ``snapshot.publish_build`` as
+    ``snapshot.publish`` does for DuckDB."""
+
+    def export(staging: Path) -> dict[str, int]:
         counts = {}
         for table, hidden in sorted(marts.items()):
             if not tables.table_exists(snapshot.PUBLISHED_SCHEMA, table):
@@ -80,20 +74,11 @@ def publish(
                 if name not in set(hidden)
             ]
             counts[table] = _write_mart(
-                tables, table, columns, as_of, parquet_dir / f"{table}.parquet"
+                tables, table, columns, as_of, staging / "parquet" / f"{table}.parquet"
             )
-        previous = snapshot.current_manifest(serve_dir)
-        manifest = snapshot.Manifest(
-            build_id=build_id,
-            as_of=as_of.isoformat(),
-            built_at=built_at.isoformat(timespec="seconds"),
-            code_version=version,
-            run_id=run_id,
-            row_counts=counts,
-            promoted=previous is None or previous.as_of <= as_of.isoformat(),
-        )
-        snapshot._write_manifest(staging, manifest)
-        os.replace(staging, final)
+        return counts
+
+    def views(final: Path, counts: dict[str, int]) -> None:
         # views bind their files when created: only now are the files at their final path
         with duckdb.connect(str(final / snapshot.SNAPSHOT_FILE)) as conn:
             conn.execute(f"create schema {snapshot.PUBLISHED_SCHEMA}")
@@ -103,11 +88,7 @@ def publish(
                     f"create view {warehouse.qualified(snapshot.PUBLISHED_SCHEMA, table)} as "
                     f"select * from read_parquet({path})"
                 )
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(final, ignore_errors=True)
-        raise
-    if manifest.promoted:
-        snapshot._point_current_at(serve_dir, final)
-    snapshot._prune(builds, keep=keep_builds, protect=(serve_dir / snapshot.CURRENT_LINK).resolve())
-    return manifest
+
+    return snapshot.publish_build(
+        serve_dir, as_of, run_id, version, export, keep_builds=keep_builds, finish=views
+    )
