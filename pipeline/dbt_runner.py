@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     command = next((arg for arg in args if not arg.startswith("-")), None)
     manifest = None
     if command in MANIFEST_COMMANDS:
-        manifest, _ = prepared_manifest(args)
+        manifest, why = prepared_manifest(args)
+        if why:  # in the run's log: why this build pays for a parse
+            print(f"pipeline-dbt: dbt parses the project ({why})", file=sys.stderr)
     result = dbtRunner(manifest=manifest).invoke(args)
     # dbt's own exit codes: 0 success, 1 the command ran and failed, 2 it could not run
     if result.success:

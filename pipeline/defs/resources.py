@@ -59,6 +59,10 @@ class PipelineSettings(dg.ConfigurableResource):
         return self._settings
 
 
+# Commands that run the dbt-core imported in this Python (make setup installs both).
+BESIDE_PYTHON = ("pipeline-dbt", "dbt")
+
+
 def dbt_executable() -> str:
     """``pipeline-dbt`` (dbt started from the prepared parse, see pipeline/dbt_runner.py) or else
     dbt, installed beside this Python, so `.venv/bin/python ...` works without the venv on PATH
@@ -68,10 +72,6 @@ def dbt_executable() -> str:
         if beside.exists():
             return str(beside)
     return "dbt"
-
-
-# Commands that run the dbt-core imported in this Python (make setup installs both).
-BESIDE_PYTHON = ("pipeline-dbt", "dbt")
 
 
 class DbtCli(DbtCliResource):
