@@ -22,8 +22,10 @@ Otherwise it is plain ``dbt``. Either way the arguments, output and exit codes a
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.paths import WAREHOUSE_ENV
@@ -48,15 +50,19 @@ def project_files(project_dir: Path) -> list[Path]:
     ]
 
 
-def target_of(args: list[str]) -> str | None:
-    """The --target given last (the one dbt's command line keeps), or None."""
-    target = None
+def option_of(args: list[str], *names: str) -> str | None:
+    """The value of an option given last (the one dbt's command line keeps), or None."""
+    value = None
     for i, arg in enumerate(args):
-        if arg in ("--target", "-t") and i + 1 < len(args):
-            target = args[i + 1]
-        elif arg.startswith("--target="):
-            target = arg.split("=", 1)[1]
-    return target
+        if arg in names and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(tuple(f"{name}=" for name in names)):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def target_of(args: list[str]) -> str | None:
+    return option_of(args, "--target", "-t")
 
 
 def prepared_manifest(args: list[str], prepared: Path = PREPARED, project_dir: Path | None = None):
@@ -64,6 +70,10 @@ def prepared_manifest(args: list[str], prepared: Path = PREPARED, project_dir: P
     project_dir = project_dir or PROJECT_DIR
     if target_of(args) not in (None, PREPARED_TARGET):
         return None, f"target {target_of(args)!r} is not the prepared one"
+    # e.g. dagster-dbt's copy of the project with a selectors.yml for a large subset
+    named = option_of(args, "--project-dir")
+    if named is not None and Path(named).resolve() != project_dir.resolve():
+        return None, f"the project is {named}, not {project_dir}"
     try:
         saved = prepared.stat().st_mtime
     except OSError:
@@ -88,17 +98,82 @@ def prepared_manifest(args: list[str], prepared: Path = PREPARED, project_dir: P
     return manifest, None
 
 
+def manifest_for(args: list[str]):
+    """The prepared manifest for a command that reads one, if it applies; else None, and dbt
+    parses (saying why, in the run's log)."""
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    if command not in MANIFEST_COMMANDS:
+        return None
+    manifest, why = prepared_manifest(args)
+    if why:
+        print(f"pipeline-dbt: dbt parses the project ({why})", file=sys.stderr)
+    return manifest
+
+
+# dbt's events for a node's result: the ones dagster-dbt turns into materializations and checks.
+RESULT_EVENTS = frozenset({"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult"})
+
+
+@dataclass
+class Finished:
+    """A dbt command run in this process, as far as its caller needs it."""
+
+    success: bool
+    exception: BaseException | None
+    results: list[dict] = field(default_factory=list)  # result events, as dbt's JSON log lines
+    errors: list[str] = field(default_factory=list)  # its error-level messages, in order
+
+
+def run_in_process(args: list[str]) -> Finished:
+    """Run a dbt command in this process, from the prepared parse when it applies.
+
+    A dbt process costs 2-2.5 s of CPU before its first node (importing dbt and its adapter,
+    which this process pays once). dbt supports running commands in-process one after
+    another (``dbtRunner``), not concurrently. The caller gives ``--project-dir``,
+    ``--target-path`` and ``--log-path``: nothing is read from the working directory.
+    """
+    from dbt.cli.main import dbtRunner
+    from dbt_common.events.functions import msg_to_dict
+
+    finished = Finished(success=False, exception=None)
+
+    def collect(msg) -> None:  # called on dbt's worker threads; list.append is atomic
+        if msg.info.name in RESULT_EVENTS:
+            finished.results.append(msg_to_dict(msg))
+        elif msg.info.level == "error":
+            finished.errors.append(msg.info.msg)
+
+    try:
+        result = dbtRunner(manifest=manifest_for(args), callbacks=[collect]).invoke(args)
+    finally:
+        release_adapter()
+        # dbt's adapter and manifest hold semaphores (multiprocessing locks) in reference
+        # cycles: free them now, or a process that ends without teardown (cli.exit_now) warns
+        # of leaked semaphores
+        gc.collect()
+    finished.success, finished.exception = result.success, result.exception
+    return finished
+
+
+def release_adapter() -> None:
+    """Drop dbt's adapter, and close the DuckDB database dbt-duckdb keeps open for the process
+    (a class attribute that outlives the command): the warehouse must be free for this
+    process's own connections, and the next command may name another file."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    from dbt.adapters.factory import reset_adapters
+
+    environment = DuckDBConnectionManager._ENV
+    DuckDBConnectionManager.close_all_connections()
+    if environment is not None and hasattr(environment, "close"):
+        environment.close()
+    reset_adapters()  # the next command builds its adapter from its own profile
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     from dbt.cli.main import dbtRunner
 
-    command = next((arg for arg in args if not arg.startswith("-")), None)
-    manifest = None
-    if command in MANIFEST_COMMANDS:
-        manifest, why = prepared_manifest(args)
-        if why:  # in the run's log: why this build pays for a parse
-            print(f"pipeline-dbt: dbt parses the project ({why})", file=sys.stderr)
-    result = dbtRunner(manifest=manifest).invoke(args)
+    result = dbtRunner(manifest=manifest_for(args)).invoke(args)
     # dbt's own exit codes: 0 success, 1 the command ran and failed, 2 it could not run
     if result.success:
         return 0

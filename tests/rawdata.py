@@ -128,7 +128,7 @@ def dbt_build(database: Path, target: Path, selection: list[str], dbt_vars: dict
         dbt = DbtCli(
             project_dir=dbt_project, dbt_executable=dbt_executable(), warehouse=str(database)
         )
-        invocation = dbt.cli(
+        build = dbt.build(
             [
                 "build",
                 *selection,
@@ -138,10 +138,8 @@ def dbt_build(database: Path, target: Path, selection: list[str], dbt_vars: dict
                 json.dumps(dbt_vars),
             ],
             target_path=target,
-            raise_on_error=False,
         )
-        invocation.wait()
-    assert invocation.is_successful(), "dbt build failed; see the log above"
+    assert build.is_successful(), f"dbt build failed: {build.error}"
 
 
 def cdnow_transactions() -> pd.DataFrame:

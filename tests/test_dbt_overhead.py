@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -9,6 +12,8 @@ import sys
 from functools import cached_property
 from pathlib import Path
 
+import duckdb
+import pytest
 from dagster_dbt import DbtCliResource
 
 from pipeline import dbt_runner
@@ -16,6 +21,7 @@ from pipeline.defs.assets.dbt import PARSE_CACHE, keep_parse, reuse_parse
 from pipeline.defs.resources import DbtCli, build_resources, dbt_executable
 from pipeline.paths import WAREHOUSE_ENV
 from pipeline.project import dbt_project
+from tests.rawdata import random_order_lines, write_raw
 
 
 def test_the_overridden_dagster_dbt_hooks_still_exist():
@@ -97,3 +103,43 @@ def test_pipeline_dbt_names_the_pipelines_project_without_importing_dagster():
         check=True,
     ).stdout
     assert "dagster" not in modules and "'dbt.cli.main'" not in modules
+
+
+@pytest.mark.slow
+def test_dbt_builds_in_this_process_and_lets_go_of_the_warehouse(tmp_path, monkeypatch):
+    """The DuckDB target's builds run in this process (no dbt start-up per build): one after
+    another on two warehouse files, each free for this process's own connections at once, and
+    a failed build names dbt's error."""
+    from pipeline.defs.resources import DbtCli
+
+    children_before = set(multiprocessing.active_children())
+    for name in ("first", "second"):
+        database = tmp_path / name / "warehouse.duckdb"
+        write_raw(database, random_order_lines(20, dt.date(2026, 11, 24)))
+        monkeypatch.setenv(WAREHOUSE_ENV, str(database))
+        dbt = DbtCli(
+            project_dir=dbt_project, dbt_executable=dbt_executable(), warehouse=str(database)
+        )
+        build = dbt.build(
+            ["build", "--select", "stg_raw__customers", "--indirect-selection", "cautious"],
+            target_path=tmp_path / name / "target",
+        )
+        assert build.is_successful(), build.error
+        with duckdb.connect(str(database), read_only=True) as conn:  # another configuration
+            (rows,) = conn.execute("select count(*) from staging.stg_raw__customers").fetchone()
+        assert rows == 20
+        log = (tmp_path / name / "target" / "dbt.log").read_text().splitlines()
+        assert json.loads(log[0])["info"]["name"]  # JSON lines, as the benchmark reads them
+    assert set(multiprocessing.active_children()) == children_before
+
+    empty = tmp_path / "empty" / "warehouse.duckdb"
+    empty.parent.mkdir()
+    duckdb.connect(str(empty)).close()
+    monkeypatch.setenv(WAREHOUSE_ENV, str(empty))
+    dbt = DbtCli(project_dir=dbt_project, dbt_executable=dbt_executable(), warehouse=str(empty))
+    failed = dbt.build(
+        ["build", "--select", "stg_raw__customers"], target_path=tmp_path / "empty" / "target"
+    )
+    assert not failed.is_successful()
+    cause = str(failed.error).split("Errors parsed from dbt logs:", 1)[1]  # what the CLI shows
+    assert 'Table with name "raw.customers" does not exist' in cause

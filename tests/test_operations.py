@@ -36,7 +36,6 @@ from pipeline import cli
 from pipeline import settings as settings_module
 from pipeline.defs.assets.raw import synthetic_raw_data
 from pipeline.defs.definitions import build_definitions
-from pipeline.defs.resources import BESIDE_PYTHON
 from pipeline.defs.schedules import refresh_run_config
 from pipeline.defs.sensors import FAILURE_TAG, record_run_failures
 
@@ -149,25 +148,17 @@ def group_members(pgid: int) -> dict[int, list[str]]:
     return members
 
 
-def is_dbt_build(argv: list[str]) -> bool:
-    return "build" in argv and any(Path(a).name in BESIDE_PYTHON for a in argv[:2])
-
-
-def wait_for_dbt_mid_build(process: subprocess.Popen, dbt_runs: Path, known: set[str]) -> dict:
-    """Wait until the star-schema `dbt build` of this run is executing models: its target folder
-    (<data_dir>/dbt_runs/<run>-star_schema) has compiled SQL under run/, and a dbt process is
-    alive in the process group."""
+def wait_for_dbt_mid_build(process: subprocess.Popen, dbt_runs: Path, known: set[str]) -> Path:
+    """Wait until the star-schema `dbt build` of this run is executing models (in the refresh's
+    own process, pipeline.dbt_runner.run_in_process): its target folder
+    (<data_dir>/dbt_runs/<run>-star_schema) has compiled SQL under run/, and no run results."""
     deadline = time.monotonic() + DBT_START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"the refresh exited ({process.returncode}) before dbt was caught")
         new = [p for p in dbt_runs.glob("*-star_schema") if p.name not in known]
-        if new and (new[0] / "run").is_dir():
-            dbt = {
-                pid: argv for pid, argv in group_members(process.pid).items() if is_dbt_build(argv)
-            }
-            if dbt:
-                return {"target": new[0], "dbt_pids": sorted(dbt)}
+        if new and (new[0] / "run").is_dir() and not (new[0] / "run_results.json").exists():
+            return new[0]
         time.sleep(0.05)
     raise AssertionError(f"dbt did not start building within {DBT_START_TIMEOUT}s")
 
@@ -298,7 +289,7 @@ class KilledRefresh:
     before: ServeState
     after: ServeState
     leftovers: list[str]
-    dbt: dict
+    dbt_target: Path  # the star-schema build's target folder at the kill
     returncode: int
     survivors: dict[int, list[str]]
     log: Path
@@ -312,7 +303,7 @@ def killed_refresh(world, first_refresh, bad_data_run) -> KilledRefresh:
     log = world.root / "killed_refresh.log"
     process = cli_refresh(world, LATER_AS_OF, log)
     try:
-        dbt = wait_for_dbt_mid_build(process, dbt_runs, known)
+        dbt_target = wait_for_dbt_mid_build(process, dbt_runs, known)
         os.killpg(process.pid, signal.SIGKILL)
         returncode = process.wait(timeout=30)
         survivors = wait_for_group_to_die(process.pid)
@@ -321,7 +312,13 @@ def killed_refresh(world, first_refresh, bad_data_run) -> KilledRefresh:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
     return KilledRefresh(
-        before, serve_state(world.serve), leftovers(world.serve), dbt, returncode, survivors, log
+        before,
+        serve_state(world.serve),
+        leftovers(world.serve),
+        dbt_target,
+        returncode,
+        survivors,
+        log,
     )
 
 
@@ -381,8 +378,7 @@ def test_a_refresh_killed_during_dbt_leaves_the_snapshot_untouched(killed_refres
     killed = killed_refresh
     # It really was killed mid-build, as a whole: dbt with it.
     assert killed.returncode == -signal.SIGKILL
-    assert killed.dbt["dbt_pids"], "no dbt process was running at the kill"
-    assert not (killed.dbt["target"] / "run_results.json").exists(), "dbt had already finished"
+    assert not (killed.dbt_target / "run_results.json").exists(), "dbt had already finished"
     assert killed.survivors == {}, f"processes outlived the kill: {killed.survivors}"
     assert "succeeded" not in killed.log.read_text(errors="replace")
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, dbt_assets
 from dagster_duckdb import DuckDBResource
 
 from pipeline import engine
 from pipeline.defs.freshness import REFRESH_FRESHNESS
-from pipeline.defs.resources import PipelineSettings
+from pipeline.defs.resources import DbtCli, PipelineSettings
 from pipeline.project import dbt_project
 from pipeline.retry import retry_on_duckdb_lock
 
@@ -82,7 +82,7 @@ class Translator(DagsterDbtTranslator):
 
 def run_dbt_build(
     context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
+    dbt: DbtCli,
     duckdb: DuckDBResource,
     settings: PipelineSettings,
 ):
@@ -93,17 +93,15 @@ def run_dbt_build(
     args = ["build", "--vars", json.dumps(settings.current.dbt_vars())]
     with retry_on_duckdb_lock():
         reuse_parse(runs / PARSE_CACHE, target)
-        invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
-        # dbt holds the warehouse's write lock until it exits, so row counts (dagster-dbt's
-        # fetch_row_counts would query during the build and collide with that lock) are taken
-        # afterwards; the events reach the UI when the build ends.
-        events = list(invocation.stream())
+        # Row counts (dagster-dbt's fetch_row_counts would query while dbt holds the
+        # warehouse) are taken after the build; the events reach the UI when it ends.
+        build = dbt.build(args, context=context, target_path=target)
         keep_parse(target, runs / PARSE_CACHE)
         with engine.open_tables(settings.current, duckdb) as tables:
-            events = with_failed_rules(events, invocation, tables)
-            yield from with_row_counts(events, invocation.manifest, tables)
-        if not invocation.is_successful():
-            raise invocation.get_error() or RuntimeError("dbt build failed")
+            events = with_failed_rules(build.events, build, tables)
+            yield from with_row_counts(events, build.manifest, tables)
+        if build.error:
+            raise build.error
 
 
 # dbt's parse of the project (4-5 s of its start-up, every model and test rendered) is saved
@@ -130,7 +128,7 @@ def keep_parse(target: Path, cache: Path) -> None:
         os.replace(partial, cache)
 
 
-def with_failed_rules(events, invocation, tables):
+def with_failed_rules(events, build, tables):
     """Name the broken rules of a failed ``row_rules`` test (several column tests run in one
     scan, see dbt_project/tests/generic/row_rules.sql): its query, run again, lists each failing
     rule under the name of the single dbt test it stands for, with its failing rows. Only
@@ -138,7 +136,7 @@ def with_failed_rules(events, invocation, tables):
     results = None
     for event in events:
         unique_id = _metadata_value(event, "unique_id")
-        node = invocation.manifest["nodes"].get(unique_id) if unique_id else None
+        node = build.manifest["nodes"].get(unique_id) if unique_id else None
         if (
             isinstance(event, dg.AssetCheckResult)
             and not event.passed
@@ -147,8 +145,7 @@ def with_failed_rules(events, invocation, tables):
         ):
             if results is None:
                 results = {
-                    r["unique_id"]: r
-                    for r in invocation.get_artifact("run_results.json")["results"]
+                    r["unique_id"]: r for r in build.get_artifact("run_results.json")["results"]
                 }
             code = results.get(unique_id, {}).get("compiled_code")
             if code:
@@ -188,7 +185,7 @@ def with_row_counts(events, manifest: Mapping[str, Any], tables):
 )
 def star_schema(
     context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
+    dbt: DbtCli,
     duckdb: DuckDBResource,
     settings: PipelineSettings,
 ):
@@ -206,7 +203,7 @@ def star_schema(
 )
 def customer_marts(
     context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
+    dbt: DbtCli,
     duckdb: DuckDBResource,
     settings: PipelineSettings,
 ):
