@@ -8,7 +8,7 @@ timing marks), with its own data dir and Dagster instance::
 Every other ``PIPELINE_*`` setting comes from the caller's environment. While it runs, a thread
 samples the RSS of the child's process tree. Afterwards the run's event log (from the
 instance in ``DAGSTER_HOME``) gives each step's window and row counts, and dbt's
-``run_results.json`` / ``manifest.json`` (under ``<data>/dbt_runs/``) give each dbt node's window.
+``run_results.json`` (under ``<data>/dbt_runs/``) and the manifest give each dbt node's window.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from benchmarks.rss import Sample, TreeSampler, children_cpu_seconds, self_max_r
 from benchmarks.stages import Carve, Step
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PREPARED_MANIFEST = REPO_ROOT / "dbt_project" / "target" / "manifest.json"
 
 
 @dataclass
@@ -333,7 +334,10 @@ def read_dbt_nodes(run: RefreshRun) -> None:
         if not results_path.exists():
             continue
         step = folder.name.split("-", 1)[1]
+        # in-process builds write no manifest of their own: theirs is the prepared one
         manifest_path = folder / "manifest.json"
+        if not manifest_path.exists():
+            manifest_path = PREPARED_MANIFEST
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
         nodes = dbt_nodes_of(json.loads(results_path.read_text()), manifest, step)
         run.dbt_nodes.extend(nodes)

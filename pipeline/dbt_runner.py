@@ -28,6 +28,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.paths import WAREHOUSE_ENV
 
@@ -132,6 +133,7 @@ class Finished:
     exception: BaseException | None
     results: list[dict] = field(default_factory=list)  # result events, as dbt's JSON log lines
     errors: list[str] = field(default_factory=list)  # its error-level messages, in order
+    result: Any = None  # dbt's own result object (for build: its run results), if it ran
 
 
 def run_in_process(args: list[str]) -> Finished:
@@ -162,6 +164,7 @@ def run_in_process(args: list[str]) -> Finished:
         # of leaked semaphores
         gc.collect()
     finished.success, finished.exception = result.success, result.exception
+    finished.result = result.result
     return finished
 
 

@@ -128,6 +128,9 @@ def test_dbt_builds_in_this_process_and_lets_go_of_the_warehouse(tmp_path, monke
         with duckdb.connect(str(database), read_only=True) as conn:  # another configuration
             (rows,) = conn.execute("select count(*) from staging.stg_raw__customers").fetchone()
         assert rows == 20
+        results = build.get_artifact("run_results.json")["results"]
+        assert {r["unique_id"].split(".")[-1] for r in results} >= {"stg_raw__customers"}
+        assert not (tmp_path / name / "target" / "manifest.json").exists()  # the prepared one
         log = (tmp_path / name / "target" / "dbt.log").read_text().splitlines()
         assert json.loads(log[0])["info"]["name"]  # JSON lines, as the benchmark reads them
     assert set(multiprocessing.active_children()) == children_before
