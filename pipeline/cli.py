@@ -289,7 +289,11 @@ def exit_now(code: int) -> None:
     """Leave without the interpreter's teardown: freeing the objects of Dagster, dbt, pandas and
     scikit-learn module by module took 2-3 s after every refresh. Nothing is left to finish by
     then: the event log commits each write, the warehouse connections are closed and the
-    snapshot is published; only the output streams need flushing."""
+    snapshot is published; only the output streams need flushing, and the semaphores of a dbt
+    run in this process need freeing."""
+    dbt_runner = sys.modules.get("pipeline.dbt_runner")
+    if dbt_runner is not None:
+        dbt_runner.release_semaphores()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -159,10 +159,6 @@ def run_in_process(args: list[str]) -> Finished:
         result = dbtRunner(manifest=manifest_for(args), callbacks=[collect]).invoke(args)
     finally:
         release_adapter()
-        # dbt's adapter and manifest hold semaphores (multiprocessing locks) in reference
-        # cycles: free them now, or a process that ends without teardown (cli.exit_now) warns
-        # of leaked semaphores
-        gc.collect()
     finished.success, finished.exception = result.success, result.exception
     finished.result = result.result
     return finished
@@ -180,6 +176,15 @@ def release_adapter() -> None:
     if environment is not None and hasattr(environment, "close"):
         environment.close()
     reset_adapters()  # the next command builds its adapter from its own profile
+
+
+def release_semaphores() -> None:
+    """Free the semaphores (multiprocessing locks) of dbt's adapters and manifests, which sit in
+    reference cycles or in the manifest cache. Python's own exit frees them; a process that
+    leaves without its teardown (``cli.exit_now``) calls this first, or the multiprocessing
+    resource tracker warns of leaked semaphores."""
+    load_manifest.cache_clear()
+    gc.collect()
 
 
 def main(argv: list[str] | None = None) -> int:
