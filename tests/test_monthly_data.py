@@ -15,8 +15,8 @@ import pytest
 
 from pipeline import settings
 from pipeline.defs.definitions import build_definitions
-from pipeline.defs.schedules import refresh_run_config
 from pipeline.publish.snapshot import CURRENT_LINK, SNAPSHOT_FILE
+from tests.standard_refresh import quiet_run_config
 
 pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
 
@@ -94,7 +94,7 @@ def monthly_refresh(tmp_path_factory):
             build_definitions(current)
             .resolve_job_def("refresh")
             .execute_in_process(
-                run_config=refresh_run_config(AS_OF),
+                run_config=quiet_run_config(AS_OF),
                 instance=dg.DagsterInstance.ephemeral(),
                 raise_on_error=False,
             )

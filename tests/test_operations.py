@@ -16,7 +16,6 @@ Fixtures only act and record; the tests assert.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import os
@@ -36,8 +35,8 @@ from pipeline import cli
 from pipeline import settings as settings_module
 from pipeline.defs.assets.raw import synthetic_raw_data
 from pipeline.defs.definitions import build_definitions
-from pipeline.defs.schedules import refresh_run_config
 from pipeline.defs.sensors import FAILURE_TAG, record_run_failures
+from tests.standard_refresh import quiet_run_config
 
 pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
 
@@ -96,7 +95,7 @@ def refresh_in_process(
             mp.setenv(name, value)
         mp.delenv("PIPELINE_WAREHOUSE", raising=False)
         return world.defs.resolve_job_def("refresh").execute_in_process(
-            run_config=refresh_run_config(dt.date.fromisoformat(as_of)),
+            run_config=quiet_run_config(as_of),
             instance=instance or dg.DagsterInstance.ephemeral(),
             asset_selection=asset_selection,
             raise_on_error=False,

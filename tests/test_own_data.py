@@ -13,7 +13,7 @@ import pytest
 
 from pipeline import settings
 from pipeline.defs.definitions import build_definitions
-from pipeline.defs.schedules import refresh_run_config
+from tests.standard_refresh import quiet_run_config
 
 pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
 
@@ -47,7 +47,7 @@ def transactions(seed: int, customers: range, days: int = 900) -> pd.DataFrame:
 
 def run_refresh(defs):
     return defs.resolve_job_def("refresh").execute_in_process(
-        run_config=refresh_run_config(AS_OF),
+        run_config=quiet_run_config(AS_OF),
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
