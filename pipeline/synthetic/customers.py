@@ -179,7 +179,7 @@ def customer_codes(world: World, n: int) -> np.ndarray:
         + (world.market[:n].astype(np.int64) + 1) * 10**SERIAL_DIGITS
         + serial
     )
-    return number.astype(str).astype(object)
+    return number.astype(np.dtypes.StringDType()).astype(object)
 
 
 def customer_frame(world: World, n: int, pools: Pools, start_date: dt.date) -> pd.DataFrame:

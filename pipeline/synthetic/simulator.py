@@ -151,7 +151,7 @@ def simulate(config: SimulationConfig) -> SyntheticData:
     # Orders are sorted by day, so the cut at as-of and at the horizon are positions.
     n_orders_raw = int(np.searchsorted(book.order_day, as_of_day, side="right"))
     n_orders_all = int(np.searchsorted(book.order_day, horizon_day, side="right"))
-    order_ids = "SO" + book.order_key[:n_orders_all].astype(str).astype(object)
+    order_ids = _prefixed("SO", book.order_key[:n_orders_all])
 
     raw_lines = slice(0, int(np.searchsorted(book.line_order, n_orders_raw, side="left")))
     order_lines = _lines_frame(book, raw_lines, order_ids, codes, product_codes)
@@ -208,6 +208,14 @@ def _strings_as_str(frame: pd.DataFrame) -> None:
     for column in frame.columns:
         if frame[column].dtype == object:
             frame[column] = frame[column].astype("str")
+
+
+def _prefixed(prefix: str, numbers: np.ndarray) -> np.ndarray:
+    """``prefix`` + each number in decimal, as an object array of str. Built in numpy's
+    variable-width string dtype and converted once: 3x less CPU than concatenating millions of
+    Python strings (the order ids at 1M customers took 3.5 s)."""
+    text = numbers.astype(np.dtypes.StringDType())
+    return np.strings.add(prefix, text).astype(object)
 
 
 def _future_lines(book: OrderBook, first_order: int, end_order: int, n_raw: int) -> np.ndarray:

@@ -59,14 +59,10 @@ amounts as (
         manufacturing_cost,
         cast({{ money_quantity('sold_quantity') }} * gross_price as decimal(18, 4))
             as gross_sales_amount,
-        cast(
-            {{ money_quantity('sold_quantity') }} * gross_price * pre_invoice_discount_pct
-            as decimal(18, 4)
-        ) as pre_invoice_discount_amount,
-        cast(
-            {{ money_quantity('sold_quantity') }} * gross_price * (1 - pre_invoice_discount_pct)
-            as decimal(18, 4)
-        ) as net_sales_amount,
+        {{ line_amount('sold_quantity', 'gross_price', 'pre_invoice_discount_pct') }}
+            as pre_invoice_discount_amount,
+        {{ line_amount('sold_quantity', 'gross_price', '(1 - pre_invoice_discount_pct)') }}
+            as net_sales_amount,
         cast({{ money_quantity('sold_quantity') }} * manufacturing_cost as decimal(18, 4))
             as manufacturing_cost_amount
     from priced

@@ -53,8 +53,10 @@ ranked_popularity as (
         on popularity.segment = segment_sizes.segment
 ),
 
+-- rows, not distinct categories: a category bought in two product segments counts twice, which
+-- only widens the bound below (the same top 3 come out) and spares a distinct count
 bought_counts as (
-    select customer_code, count(distinct category) as bought_categories
+    select customer_code, count(*) as bought_categories
     from bought
     group by customer_code
 ),
@@ -66,7 +68,7 @@ candidates as (
         ranked_popularity.category,
         ranked_popularity.buyers,
         ranked_popularity.score,
-        ranked_popularity.segment_net_sales
+        ranked_popularity.popularity_rank
     from segments
     inner join ranked_popularity
         on segments.segment = ranked_popularity.segment
@@ -88,9 +90,11 @@ ranked as (
         category,
         buyers,
         score,
+        -- a customer's candidates all come from its one segment, where popularity_rank is
+        -- already this order (score, then net sales, then name): one integer to sort on
         row_number() over (
             partition by customer_code
-            order by score desc, segment_net_sales desc, category
+            order by popularity_rank
         ) as recommendation_rank
     from candidates
 )

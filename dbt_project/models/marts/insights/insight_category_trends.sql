@@ -9,17 +9,21 @@ with as_of_month as (
     where date = {{ as_of_date() }}
 ),
 
+-- the priced lines with their product, not int_order_lines_enriched: nothing here reads the
+-- customer that view joins to every line (see customer_category_spend)
 sales as (
     select
         fact.fiscal_year,
         calendar.fiscal_month_number,
-        fact.category,
-        fact.segment,
+        products.category,
+        products.segment,
         fact.customer_code,
         fact.sold_quantity,
         fact.net_sales_amount,
         fact.gross_margin_amount
-    from {{ ref('int_order_lines_enriched') }} as fact
+    from {{ ref('int_order_lines_priced') }} as fact
+    inner join {{ ref('stg_raw__products') }} as products
+        on fact.product_code = products.product_code
     inner join {{ ref('dim_date') }} as calendar
         on fact.date = calendar.date
 ),

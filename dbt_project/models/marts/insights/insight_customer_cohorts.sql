@@ -1,14 +1,17 @@
 {#- Acquisition cohorts (like fivetran's shopify__customer_cohorts, aggregated): one row per
     first-order month and month since it, from month 0 up to the as-of month, also for months in
-    which nobody in the cohort ordered. -#}
+    which nobody in the cohort ordered.
+    Read from the purchase days (int_purchase_days_aggregated), less than half as many rows as
+    the order lines; a month's orders are the sum of its customer-days' distinct orders, as
+    customer_summary counts them (an order has one customer and one date). -#}
 with lines as (
     select
         customer_code,
-        order_id,
+        orders,
         cast({{ dbt.date_trunc('month', 'date') }} as date) as order_month,
-        net_sales_amount,
-        gross_margin_amount
-    from {{ ref('fact_sales') }}
+        net_sales as net_sales_amount,
+        gross_margin as gross_margin_amount
+    from {{ ref('int_purchase_days_aggregated') }}
     where date <= {{ as_of_date() }}
 ),
 
@@ -46,7 +49,7 @@ activity as (
         first_orders.cohort_month,
         lines.order_month,
         count(distinct lines.customer_code) as active_customers,
-        count(distinct lines.order_id) as orders,
+        cast(sum(lines.orders) as bigint) as orders,
         sum(lines.net_sales_amount) as net_sales,
         sum(lines.gross_margin_amount) as gross_margin
     from lines
