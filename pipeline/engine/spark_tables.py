@@ -295,13 +295,25 @@ class SparkTables:
             self.location(schema, table) / f"as-of-{pd.Timestamp(day).date().isoformat()}.parquet"
         )
 
-    def replace_as_of_rows(self, schema: str, table: str, frame: pd.DataFrame, as_of) -> int:
+    def replace_as_of_rows(self, schema: str, table: str, frame, as_of) -> int:
+        """This date's rows: a pandas frame (written with pyarrow) or a Spark DataFrame (e.g.
+        every customer's cluster, written by Spark as one file), swapped in once complete."""
         path = self._as_of_file(schema, table, as_of)
         path.parent.mkdir(parents=True, exist_ok=True)
         staged = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        pq.write_table(_arrow(frame), staged)
+        if isinstance(frame, pd.DataFrame):
+            pq.write_table(_arrow(frame), staged)
+            rows = len(frame)
+        else:
+            # one file per date: one writing task (on an executor), then its part file moved
+            folder = staged.with_name(staged.name + ".d")
+            frame.coalesce(1).write.mode("overwrite").parquet(str(folder))
+            (part,) = folder.glob("part-*.parquet")
+            os.replace(part, staged)
+            shutil.rmtree(folder, ignore_errors=True)
+            rows = pq.ParquetFile(staged).metadata.num_rows
         os.replace(staged, path)
-        return len(frame)
+        return rows
 
     def add_missing_columns(self, schema: str, table: str, frame: pd.DataFrame) -> None:
         """Nothing to do: each as-of date is its own file; readers merge the files' columns."""
