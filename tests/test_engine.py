@@ -19,6 +19,12 @@ def test_duckdb_only_steps_refuse_spark_mode_naming_the_setting():
     engine.require_duckdb(settings.load(environ={}), "The file import")  # DuckDB: allowed
 
 
+def test_the_file_import_stages_in_its_own_duckdb_file_in_spark_mode_not_a_warehouse():
+    spark = settings.load(environ={"PIPELINE_ENGINE": "spark", "PIPELINE_DATA_DIR": "/d"})
+    assert str(engine.import_staging(spark)) == "/d/spark/import.duckdb"
+    assert engine.import_staging(spark) != spark.warehouse
+
+
 def test_spark_mode_gives_dbt_the_tables_folder_and_duckdb_mode_does_not():
     spark = settings.load(environ={"PIPELINE_ENGINE": "spark", "PIPELINE_DATA_DIR": "/d"})
     assert spark.dbt_vars()["spark_tables_dir"] == "/d/spark/tables"

@@ -102,7 +102,10 @@ def varying_columns(tables, columns: tuple[str, ...]) -> frozenset[str]:
     ValueError
         Naming a column with null values (as ``clusters.feature_matrix`` does).
     """
-    parts = [f"count(*) - count({c}) as {c}__nulls, min({c}) as {c}__min, max({c}) as {c}__max" for c in columns]
+    parts = [
+        f"count(*) - count({c}) as {c}__nulls, min({c}) as {c}__min, max({c}) as {c}__max"
+        for c in columns
+    ]
     row = tables.query(f"select {', '.join(parts)} from ({FEATURES}) as f").iloc[0]
     for column in columns:
         if row[f"{column}__nulls"]:

@@ -11,7 +11,6 @@ import pandas as pd
 
 from pipeline import warehouse
 
-
 # Rows per batch of ``map_batches``: DuckDB hands results over in vectors of 2,048 rows.
 BATCH_VECTORS = 64  # 131,072 rows
 

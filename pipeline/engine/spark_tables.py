@@ -289,6 +289,28 @@ class SparkTables:
             _swap_in(staged, target)
         return counts
 
+    def copy_raw_from(self, conn, tables: Sequence[str]) -> dict[str, int]:
+        """Write ``raw.<table>`` of a DuckDB connection (the file import's staging file) as
+        each table's Parquet folder, swapped in once complete, and drop the simulator's truth
+        tables (imported data has no truth, as the import drops ``truth`` on DuckDB). DuckDB
+        streams the rows to the file: they never pass through pandas."""
+        from pipeline import warehouse
+
+        counts = {}
+        for name in tables:
+            target = self.location("raw", name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged = target.with_name(f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+            staged.mkdir()
+            conn.execute(
+                f"copy (select * from {warehouse.qualified('raw', name)}) to "
+                f"{warehouse.quote_literal(str(staged / 'part-00000.parquet'))} (format parquet)"
+            )
+            counts[name] = pq.ParquetFile(staged / "part-00000.parquet").metadata.num_rows
+            _swap_in(staged, target)
+        shutil.rmtree(self.spark_dir / "tables" / "truth", ignore_errors=True)
+        return counts
+
     def _as_of_file(self, schema: str, table: str, as_of) -> Path:
         day = as_of.date() if isinstance(as_of, dt.datetime) else as_of
         return (

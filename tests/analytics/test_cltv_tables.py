@@ -102,7 +102,9 @@ def test_lognormal_from_the_engines_sums_equals_the_fit_on_every_customer(tables
     n, mean, var = lognormal.statistics(buyers, "margin")
     direct = lognormal.fit_lognormal(n, mean, var)
     assert direct.sigma2 == pytest.approx(np.sum(n[n >= 2] * var[n >= 2]) / np.sum(n[n >= 2] - 1))
-    assert abs(np.corrcoef(buyers["frequency"], mean)[0, 1] - fit.frequency_spend_correlation) < 1e-9
+    assert (
+        abs(np.corrcoef(buyers["frequency"], mean)[0, 1] - fit.frequency_spend_correlation) < 1e-9
+    )
 
 
 def test_scoring_batch_by_batch_equals_scoring_the_whole_table(tables, summary):

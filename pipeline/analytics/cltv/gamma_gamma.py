@@ -35,8 +35,8 @@ from pipeline.analytics.cltv.base import (
     fit_quietly,
     invalid_params,
     ladder,
-    weighted_pearson,
     spend_column,
+    weighted_pearson,
 )
 
 GAMMA_GAMMA = "gamma_gamma"
@@ -103,7 +103,9 @@ def fit_gamma_gamma(
     if repeat[column].isna().any():
         raise ValueError(f"customer summary: repeat customers with a null {column!r}")
     rows = compress(repeat[["frequency", column]].astype(float), ["frequency", column])
-    return fit_gamma_gamma_rows(rows.rename(columns={column: "spend"}), spend, penalizers, undefined_mean)
+    return fit_gamma_gamma_rows(
+        rows.rename(columns={column: "spend"}), spend, penalizers, undefined_mean
+    )
 
 
 def fit_gamma_gamma_rows(

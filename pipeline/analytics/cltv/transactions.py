@@ -31,8 +31,8 @@ from pipeline.analytics.cltv.base import (
     FitResult,
     compress,
     customers_with_orders,
-    history_problems,
     fit_quietly,
+    history_problems,
     invalid_params,
     ladder,
 )
