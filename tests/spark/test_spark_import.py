@@ -18,7 +18,7 @@ from pipeline.defs.assets.raw import IMPORT_TABLES, RAW_TABLES, imported_raw_dat
 from pipeline.defs.resources import PipelineSettings
 from pipeline.engine.spark_tables import SparkTables
 from tests.spark.test_spark_equivalence import pytestmark  # noqa: F401  (skips without Spark)
-from tests.test_own_data import transactions
+from tests.test_own_data import import_settings, transactions
 
 AS_OF = dt.date(2026, 11, 24)
 
@@ -27,12 +27,7 @@ def _import(root, engine: str, import_dir, monkeypatch) -> settings.Settings:
     for name, value in {
         "PIPELINE_DATA_DIR": str(root / engine),
         "PIPELINE_ENGINE": engine,
-        "PIPELINE_SOURCE": "files",
-        "PIPELINE_IMPORT_DIR": str(import_dir),
-        "PIPELINE_IMPORT_LAYOUT": "transactions",
-        "PIPELINE_IMPORT_COLUMN_CUSTOMER": "client",
-        "PIPELINE_IMPORT_COLUMN_DATE": "day",
-        "PIPELINE_IMPORT_COLUMN_AMOUNT": "total",
+        **import_settings(import_dir),
     }.items():
         monkeypatch.setenv(name, value)
     current = settings.load(as_of=AS_OF)
