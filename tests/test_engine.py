@@ -51,3 +51,27 @@ def test_spark_history_tables_keep_one_file_per_as_of_date(tmp_path):
     # dates as dates, all-null columns as strings (Spark reads no Parquet null type)
     assert columns == {"as_of_date": "date32[day]", "k": "double", "note": "string"}
     assert tables.row_count("`analytics`.`cluster_k_curve`") == 2  # the re-run replaced its row
+
+
+def test_a_history_table_read_back_in_the_same_connection_holds_every_row(tmp_path):
+    """More than one row group (122,880 rows) into a new history table, then read in the same
+    connection, as the clusters step reads every customer's cluster back: DuckDB 2.0 lost the
+    rows' statistics (count 0, filters empty) when the table was created in the same transaction."""
+    import duckdb
+
+    rows = 130_000
+    frame = pd.DataFrame(
+        {
+            "as_of_date": pd.Series(pd.Timestamp("2026-11-24"), index=range(rows)),
+            "customer_code": [f"C{i}" for i in range(rows)],
+        }
+    )
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        tables = engine.DuckDBTables(conn)
+        tables.replace_as_of_rows("analytics", "labels", frame, dt.date(2026, 11, 24))
+        got = tables.query(
+            "select count(*) as n, min(customer_code) as first from analytics.labels "
+            "where as_of_date = ?",
+            [dt.date(2026, 11, 24)],
+        )
+    assert (int(got["n"].iloc[0]), got["first"].iloc[0]) == (rows, "C0")
