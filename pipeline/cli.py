@@ -139,7 +139,7 @@ def refresh(as_of_flag: str | None) -> int:
     from pipeline.defs.resources import refresh_run_config
 
     instance = instance_for(current)
-    for run_id in fail_abandoned_runs(instance, current.warehouse):
+    for run_id in fail_abandoned_runs(instance, _failure_database(current)):
         print(
             f"Run {run_id[:8]} was interrupted earlier; marked failed and recorded in ops.run_failures."
         )
@@ -192,7 +192,12 @@ def refresh(as_of_flag: str | None) -> int:
     if not result.success:
         steps, cause = progress.describe_failure(reporter.events or result.all_events)
         run = instance.get_run_by_id(run_id)
-        recorded = sensors.record_failure_safely(current.warehouse, instance, run, steps, cause)
+        recorded = (
+            sensors.record_failure_safely(current.warehouse, instance, run, steps, cause)
+            if _failure_database(current)
+            else "Not recorded in ops.run_failures: it is a table of the DuckDB warehouse, "
+            "which PIPELINE_ENGINE=spark does not have."
+        )
         not_run = sorted(
             set(job.graph.node_dict) - {k for k, step in reporter.steps.items() if step.started}
         )
@@ -211,11 +216,27 @@ def refresh(as_of_flag: str | None) -> int:
         print(f"Full log: {log_path}", file=sys.stderr)
         return EXIT_FAILED
     print(f"\nRefresh succeeded in {progress.duration(seconds)} (run {run_id[:8]}).")
-    print(f"  warehouse    {current.warehouse}")
+    print(f"  warehouse    {_warehouse_note(current)}")
     print(f"  {_snapshot_note(current, failed=False)}")
     print(f"  full log     {log_path}")
     print("  Dagster UI   make ui (http://127.0.0.1:3000)")
     return 0
+
+
+def _failure_database(current: settings_module.Settings) -> Path | None:
+    """Where ops.run_failures lives: the DuckDB warehouse, which Spark mode does not have (a
+    failure is then only in the Dagster instance and the run's log)."""
+    return None if current.engine.engine == "spark" else current.warehouse
+
+
+def _warehouse_note(current: settings_module.Settings) -> str:
+    """Where the tables are: the DuckDB file, or Spark's Parquet folders."""
+    if current.engine.engine == "spark":
+        return (
+            f"{current.paths.spark / 'warehouse'} (Spark, Parquet; the Python steps' tables in "
+            f"{current.paths.spark_tables})"
+        )
+    return str(current.warehouse)
 
 
 def _snapshot_note(current: settings_module.Settings, failed: bool) -> str:

@@ -276,6 +276,11 @@ class ModelSettings(_Group):
         "auto",
         "Number of clusters: 'auto' chooses by silhouette over the range, a number overrides it.",
     )
+    cluster_fit_sample: Annotated[int, Field(ge=2)] = setting(
+        "200000",
+        "Customers the clusters are fit on: a seeded sample of this many when there are more "
+        "(everyone is then assigned, batch by batch, inside the engine).",
+    )
 
 
 class ImportSettings(_Group):

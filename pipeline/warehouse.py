@@ -195,12 +195,16 @@ def replace_as_of_rows(
     """Keep one set of rows per as-of date in a history table: replace this date's rows (so a
     re-run is idempotent), keep the others. ``frame`` must carry an ``as_of_date`` column."""
     target = qualified(schema, table)
+    select = _select_frame(frame)
+    # The empty table is created (and committed) before the rows go in: DuckDB 2.0 loses the
+    # statistics of a table created and filled with more than one row group (122,880 rows) in
+    # one transaction, so that count(*), min() and filters on it read nothing until the file
+    # is reopened (every customer's cluster, read back by the same refresh, hit this).
+    conn.execute(f"create schema if not exists {quote_ident(schema)}")
+    conn.register("_frame", frame)
+    conn.execute(f"create table if not exists {target} as {select} limit 0")
     conn.execute("begin transaction")
     try:
-        conn.execute(f"create schema if not exists {quote_ident(schema)}")
-        conn.register("_frame", frame)
-        select = _select_frame(frame)
-        conn.execute(f"create table if not exists {target} as {select} limit 0")
         # a newer release may add columns: older rows get NULL in them
         existing = {name for name, _ in table_columns(conn, schema, table)}
         relation = conn.sql(select)

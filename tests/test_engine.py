@@ -19,6 +19,12 @@ def test_duckdb_only_steps_refuse_spark_mode_naming_the_setting():
     engine.require_duckdb(settings.load(environ={}), "The file import")  # DuckDB: allowed
 
 
+def test_the_file_import_stages_in_its_own_duckdb_file_in_spark_mode_not_a_warehouse():
+    spark = settings.load(environ={"PIPELINE_ENGINE": "spark", "PIPELINE_DATA_DIR": "/d"})
+    assert str(engine.import_staging(spark)) == "/d/spark/import.duckdb"
+    assert engine.import_staging(spark) != spark.warehouse
+
+
 def test_spark_mode_gives_dbt_the_tables_folder_and_duckdb_mode_does_not():
     spark = settings.load(environ={"PIPELINE_ENGINE": "spark", "PIPELINE_DATA_DIR": "/d"})
     assert spark.dbt_vars()["spark_tables_dir"] == "/d/spark/tables"
@@ -45,3 +51,27 @@ def test_spark_history_tables_keep_one_file_per_as_of_date(tmp_path):
     # dates as dates, all-null columns as strings (Spark reads no Parquet null type)
     assert columns == {"as_of_date": "date32[day]", "k": "double", "note": "string"}
     assert tables.row_count("`analytics`.`cluster_k_curve`") == 2  # the re-run replaced its row
+
+
+def test_a_history_table_read_back_in_the_same_connection_holds_every_row(tmp_path):
+    """More than one row group (122,880 rows) into a new history table, then read in the same
+    connection, as the clusters step reads every customer's cluster back: DuckDB 2.0 lost the
+    rows' statistics (count 0, filters empty) when the table was created in the same transaction."""
+    import duckdb
+
+    rows = 130_000
+    frame = pd.DataFrame(
+        {
+            "as_of_date": pd.Series(pd.Timestamp("2026-11-24"), index=range(rows)),
+            "customer_code": [f"C{i}" for i in range(rows)],
+        }
+    )
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        tables = engine.DuckDBTables(conn)
+        tables.replace_as_of_rows("analytics", "labels", frame, dt.date(2026, 11, 24))
+        got = tables.query(
+            "select count(*) as n, min(customer_code) as first from analytics.labels "
+            "where as_of_date = ?",
+            [dt.date(2026, 11, 24)],
+        )
+    assert (int(got["n"].iloc[0]), got["first"].iloc[0]) == (rows, "C0")

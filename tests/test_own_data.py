@@ -45,6 +45,18 @@ def transactions(seed: int, customers: range, days: int = 900) -> pd.DataFrame:
     return pd.DataFrame(rows).drop_duplicates()
 
 
+def import_settings(import_dir) -> dict[str, str]:
+    """The settings that import ``transactions()`` files from ``import_dir``."""
+    return {
+        "PIPELINE_SOURCE": "files",
+        "PIPELINE_IMPORT_DIR": str(import_dir),
+        "PIPELINE_IMPORT_LAYOUT": "transactions",
+        "PIPELINE_IMPORT_COLUMN_CUSTOMER": "client",
+        "PIPELINE_IMPORT_COLUMN_DATE": "day",
+        "PIPELINE_IMPORT_COLUMN_AMOUNT": "total",
+    }
+
+
 def run_refresh(defs):
     return defs.resolve_job_def("refresh").execute_in_process(
         run_config=quiet_run_config(AS_OF),
@@ -82,12 +94,7 @@ def test_refresh_on_imported_transactions_then_a_new_file(tmp_path, monkeypatch)
     first = transactions(1, range(0, 600))
     first.to_csv(import_dir / "transactions_2026_10.csv", index=False)
     for name, value in {
-        "PIPELINE_SOURCE": "files",
-        "PIPELINE_IMPORT_DIR": str(import_dir),
-        "PIPELINE_IMPORT_LAYOUT": "transactions",
-        "PIPELINE_IMPORT_COLUMN_CUSTOMER": "client",
-        "PIPELINE_IMPORT_COLUMN_DATE": "day",
-        "PIPELINE_IMPORT_COLUMN_AMOUNT": "total",
+        **import_settings(import_dir),
         "PIPELINE_CLUSTER_K_MAX": "4",
     }.items():
         monkeypatch.setenv(name, value)

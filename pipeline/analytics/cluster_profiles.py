@@ -189,6 +189,25 @@ def cluster_profiles(
     return profile
 
 
+def with_exact_sizes(
+    profile: pd.DataFrame, sizes: pd.DataFrame, rule: NamingRule | None = None
+) -> pd.DataFrame:
+    """A profile computed on a sample, with each cluster's ``customers`` and ``revenue`` (and
+    their shares) replaced by ``sizes`` (``cluster_id``, ``customers``, ``revenue``: counted over
+    everyone), and the names deduplicated again by those sizes."""
+    out = profile.copy()
+    exact = sizes.set_index(CLUSTER_ID).reindex(out[CLUSTER_ID].to_numpy())
+    out["customers"] = exact["customers"].fillna(0).to_numpy(dtype=np.int64)
+    out["customer_share"] = out["customers"] / max(int(sizes["customers"].sum()), 1)
+    if "revenue" in out.columns:
+        revenue = exact["revenue"].fillna(0.0).to_numpy(dtype=float)
+        total = float(sizes["revenue"].sum())
+        out["revenue"] = revenue
+        out["revenue_share"] = revenue / total if total else 0.0
+    out["name"] = name_clusters(out, rule or NamingRule())
+    return out
+
+
 def _top_segments(shares: np.ndarray, names: np.ndarray, n: int = 3, floor: float = 0.1) -> str:
     """'Notebook 62% / Accessories 21%': up to ``n`` segments with a mean share >= ``floor``."""
     order = np.argsort(-shares, kind="stable")[:n]

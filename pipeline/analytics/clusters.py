@@ -53,7 +53,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 from sklearn import config_context
 from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, pairwise_distances_chunked, silhouette_samples
+from sklearn.metrics import pairwise_distances_chunked, silhouette_samples
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -201,7 +201,9 @@ class ClusterFit:
 # --- inputs ----------------------------------------------------------------------------------
 
 
-def feature_matrix(features: pd.DataFrame, columns: tuple[str, ...]) -> FeatureMatrix:
+def feature_matrix(
+    features: pd.DataFrame, columns: tuple[str, ...], varying: frozenset[str] | None = None
+) -> FeatureMatrix:
     """Check the feature frame and split off constant columns.
 
     Parameters
@@ -210,6 +212,9 @@ def feature_matrix(features: pd.DataFrame, columns: tuple[str, ...]) -> FeatureM
         ``customer_code`` (unique) and every column in ``columns``.
     columns : tuple of str
         Model features.
+    varying : frozenset of str, optional
+        The columns that vary among all customers, when ``features`` is a sample of them (a
+        column of one value in the sample may still vary); default: decided on ``features``.
 
     Returns
     -------
@@ -237,6 +242,8 @@ def feature_matrix(features: pd.DataFrame, columns: tuple[str, ...]) -> FeatureM
     constant = (
         values.min(axis=0) == values.max(axis=0) if len(values) else np.ones(len(columns), bool)
     )
+    if varying is not None:
+        constant = np.array([c not in varying for c in columns], dtype=bool)
     kept = tuple(c for c, k in zip(columns, constant) if not k)
     constants = {
         c: float(values[0, i]) if len(values) else float("nan")
@@ -372,8 +379,11 @@ def fit_clusters(
     columns: tuple[str, ...] | None = None,
     config: ClusterConfig = ClusterConfig(),
     previous_centroids: pd.DataFrame | None = None,
+    customers: int | None = None,
+    varying: frozenset[str] | None = None,
 ) -> ClusterFit:
-    """Fit the clustering, choose K, number the clusters and assign every customer.
+    """Fit the clustering, choose K, number the clusters and assign every customer of
+    ``features`` (everyone, or the engine's fit sample: ``assign_batch`` then assigns the rest).
 
     Parameters
     ----------
@@ -386,20 +396,23 @@ def fit_clusters(
     previous_centroids : pd.DataFrame, optional
         ``ClusterFit.centroids`` of the previous refresh: the new clusters take the ids of the
         previous clusters they match.
+    customers, varying : optional
+        When ``features`` is a sample: how many customers there are, and which columns vary
+        among them (``feature_matrix``).
 
     Returns
     -------
     ClusterFit; ``status`` ``not_clustered`` (with a ``reason``) when the data are too few.
     """
     columns = default_features(features) if columns is None else tuple(columns)
-    matrix = feature_matrix(features, columns)
+    matrix = feature_matrix(features, columns, varying)
     notes = [f"dropped constant columns: {sorted(matrix.constants)}"] if matrix.constants else []
-    n = len(matrix.values)
+    n = len(matrix.values) if customers is None else customers
     if config.k == 1 and n:
         notes.append("k = 1: every customer is in cluster 0")
         return _single_cluster(matrix, notes)
 
-    fit_rows = sample_rows(n, config.fit_sample_size, config.random_state)
+    fit_rows = sample_rows(len(matrix.values), config.fit_sample_size, config.random_state)
     sample = matrix.values[fit_rows]
     low, high = config.k_range
     wanted = config.k or low
@@ -558,6 +571,19 @@ def assign_clusters(fit: ClusterFit, features: pd.DataFrame, threads: int | None
     return pd.Series(labels, index=codes, name=CLUSTER_ID)
 
 
+ASSIGNMENT_SCHEMA = {"customer_code": "string", CLUSTER_ID: "bigint"}
+
+
+def assign_batch(batch: pd.DataFrame, fit: ClusterFit, threads: int | None = 1) -> pd.DataFrame:
+    """``customer_code`` and ``cluster_id`` of one batch of customers (``assign_clusters``): the
+    engine runs it over every customer, in process on DuckDB and with ``mapInPandas`` inside
+    Spark, the fit broadcast."""
+    labels = assign_clusters(fit, batch, threads)
+    return pd.DataFrame(
+        {"customer_code": labels.index.to_numpy(), CLUSTER_ID: labels.to_numpy(dtype=np.int64)}
+    )
+
+
 # --- stable ids across refreshes -------------------------------------------------------------
 
 
@@ -684,8 +710,23 @@ def persona_agreement(labels: pd.Series, truth: pd.DataFrame) -> PersonaAgreemen
     joined = personas.join(labels.rename(CLUSTER_ID), how="inner")
     if joined.empty:
         raise ValueError("no customer is in both the cluster labels and the truth table")
-    # integer codes: sklearn finds the classes of 1,000,000 strings by sorting them (3 s); the
-    # index counts pairs of equal labels, so the coding of the labels does not change it
-    personas_coded, _ = pd.factorize(joined["persona"])
-    ari = float(adjusted_rand_score(personas_coded, joined[CLUSTER_ID].to_numpy()))
-    return PersonaAgreement(ari, len(joined), pd.crosstab(joined["persona"], joined[CLUSTER_ID]))
+    crosstab = pd.crosstab(joined["persona"], joined[CLUSTER_ID])
+    return PersonaAgreement(ari_from_contingency(crosstab.to_numpy()), len(joined), crosstab)
+
+
+def ari_from_contingency(counts: np.ndarray) -> float:
+    """The adjusted Rand index from a contingency table (true classes x clusters, customer
+    counts): sklearn's ``adjusted_rand_score`` arithmetic (its pair confusion matrix, in exact
+    integers), so the engine can count the table (a GROUP BY) instead of shipping labels."""
+    counts = np.asarray(counts, dtype=np.int64)
+    n = int(counts.sum())
+    rows = counts.sum(axis=1)
+    cols = counts.sum(axis=0)
+    squares = int((counts.astype(object) ** 2).sum())
+    tp = squares - n
+    fp = int((counts.astype(object) @ cols.astype(object)).sum()) - squares
+    fn = int((counts.T.astype(object) @ rows.astype(object)).sum()) - squares
+    tn = n * n - fp - fn - squares
+    if fn == 0 and fp == 0:
+        return 1.0
+    return 2.0 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn))

@@ -33,7 +33,7 @@ Contract
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -481,22 +481,30 @@ def fit_chosen(
     spend: str = "margin",
     penalizers: Sequence[float] = base.DEFAULT_PENALIZERS,
 ) -> Chosen:
-    """Fit the best-ranked candidate of each kind on the full summary, falling back down the
-    ranking when a fit fails; nothing to fit (an empty ranking) or every fit failing gives
-    ``None`` and a reason listing every failure."""
+    """``fit_chosen_with`` on a summary in memory."""
+    return fit_chosen_with(
+        lambda name: transactions.fit_transaction_model(summary, name, penalizers),
+        lambda name: fit_spend_model(summary, name, spend, penalizers),
+        transaction_ranking,
+        spend_ranking,
+    )
+
+
+def fit_chosen_with(
+    fit_transaction: Callable[[str], base.FitResult],
+    fit_spend: Callable[[str], base.FitResult],
+    transaction_ranking: Sequence[str],
+    spend_ranking: Sequence[str],
+) -> Chosen:
+    """Fit the best-ranked candidate of each kind on the full history (``fit_transaction`` /
+    ``fit_spend`` fit a model by name: in memory, or on the engine's compact inputs,
+    ``cltv.tables``), falling back down the ranking when a fit fails; nothing to fit (an empty
+    ranking) or every fit failing gives ``None`` and a reason listing every failure."""
     reasons: list[str] = []
     fits = {}
     for kind, ranking, fitter in (
-        (
-            TRANSACTION,
-            transaction_ranking,
-            lambda name: transactions.fit_transaction_model(summary, name, penalizers),
-        ),
-        (
-            SPEND,
-            spend_ranking,
-            lambda name: fit_spend_model(summary, name, spend, penalizers),
-        ),
+        (TRANSACTION, transaction_ranking, fit_transaction),
+        (SPEND, spend_ranking, fit_spend),
     ):
         fits[kind] = None
         if not ranking:

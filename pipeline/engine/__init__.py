@@ -10,6 +10,10 @@ write tables through a table store opened here:
 
 A step that only exists for DuckDB asks ``require_duckdb`` first, so Spark mode fails with a
 clear message instead of falling back to the DuckDB file.
+
+The file import (PIPELINE_SOURCE=files) reads, validates and stages the files with DuckDB on
+both engines (``import_connection``): on Spark in a staging file of its own, whose raw tables
+are then written to Spark's tables as Parquet (``SparkTables.copy_raw_from``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ from contextlib import contextmanager
 from pipeline.engine.duckdb_tables import DuckDBTables
 from pipeline.engine.errors import EngineError
 
-__all__ = ["DuckDBTables", "EngineError", "open_tables", "require_duckdb", "is_spark"]
+__all__ = [
+    "DuckDBTables",
+    "EngineError",
+    "import_connection",
+    "open_tables",
+    "require_duckdb",
+    "is_spark",
+]
 
 
 def is_spark(current) -> bool:
@@ -49,3 +60,26 @@ def open_tables(current, duckdb_resource) -> Iterator[object]:
 
     with retry_on_duckdb_lock(), duckdb_resource.get_connection() as conn:
         yield DuckDBTables(conn)
+
+
+@contextmanager
+def import_connection(current, duckdb_resource) -> Iterator[object]:
+    """The DuckDB connection the file import works in: the warehouse's on DuckDB; on Spark, the
+    import's staging file ``<data_dir>/spark/import.duckdb`` (the load log, the staged rows,
+    the quarantine: what lets the next refresh skip files it has loaded), never a warehouse."""
+    from pipeline.retry import retry_on_duckdb_lock
+
+    if is_spark(current):
+        import duckdb
+
+        current.paths.spark.mkdir(parents=True, exist_ok=True)
+        with retry_on_duckdb_lock(), duckdb.connect(str(import_staging(current))) as conn:
+            yield conn
+        return
+    with retry_on_duckdb_lock(), duckdb_resource.get_connection() as conn:
+        yield conn
+
+
+def import_staging(current):
+    """Spark mode's import staging file."""
+    return current.paths.spark / "import.duckdb"

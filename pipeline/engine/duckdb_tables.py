@@ -3,13 +3,16 @@ the assets called before there was a second engine, so DuckDB runs the same SQL 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
 
 from pipeline import warehouse
+
+# Rows per batch of ``map_batches``: DuckDB hands results over in vectors of 2,048 rows.
+BATCH_VECTORS = 64  # 131,072 rows
 
 
 class DuckDBTables:
@@ -21,6 +24,45 @@ class DuckDBTables:
     def query(self, sql: str, params: Sequence | None = None) -> pd.DataFrame:
         """A query in the SQL both engines read (see reference/sql-portability.md)."""
         return self.conn.execute(sql, params or []).df()
+
+    def map_batches(
+        self,
+        sql: str,
+        fn: Callable[[pd.DataFrame], pd.DataFrame],
+        schema: Mapping[str, str],
+        params: Sequence | None = None,
+        order_by: str | None = None,
+    ) -> pd.DataFrame:
+        """``fn`` over the query's rows, batch by batch, in process (the rows in the query's
+        order, so the result is the same on every run); the batches' results concatenated.
+        ``schema`` (column -> Spark SQL type) is what Spark needs; DuckDB keeps ``fn``'s types.
+        ``order_by`` fixes the batches (and so the result's row order) on every run."""
+        if order_by is not None:
+            sql = f"{sql} order by {warehouse.quote_ident(order_by)}"
+        result = self.conn.execute(sql, params or [])
+        parts = []
+        while True:
+            batch = result.fetch_df_chunk(BATCH_VECTORS)
+            if batch.empty and parts:
+                break
+            parts.append(fn(batch))
+            if batch.empty:
+                break
+        return pd.concat(parts, ignore_index=True)[list(schema)]
+
+    def sum_batches(
+        self,
+        sql: str,
+        fn: Callable[[pd.DataFrame], pd.DataFrame],
+        schema: Mapping[str, str],
+        by: Sequence[str],
+        params: Sequence | None = None,
+        order_by: str | None = None,
+    ) -> pd.DataFrame:
+        """``fn`` gives each batch's partial sums per key ``by``; their totals per key, sorted
+        (a small frame: one row per key)."""
+        parts = self.map_batches(sql, fn, schema, params, order_by)
+        return parts.groupby(list(by), sort=True).sum().reset_index()[list(schema)]
 
     def read_table(
         self,

@@ -20,8 +20,9 @@ import importlib.util
 import os
 import re
 import shutil
+import sys
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -56,6 +57,10 @@ def spark_session(master: str, spark_dir: Path):
     """The process's Spark session (created once, reused by every step of the run)."""
     check_spark_available()
     from pyspark.sql import SparkSession
+
+    # mapInPandas runs Python workers: this interpreter (pandas, pyarrow, the models), not
+    # whatever 'python3' is on PATH
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
     return (
         SparkSession.builder.master(master)
@@ -170,11 +175,79 @@ class SparkTables:
                 out[field.name] = pd.to_datetime(out[field.name]).astype("datetime64[us]")
         return out
 
-    def query(self, sql: str, params: Sequence | None = None) -> pd.DataFrame:
-        """A portable query over ``schema.table`` names (registered from their folders first)."""
+    def sql(self, sql: str, params: Sequence | None = None):
+        """A portable query over ``schema.table`` names (registered from their folders first),
+        as a Spark DataFrame (lazy)."""
         for schema, table in sorted({(s.lower(), t) for s, t in _TABLE_NAME.findall(sql)}):
             self._register(schema, table)
-        return self.to_pandas(self.spark.sql(sql, args=list(params) if params else None))
+        return self.spark.sql(sql, args=list(params) if params else None)
+
+    def query(self, sql: str, params: Sequence | None = None) -> pd.DataFrame:
+        """A portable query's (small) result in the driver."""
+        return self.to_pandas(self.sql(sql, params))
+
+    def map_batches(
+        self,
+        sql: str,
+        fn: Callable[[pd.DataFrame], pd.DataFrame],
+        schema: Mapping[str, str],
+        params: Sequence | None = None,
+        order_by: str | None = None,
+    ):
+        """``fn`` over the query's rows inside Spark (``mapInPandas``): each Arrow batch is
+        typed as ``to_pandas`` types a frame (decimals as floats, dates as timestamps), ``fn``
+        is broadcast once, and the result (``schema``: column -> Spark SQL type) stays a lazy
+        Spark DataFrame, never collected to the driver; ``replace_tables`` writes it. Rows come
+        in no particular order (``order_by`` is DuckDB's: a sort here would cost a shuffle)."""
+        from pyspark import cloudpickle
+        from pyspark.sql import functions as F
+        from pyspark.sql import types as T
+
+        frame = self.sql(sql, params)
+        columns, dates = [], []
+        for field in frame.schema.fields:
+            column = F.col(f"`{field.name}`")
+            if isinstance(field.dataType, T.DecimalType):
+                column = column.cast("double")
+            elif isinstance(field.dataType, T.DateType):
+                dates.append(field.name)
+            columns.append(column.alias(field.name))
+        out_dates = [name for name, kind in schema.items() if kind == "date"]
+        names = list(schema)
+        # cloudpickled: the fitted lifetimes models hold lambdas, which plain pickle refuses
+        shipped = self.spark.sparkContext.broadcast(cloudpickle.dumps(fn))
+
+        def run(batches):
+            apply = cloudpickle.loads(shipped.value)
+            for batch in batches:
+                for name in dates:
+                    batch[name] = pd.to_datetime(batch[name]).astype("datetime64[us]")
+                out = apply(batch)[names]
+                for name in out_dates:
+                    out[name] = pd.to_datetime(out[name]).dt.date
+                yield out
+
+        ddl = ", ".join(f"`{name}` {kind}" for name, kind in schema.items())
+        return frame.select(*columns).mapInPandas(run, schema=ddl)
+
+    def sum_batches(
+        self,
+        sql: str,
+        fn: Callable[[pd.DataFrame], pd.DataFrame],
+        schema: Mapping[str, str],
+        by: Sequence[str],
+        params: Sequence | None = None,
+        order_by: str | None = None,
+    ) -> pd.DataFrame:
+        """``fn`` gives each batch's partial sums per key ``by``; Spark adds them up per key
+        and only the totals (one row per key) come to the driver, sorted by the key."""
+        from pyspark.sql import functions as F
+
+        parts = self.map_batches(sql, fn, schema, params, order_by)
+        totals = parts.groupBy(*by).agg(
+            *[F.sum(f"`{name}`").alias(name) for name in schema if name not in by]
+        )
+        return self.to_pandas(totals.orderBy(*by))[list(schema)]
 
     def _register(self, schema: str, table: str) -> None:
         self.spark.sql(f"create database if not exists {schema}")
@@ -216,19 +289,53 @@ class SparkTables:
             _swap_in(staged, target)
         return counts
 
+    def copy_raw_from(self, conn, tables: Sequence[str]) -> dict[str, int]:
+        """Write ``raw.<table>`` of a DuckDB connection (the file import's staging file) as
+        each table's Parquet folder, swapped in once complete, and drop the simulator's truth
+        tables (imported data has no truth, as the import drops ``truth`` on DuckDB). DuckDB
+        streams the rows to the file: they never pass through pandas."""
+        from pipeline import warehouse
+
+        counts = {}
+        for name in tables:
+            target = self.location("raw", name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged = target.with_name(f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+            staged.mkdir()
+            conn.execute(
+                f"copy (select * from {warehouse.qualified('raw', name)}) to "
+                f"{warehouse.quote_literal(str(staged / 'part-00000.parquet'))} (format parquet)"
+            )
+            counts[name] = pq.ParquetFile(staged / "part-00000.parquet").metadata.num_rows
+            _swap_in(staged, target)
+        shutil.rmtree(self.spark_dir / "tables" / "truth", ignore_errors=True)
+        return counts
+
     def _as_of_file(self, schema: str, table: str, as_of) -> Path:
         day = as_of.date() if isinstance(as_of, dt.datetime) else as_of
         return (
             self.location(schema, table) / f"as-of-{pd.Timestamp(day).date().isoformat()}.parquet"
         )
 
-    def replace_as_of_rows(self, schema: str, table: str, frame: pd.DataFrame, as_of) -> int:
+    def replace_as_of_rows(self, schema: str, table: str, frame, as_of) -> int:
+        """This date's rows: a pandas frame (written with pyarrow) or a Spark DataFrame (e.g.
+        every customer's cluster, written by Spark as one file), swapped in once complete."""
         path = self._as_of_file(schema, table, as_of)
         path.parent.mkdir(parents=True, exist_ok=True)
         staged = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        pq.write_table(_arrow(frame), staged)
+        if isinstance(frame, pd.DataFrame):
+            pq.write_table(_arrow(frame), staged)
+            rows = len(frame)
+        else:
+            # one file per date: one writing task (on an executor), then its part file moved
+            folder = staged.with_name(staged.name + ".d")
+            frame.coalesce(1).write.mode("overwrite").parquet(str(folder))
+            (part,) = folder.glob("part-*.parquet")
+            os.replace(part, staged)
+            shutil.rmtree(folder, ignore_errors=True)
+            rows = pq.ParquetFile(staged).metadata.num_rows
         os.replace(staged, path)
-        return len(frame)
+        return rows
 
     def add_missing_columns(self, schema: str, table: str, frame: pd.DataFrame) -> None:
         """Nothing to do: each as-of date is its own file; readers merge the files' columns."""

@@ -36,15 +36,18 @@ def changes(report: ImportReport) -> list[str]:
 
 def run_command(apply: bool) -> int:
     """``python -m pipeline.cli reprocess [--apply]``: print what changes; commit with --apply."""
+    from pipeline import engine
     from pipeline import settings as settings_module
 
     current = settings_module.load()
     config = ImportConfig.from_settings(current)
-    if not current.warehouse.exists():
-        print(f"No warehouse at {current.warehouse}: nothing imported yet.")
+    # on Spark the import's load log and staged rows live in its staging file
+    database = engine.import_staging(current) if engine.is_spark(current) else current.warehouse
+    if not database.exists():
+        print(f"No warehouse at {database}: nothing imported yet.")
         return 1
     try:
-        with duckdb.connect(str(current.warehouse)) as conn:
+        with duckdb.connect(str(database)) as conn:
             report = reprocess(conn, config, apply)
     except FileImportError as error:
         print(f"Cannot reprocess: {error}")

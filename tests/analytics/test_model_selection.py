@@ -105,11 +105,13 @@ def test_mbgnbd_compressed_fit_equals_lifetimes_uncompressed(cdnow):
 
 
 def test_pareto_nbd_sample_is_seeded_and_capped():
-    frame = pd.DataFrame({"i": range(12_000)})
-    first = transactions.sample_customers(frame, pareto_nbd.PARETO_NBD)
-    assert len(first) == transactions.SAMPLE_LIMITS[pareto_nbd.PARETO_NBD]
-    assert first.equals(transactions.sample_customers(frame, pareto_nbd.PARETO_NBD))
-    assert transactions.sample_customers(frame, bgnbd.BGNBD) is frame
+    frame = pd.DataFrame({"i": range(6_000), "weights": 2})
+    first = transactions.sample_histories(frame, pareto_nbd.PARETO_NBD)
+    assert first["weights"].sum() == transactions.SAMPLE_LIMITS[pareto_nbd.PARETO_NBD]
+    assert (first["weights"] > 0).all() and (first["weights"] <= 2).all()
+    assert first["i"].isin(frame["i"]).all()
+    assert first.equals(transactions.sample_histories(frame, pareto_nbd.PARETO_NBD))
+    assert transactions.sample_histories(frame, bgnbd.BGNBD) is frame
 
 
 # --- the log-normal spend model -------------------------------------------------------------------

@@ -29,6 +29,7 @@ from tests.standard_refresh import run_refresh
 AS_OF = "2026-11-24"
 RTOL = 1e-9
 CUSTOMERS = os.environ.get("PIPELINE_SPARK_TEST_CUSTOMERS", "5000")
+CLUSTER_FIT_SAMPLE = str(int(CUSTOMERS) * 3 // 4)
 
 
 def _refresh(root, engine: str, monkeypatch) -> tuple[settings.Settings, object, float]:
@@ -36,6 +37,8 @@ def _refresh(root, engine: str, monkeypatch) -> tuple[settings.Settings, object,
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(data_dir))
     monkeypatch.setenv("PIPELINE_CUSTOMERS", CUSTOMERS)
     monkeypatch.setenv("PIPELINE_ENGINE", engine)
+    # fewer than the customers: both engines fit the clusters on the engine's seeded sample
+    monkeypatch.setenv("PIPELINE_CLUSTER_FIT_SAMPLE", CLUSTER_FIT_SAMPLE)
     monkeypatch.setenv("DBT_TARGET_PATH", str(root / f"dbt_target_{engine}"))
     current = settings.load(as_of=dt.date.fromisoformat(AS_OF))
     started = time.perf_counter()

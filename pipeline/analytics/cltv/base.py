@@ -131,6 +131,20 @@ def orders_mask(summary: pd.DataFrame) -> np.ndarray:
     return summary["frequency"].notna().to_numpy()
 
 
+def history_problems(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The lifetimes summary rules, each with the mask of the rows breaking it."""
+    frequency = rows["frequency"].to_numpy(dtype=float)
+    recency = rows["recency"].to_numpy(dtype=float)
+    t = rows["t"].to_numpy(dtype=float)
+    return {
+        "'frequency' must be a whole number >= 0": (frequency < 0)
+        | (frequency != np.round(frequency)),
+        "'recency' must be >= 0": recency < 0,
+        "'recency' must be <= 't'": recency > t,
+        "'recency' must be 0 when 'frequency' is 0": (frequency == 0) & (recency != 0),
+    }
+
+
 def customers_with_orders(summary: pd.DataFrame) -> pd.DataFrame:
     """The rows of customers with orders, with frequency / recency / t checked.
 
@@ -151,17 +165,7 @@ def customers_with_orders(summary: pd.DataFrame) -> pd.DataFrame:
                 f"customer summary: {int(buyers[column].isna().sum())} customers with orders "
                 f"have a null {column!r}"
             )
-    frequency = buyers["frequency"].to_numpy(dtype=float)
-    recency = buyers["recency"].to_numpy(dtype=float)
-    t = buyers["t"].to_numpy(dtype=float)
-    problems = {
-        "'frequency' must be a whole number >= 0": (frequency < 0)
-        | (frequency != np.round(frequency)),
-        "'recency' must be >= 0": recency < 0,
-        "'recency' must be <= 't'": recency > t,
-        "'recency' must be 0 when 'frequency' is 0": (frequency == 0) & (recency != 0),
-    }
-    for message, bad in problems.items():
+    for message, bad in history_problems(buyers).items():
         if bad.any():
             example = buyers.iloc[int(np.argmax(bad))]
             who = example["customer_code"] if "customer_code" in buyers.columns else example.name
@@ -227,6 +231,17 @@ def pearson(a: pd.Series, b: pd.Series) -> float:
     if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
+
+
+def weighted_pearson(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
+    """``pearson`` of rows repeated ``weights`` times (compressed rows); NaN when either side
+    is constant or there are fewer than 2 customers."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    weights = np.asarray(weights, dtype=np.int64)
+    if weights.sum() < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
+    cov = np.cov(x, y, fweights=weights)
+    return float(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]))
 
 
 def invalid_params(params: Mapping[str, float], log_likelihood: float) -> str | None:

@@ -35,8 +35,8 @@ from pipeline.analytics.cltv.base import (
     fit_quietly,
     invalid_params,
     ladder,
-    pearson,
     spend_column,
+    weighted_pearson,
 )
 
 GAMMA_GAMMA = "gamma_gamma"
@@ -95,8 +95,6 @@ def fit_gamma_gamma(
         finite log-likelihood, and ``p + q > 1`` so that every repeat customer's expected spend
         is proper; with ``undefined_mean="raise"`` also ``q > 1``).
     """
-    if undefined_mean not in ("fallback", "raise"):
-        raise ValueError(f"undefined_mean must be 'fallback' or 'raise', got {undefined_mean!r}")
     column = spend_column(spend)
     buyers = customers_with_orders(summary)
     if column not in buyers.columns:
@@ -104,17 +102,43 @@ def fit_gamma_gamma(
     repeat = buyers[buyers["frequency"] > 0]
     if repeat[column].isna().any():
         raise ValueError(f"customer summary: repeat customers with a null {column!r}")
-    fitted = repeat[repeat[column] > 0]
-    if len(fitted) < 2:
+    rows = compress(repeat[["frequency", column]].astype(float), ["frequency", column])
+    return fit_gamma_gamma_rows(
+        rows.rename(columns={column: "spend"}), spend, penalizers, undefined_mean
+    )
+
+
+def fit_gamma_gamma_rows(
+    rows: pd.DataFrame,
+    spend: str = "margin",
+    penalizers: Sequence[float] = DEFAULT_PENALIZERS,
+    undefined_mean: Literal["fallback", "raise"] = "fallback",
+) -> FitResult:
+    """``fit_gamma_gamma`` on compressed rows: the repeat customers' unique (``frequency``,
+    ``spend``) pairs with ``weights`` (how many customers share each), as the engine's GROUP BY
+    gives them (``cltv.tables``) or ``fit_gamma_gamma`` computes them in memory. Spend is a
+    customer's mean per repeat purchase day, so pairs rarely repeat: the rows are about one per
+    repeat customer, two numbers each, but exact (no sample). Rows with a null spend are refused;
+    rows with a non-positive spend are left out of the fit."""
+    if undefined_mean not in ("fallback", "raise"):
+        raise ValueError(f"undefined_mean must be 'fallback' or 'raise', got {undefined_mean!r}")
+    column = spend_column(spend)
+    nulls = rows["spend"].isna().to_numpy()
+    if nulls.any():
         raise ValueError(
-            f"cannot fit Gamma-Gamma on {column!r}: only {len(fitted)} repeat customers with "
-            "positive spend"
+            f"customer summary: {int(rows.loc[nulls, 'weights'].sum())} repeat customers with "
+            f"a null {column!r}"
         )
-    correlation = pearson(fitted["frequency"], fitted[column])
-    rows = compress(fitted, ["frequency", column])
+    rows = rows[(rows["frequency"] > 0) & (rows["spend"] > 0)]
     frequency = rows["frequency"].to_numpy(dtype=float)
-    value = rows[column].to_numpy(dtype=float)
+    value = rows["spend"].to_numpy(dtype=float)
     weights = rows["weights"].to_numpy(dtype=float)
+    if weights.sum() < 2:
+        raise ValueError(
+            f"cannot fit Gamma-Gamma on {column!r}: only {int(weights.sum())} repeat customers "
+            "with positive spend"
+        )
+    correlation = weighted_pearson(frequency, value, weights)
 
     def attempt(penalizer: float):
         model, error = fit_quietly(

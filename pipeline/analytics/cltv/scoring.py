@@ -72,6 +72,7 @@ def purchase_predictions(
     histories: pd.DataFrame,
     horizons_days: Sequence[float] = HORIZONS_DAYS,
     annual_discount_rate: float = 0.10,
+    check: bool = True,
 ) -> pd.DataFrame:
     """P(alive), expected purchases per horizon and discounted purchases over 12 months.
 
@@ -108,7 +109,7 @@ def purchase_predictions(
         out[f"expected_purchases_{horizon:g}d"] = cumulative[float(horizon)]
     out["discounted_purchases_12m"] = discounted
     bad = ~np.isfinite(out.to_numpy(dtype=float)).all(axis=1)
-    if bad.any():
+    if check and bad.any():
         example = histories.loc[bad].iloc[0].to_dict()
         raise FloatingPointError(
             f"{transaction.name} predictions are not finite for {int(bad.sum())} histories, e.g. {example}"
@@ -152,7 +153,7 @@ def score_customers(
     spend_model: FitResult,
     annual_discount_rate: float = 0.10,
 ) -> pd.DataFrame:
-    """Per-customer predictions, vectorized over unique histories.
+    """Per-customer predictions of a whole summary: ``score_batch`` and ``value_tiers``.
 
     Parameters
     ----------
@@ -171,29 +172,111 @@ def score_customers(
     ``p_alive``, ``expected_purchases_90d``, ``expected_purchases_365d`` (purchase days),
     ``expected_order_value`` (spend per purchase day), ``clv_12m`` (discounted spend over
     12 x 30 days) and ``value_tier``. Customers without orders: nulls and tier ``"none"``.
+
+    Raises
+    ------
+    FloatingPointError
+        When a customer with orders gets a non-finite score.
     """
-    if spend_model.spend_column is None:
-        raise ValueError(f"{spend_model.name} is not a spend model")
     _check_customer_codes(summary)
-    buyers = customers_with_orders(summary)
-    order_value = spend_per_day(spend_model, buyers)
-    histories, row = _unique_histories(buyers)
-    predicted = purchase_predictions(transaction, histories, HORIZONS_DAYS, annual_discount_rate)
-    per_buyer = {
-        "p_alive": predicted["p_alive"].to_numpy()[row],
-        "expected_purchases_90d": predicted["expected_purchases_90d"].to_numpy()[row],
-        "expected_purchases_365d": predicted["expected_purchases_365d"].to_numpy()[row],
-        "expected_order_value": order_value,
-        "clv_12m": order_value * predicted["discounted_purchases_12m"].to_numpy()[row],
-    }
-    has_orders = orders_mask(summary)
-    scores = pd.DataFrame({"customer_code": summary["customer_code"].to_numpy()})
-    for name, values in per_buyer.items():
-        column_values = np.full(len(summary), np.nan)
-        column_values[has_orders] = values
-        scores[name] = column_values
+    scores = score_batch(summary, transaction, spend_model, annual_discount_rate)
+    failed = failed_scores(scores)
+    if failed:
+        raise FloatingPointError(
+            f"{transaction.name} x {spend_model.name} scores are not finite for {failed} customers"
+        )
     scores["value_tier"] = value_tiers(scores["clv_12m"])
     return scores
+
+
+# column -> Spark SQL type of ``score_batch``'s frame (the engines' ``map_batches`` schema)
+SCORE_SCHEMA = {
+    "customer_code": "string",
+    **{name: "double" for name in SCORE_COLUMNS[1:-1]},
+    "value_tier": "string",
+}
+
+
+def score_batch(
+    batch: pd.DataFrame,
+    transaction: FitResult,
+    spend_model: FitResult,
+    annual_discount_rate: float = 0.10,
+) -> pd.DataFrame:
+    """The scores of one batch of customers (any rows of ``customer_summary``), vectorized over
+    the batch's unique histories: every column of ``score_customers`` but the value tier, which
+    ranks everyone (``tier_cuts`` and ``assign_tiers``): ``"none"`` for customers without orders,
+    null for the others. A customer with orders whose scores are not finite gets null scores
+    (``failed_scores`` counts them), so a failing model never fails the batch: the engine runs
+    this inside Spark (``map_batches``) and in process on DuckDB, the same function."""
+    if spend_model.spend_column is None:
+        raise ValueError(f"{spend_model.name} is not a spend model")
+    buyers = customers_with_orders(batch)
+    has_orders = orders_mask(batch)
+    scores = pd.DataFrame({"customer_code": batch["customer_code"].to_numpy()})
+    per_buyer = {}
+    if len(buyers):
+        order_value = spend_per_day(spend_model, buyers)
+        histories, row = _unique_histories(buyers)
+        with np.errstate(all="ignore"):
+            predicted = purchase_predictions(
+                transaction, histories, HORIZONS_DAYS, annual_discount_rate, check=False
+            )
+        per_buyer = {
+            "p_alive": predicted["p_alive"].to_numpy()[row],
+            "expected_purchases_90d": predicted["expected_purchases_90d"].to_numpy()[row],
+            "expected_purchases_365d": predicted["expected_purchases_365d"].to_numpy()[row],
+            "expected_order_value": order_value,
+            "clv_12m": order_value * predicted["discounted_purchases_12m"].to_numpy()[row],
+        }
+    values = np.full((len(batch), len(SCORE_COLUMNS) - 2), np.nan)
+    for i, name in enumerate(SCORE_COLUMNS[1:-1]):
+        if per_buyer:
+            values[has_orders, i] = per_buyer[name]
+    values[~np.isfinite(values).all(axis=1)] = np.nan  # one bad score voids the customer's row
+    for i, name in enumerate(SCORE_COLUMNS[1:-1]):
+        scores[name] = values[:, i]
+    scores["value_tier"] = pd.Series(
+        np.where(has_orders, None, NO_ORDERS_TIER), dtype="object"
+    ).to_numpy()
+    return scores
+
+
+def failed_scores(scores: pd.DataFrame) -> int:
+    """Customers with orders (tier not ``"none"``) whose scores ``score_batch`` left null."""
+    with_orders = scores["value_tier"].ne(NO_ORDERS_TIER).to_numpy()
+    return int((with_orders & scores["clv_12m"].isna().to_numpy()).sum())
+
+
+def tier_cuts(customers: int) -> dict[str, int]:
+    """For each tier of ``TIER_CUTS``, the rank m (1 = the highest CLV) whose CLV is the
+    tier's lower bound among ``customers`` customers with a CLV: a customer is in the tier when
+    fewer than m customers have a strictly higher CLV, as ``value_tiers`` decides (the same
+    float test, ``higher / customers < cut``), i.e. when its CLV is at least the m-th highest.
+    0 = nobody is in the tier."""
+    cuts = {}
+    for tier, cut in TIER_CUTS:
+        m = max(int(np.floor(cut * customers)) - 1, 0)
+        while m < customers and m / customers < cut:
+            m += 1
+        cuts[tier] = m
+    return cuts
+
+
+def assign_tiers(batch: pd.DataFrame, bounds: dict[str, float]) -> pd.DataFrame:
+    """``batch`` (``score_batch`` rows) with ``value_tier`` set from the tiers' lower bounds
+    of CLV (``bounds``: tier -> the CLV of the rank ``tier_cuts`` gives; +inf for an empty
+    tier), checked in ``TIER_CUTS`` order; ``"none"`` and rows without a CLV stay as they are."""
+    out = batch.copy()
+    clv = out["clv_12m"].to_numpy(dtype=float)
+    known = ~np.isnan(clv)
+    labels = np.full(len(out), LOW_TIER, dtype=object)
+    for tier, _ in reversed(TIER_CUTS):
+        labels[clv >= bounds[tier]] = tier
+    tiers = out["value_tier"].to_numpy(dtype=object).copy()
+    tiers[known] = labels[known]
+    out["value_tier"] = tiers
+    return out
 
 
 def unavailable_scores(summary: pd.DataFrame) -> pd.DataFrame:

@@ -7,8 +7,12 @@ Pareto/NBD (``pareto_nbd``), behind one interface, and their fit on a customer s
   walks the penalizer ladder (``base``).
 - **Log-likelihoods in the original time unit** (totals, without penalty), comparable between
   models on the same data.
+- **Compact inputs** (``fit_histories``): a fit reads only the compressed rows, which the
+  engine aggregates (a GROUP BY, ``cltv.tables``) or ``histories`` computes from a summary in
+  memory; the customers themselves never reach the fit.
 - **A bounded cost**: a model is fit on at most ``SAMPLE_LIMITS`` customers (a seeded random
-  sample; Pareto/NBD's likelihood is slow, see ``pareto_nbd``) and still predicts for everyone.
+  draw from the compressed rows; Pareto/NBD's likelihood is slow, see ``pareto_nbd``) and still
+  predicts for everyone.
 - **Vectorized predictions** (``predictions``): P(alive) and expected purchases at several
   horizons in one pass.
 """
@@ -28,6 +32,7 @@ from pipeline.analytics.cltv.base import (
     compress,
     customers_with_orders,
     fit_quietly,
+    history_problems,
     invalid_params,
     ladder,
 )
@@ -46,14 +51,51 @@ SAMPLE_LIMITS: dict[str, int | None] = {BGNBD: None, MBGNBD: None, PARETO_NBD: 5
 SAMPLE_SEED = 20261203
 
 
-def sample_customers(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The rows ``name`` is fit on: all of them, or a seeded random sample of
-    ``SAMPLE_LIMITS[name]`` rows (the same rows for the same input)."""
+def sample_histories(rows: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The compressed rows ``name`` is fit on: all of them, or a seeded random sample of
+    ``SAMPLE_LIMITS[name]`` customers drawn from them without replacement (each row's weight
+    becomes how many of its customers were drawn; the same draw for the same rows)."""
     limit = SAMPLE_LIMITS[check_name(name)]
-    if limit is None or len(frame) <= limit:
-        return frame
-    rng = np.random.default_rng(SAMPLE_SEED)
-    return frame.iloc[np.sort(rng.choice(len(frame), size=limit, replace=False))]
+    weights = rows["weights"].to_numpy(dtype=np.int64)
+    if limit is None or int(weights.sum()) <= limit:
+        return rows
+    drawn = np.random.default_rng(SAMPLE_SEED).multivariate_hypergeometric(weights, limit)
+    return rows.assign(weights=drawn)[drawn > 0].reset_index(drop=True)
+
+
+def check_histories(rows: pd.DataFrame) -> pd.DataFrame:
+    """Compressed (frequency, recency, t, weights) rows of the customers with orders, checked
+    as ``customers_with_orders`` checks a summary (the same rules, on every distinct history).
+
+    Raises
+    ------
+    ValueError
+        Naming the column when a value cannot be a lifetimes summary.
+    """
+    missing = [c for c in (*SUMMARY_COLUMNS, "weights") if c not in rows.columns]
+    if missing:
+        raise ValueError(f"compressed histories lack columns {missing}")
+    for column in SUMMARY_COLUMNS:
+        nulls = rows[column].isna().to_numpy()
+        if nulls.any():
+            raise ValueError(
+                f"customer summary: {int(rows.loc[nulls, 'weights'].sum())} customers with "
+                f"orders have a null {column!r}"
+            )
+    for message, bad in history_problems(rows).items():
+        if bad.any():
+            example = rows.loc[bad, list(SUMMARY_COLUMNS)].iloc[0].to_dict()
+            customers = int(rows.loc[bad, "weights"].sum())
+            raise ValueError(f"customer summary: {message} ({customers} rows, e.g. {example})")
+    return rows
+
+
+def histories(summary: pd.DataFrame) -> pd.DataFrame:
+    """A summary's customers with orders as compressed, checked (frequency, recency, t,
+    weights) rows: what the engine's GROUP BY gives (``cltv.tables``), in memory."""
+    buyers = customers_with_orders(summary)
+    rows = compress(buyers[list(SUMMARY_COLUMNS)].astype(float), SUMMARY_COLUMNS)
+    return rows.astype({"weights": "int64"})
 
 
 def check_name(name: str) -> str:
@@ -129,13 +171,25 @@ def fit_transaction_model(
     name: str = BGNBD,
     penalizers: Sequence[float] = DEFAULT_PENALIZERS,
 ) -> FitResult:
-    """Fit a purchase-count model on the customers with orders, compressed to unique histories.
+    """Fit a purchase-count model on the customers with orders of a summary (one row per
+    customer with ``frequency``, ``recency``, ``t`` in days, and ``has_orders`` when customers
+    without orders are included): ``fit_histories`` on its compressed rows."""
+    return fit_histories(histories(summary), name, penalizers)
+
+
+def fit_histories(
+    rows: pd.DataFrame,
+    name: str = BGNBD,
+    penalizers: Sequence[float] = DEFAULT_PENALIZERS,
+) -> FitResult:
+    """Fit a purchase-count model on compressed histories.
 
     Parameters
     ----------
-    summary : pd.DataFrame
-        One row per customer with ``frequency``, ``recency``, ``t`` in days (and ``has_orders``
-        when customers without orders are included).
+    rows : pd.DataFrame
+        Unique (``frequency``, ``recency``, ``t``) rows of the customers with orders and
+        ``weights``, how many customers share each: ``histories(summary)``, or the engine's
+        GROUP BY over the customer table (``cltv.tables``), so the fit never sees customers.
     name : {"bgnbd", "mbgnbd", "pareto_nbd"}
         The model.
     penalizers : sequence of float
@@ -151,12 +205,11 @@ def fit_transaction_model(
         When no penalizer gives a valid fit.
     """
     check_name(name)
-    buyers = sample_customers(customers_with_orders(summary), name)
-    if buyers.empty:
+    rows = sample_histories(check_histories(rows), name)
+    if rows.empty:
         raise ValueError(f"cannot fit {name}: no customers with orders")
-    if float(buyers["t"].max()) <= 0:
+    if float(rows["t"].max()) <= 0:
         raise ValueError(f"cannot fit {name}: every customer's first purchase is on the as-of date")
-    rows = compress(buyers, SUMMARY_COLUMNS)
     frequency = rows["frequency"].to_numpy(dtype=float)
     recency = rows["recency"].to_numpy(dtype=float)
     t = rows["t"].to_numpy(dtype=float)

@@ -13,24 +13,13 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline import engine
 from pipeline.analytics import backtest, model_selection
-from pipeline.analytics.cltv import scoring, storage
+from pipeline.analytics.cltv import storage
+from pipeline.analytics.cltv import tables as cltv_tables
 from pipeline.defs import checks
 from pipeline.defs.assets.dbt import star_schema
 from pipeline.defs.assets.metadata import markdown_table
 from pipeline.defs.assets.raw import TRUTH_CUSTOMERS
 from pipeline.defs.resources import PipelineSettings
-
-SUMMARY_COLUMNS = (
-    "customer_code",
-    "has_orders",
-    "frequency",
-    "recency",
-    "t",
-    "monetary_value_net_sales",
-    "monetary_value_gross_margin",
-    *model_selection.CALIBRATION_LOG_COLUMNS.values(),  # the log-normal spend model's inputs
-)
-
 
 CLTV_KEY = checks.CLTV_KEY
 PARAMETERS_KEY = dg.AssetKey(["analytics", "cltv_model_parameters"])
@@ -167,21 +156,26 @@ def customer_cltv(
     current = settings.current
     as_of = pd.Timestamp(current.as_of)
     with engine.open_tables(current, duckdb) as tables:
-        summary = tables.read_table("intermediate", "customer_summary", list(SUMMARY_COLUMNS))
         selection = tables.read_as_of_rows("analytics", "cltv_model_selection", current.as_of)
         transaction_ranking, spend_ranking = rankings(selection)
-        chosen = model_selection.fit_chosen(
-            summary, transaction_ranking, spend_ranking, spend=current.models.cltv_spend
+        # the fits read compact rows the engine aggregates; the scores are computed inside it
+        compact = cltv_tables.CompactFits(tables, spend=current.models.cltv_spend)
+        chosen = model_selection.fit_chosen_with(
+            compact.transaction, compact.spend_model, transaction_ranking, spend_ranking
         )
-        scores, failure = None, chosen.reason
+        available, failure = False, chosen.reason
         if chosen.available:
             try:
-                scores = scoring.score_customers(
-                    summary, chosen.transaction, chosen.spend, current.models.cltv_discount_rate
+                cltv_tables.write_scores(
+                    tables,
+                    chosen.transaction,
+                    chosen.spend,
+                    current.models.cltv_discount_rate,
+                    current.as_of,
                 )
+                available = True
             except FloatingPointError as error:  # non-finite predictions: unavailable, not a crash
                 failure = f"{chosen.transaction.name} x {chosen.spend.name} scoring failed: {error}"
-        available = scores is not None
         if available:
             fits = [chosen.transaction, chosen.spend]
             reason = (
@@ -194,10 +188,9 @@ def customer_cltv(
                 reason = f"{reason}; {chosen.reason}"
         else:
             fits = [f for f in (chosen.transaction, chosen.spend) if f is not None]
-            scores = scoring.unavailable_scores(summary)
+            cltv_tables.write_unavailable(tables, current.as_of)
             reason = failure
             context.log.warning(f"CLTV unavailable: {reason}")
-        scores.insert(1, "as_of_date", as_of)
         status = pd.DataFrame(
             [
                 {
@@ -211,20 +204,19 @@ def customer_cltv(
             columns=list(STATUS_COLUMNS),
         ).astype({"transaction_model": "string", "spend_model": "string"})
         parameters = storage.model_parameters(fits, as_of_date=as_of)
-        tables.replace_tables("analytics", {"customer_cltv": scores})
         tables.replace_as_of_rows("analytics", "cltv_model_parameters", parameters, current.as_of)
         tables.replace_as_of_rows("analytics", "cltv_model_status", status, current.as_of)
+        written = cltv_tables.score_summary(tables)
     saved = storage.save_models(fits, current.paths.models_for(current.as_of))
 
-    tiers = scores["value_tier"].fillna("null").value_counts().rename_axis("value_tier")
     metadata = {
-        "dagster/row_count": len(scores),
+        "dagster/row_count": written["rows"],
         "as_of": current.as_of.isoformat(),
         "spend": current.models.cltv_spend,
         "status": status["status"].iloc[0],
         "reason": reason,
-        "tiers": dg.MetadataValue.md(markdown_table(tiers.reset_index(name="customers"))),
-        "total_clv_12m": float(scores["clv_12m"].sum()),
+        "tiers": dg.MetadataValue.md(markdown_table(written["tiers"])),
+        "total_clv_12m": written["total_clv_12m"],
         "models": dg.MetadataValue.path(str(current.paths.models_for(current.as_of))),
     }
     for fit in fits:

@@ -64,8 +64,9 @@ def customer_clusters(
     """k-means on scaled behaviour and basket features (the shrunk order-line mix per category,
     log units per line, log lines per order, margin rate, log average order value, log frequency,
     tenure). K is chosen by silhouette on a seeded sample over PIPELINE_CLUSTER_K_MIN..MAX (the
-    inertia elbow is a cross-check) unless PIPELINE_CLUSTER_K fixes it; fit on a seeded sample of
-    up to 200,000 customers, then everyone is assigned. Cluster ids are matched to the previous
+    inertia elbow is a cross-check) unless PIPELINE_CLUSTER_K fixes it; fit and profiled on a
+    seeded sample of up to PIPELINE_CLUSTER_FIT_SAMPLE customers (200,000), then everyone is
+    assigned batch by batch inside the engine (pipeline/analytics/cluster_refresh.py). Cluster ids are matched to the previous
     refresh's centroids so they keep their meaning. Too few customers give no clusters and a
     not_clustered status with the reason, not a failed refresh. Writes
     analytics.customer_clusters and per-as-of history tables (cluster_profiles, cluster_k_curve,
@@ -74,6 +75,7 @@ def customer_clusters(
     config = clusters.ClusterConfig(
         k_range=(current.models.cluster_k_min, current.models.cluster_k_max),
         k=current.models.cluster_k,
+        fit_sample_size=current.models.cluster_fit_sample,
     )
     with engine.open_tables(current, duckdb) as tables:
         result = cluster_refresh.refresh_clusters(tables, config, current.as_of)
@@ -89,7 +91,7 @@ def customer_clusters(
     yield dg.MaterializeResult(
         asset_key=CLUSTERS_KEY,
         metadata={
-            "dagster/row_count": len(result.assignments),
+            "dagster/row_count": result.assigned,
             "as_of": current.as_of.isoformat(),
             "status": fit.status,
             "reason": fit.reason or "",
@@ -114,8 +116,8 @@ def customer_clusters(
             ),
         },
     )
-    for table, frame in result.history.items():
+    for table, rows in result.history_rows.items():
         yield dg.MaterializeResult(
             asset_key=["analytics", table],
-            metadata={"dagster/row_count": len(frame), "as_of": current.as_of.isoformat()},
+            metadata={"dagster/row_count": rows, "as_of": current.as_of.isoformat()},
         )

@@ -8,7 +8,6 @@ from dagster_duckdb import DuckDBResource
 from pipeline import engine, warehouse
 from pipeline.defs import checks
 from pipeline.defs.resources import PipelineSettings
-from pipeline.retry import retry_on_duckdb_lock
 from pipeline.synthetic import SimulationConfig, simulate
 
 RAW_TABLES = {
@@ -96,12 +95,16 @@ def imported_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
     from pipeline.ingest import ImportConfig, importer
 
     current = settings.current
-    engine.require_duckdb(current, "The file import (PIPELINE_SOURCE=files)")
     config = ImportConfig.from_settings(current)
     current.data_dir.mkdir(parents=True, exist_ok=True)
-    with retry_on_duckdb_lock(), duckdb.get_connection() as conn:
+    with engine.import_connection(current, duckdb) as conn:
         outcome = importer.refresh(conn, config)
         report = outcome.report
+        if engine.is_spark(current):
+            # validated and staged by DuckDB on this machine; Spark reads raw.* as Parquet
+            from pipeline.engine.spark_tables import SparkTables
+
+            SparkTables.for_settings(current).copy_raw_from(conn, [*report.tables, *IMPORT_TABLES])
         common = {"as_of": current.as_of.isoformat(), "layout": config.layout}
         for table, n_rows in report.tables.items():
             yield dg.MaterializeResult(
