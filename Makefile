@@ -55,8 +55,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
-# dagster-dbt reads dbt's manifest at import time; build it here, never at import.
-prepare: setup
+# dagster-dbt reads dbt's manifest at import time; build it here, never at import. The parse
+# (13 s) runs again only when a dbt file, the project's definition or the install changed; the
+# same files decide whether pipeline/dbt_runner.py may use it.
+DBT_FILES := $(shell find dbt_project \( -name target -o -name logs -o -name dbt_packages \) -prune \
+	-o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.yaml' -o -name '*.csv' -o -name '*.md' \) -print)
+PREPARED := dbt_project/target/partial_parse.msgpack
+
+prepare: setup $(PREPARED)
+
+$(PREPARED): $(VENV)/.installed pipeline/project.py $(DBT_FILES)
 	$(BIN)/dagster-dbt project prepare-and-package --file pipeline/project.py
 
 lock: ## re-pin constraints.txt from the current .venv
