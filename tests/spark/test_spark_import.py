@@ -10,15 +10,18 @@ import datetime as dt
 
 import dagster as dg
 import duckdb
-import pyarrow.dataset as pads
+import pytest
 from dagster_duckdb import DuckDBResource
 
-from pipeline import settings
-from pipeline.defs.assets.raw import IMPORT_TABLES, RAW_TABLES, imported_raw_data
-from pipeline.defs.resources import PipelineSettings
-from pipeline.engine.spark_tables import SparkTables
-from tests.spark.test_spark_equivalence import pytestmark  # noqa: F401  (skips without Spark)
-from tests.test_own_data import import_settings, transactions
+# the spark extra's (SparkTables writes with it): `make test` collects this module without it
+pads = pytest.importorskip("pyarrow.dataset")
+
+from pipeline import settings  # noqa: E402
+from pipeline.defs.assets.raw import IMPORT_TABLES, RAW_TABLES, imported_raw_data  # noqa: E402
+from pipeline.defs.resources import PipelineSettings  # noqa: E402
+from pipeline.engine.spark_tables import SparkTables  # noqa: E402
+from tests.spark.test_spark_equivalence import pytestmark  # noqa: E402, F401  (skips without Spark)
+from tests.test_own_data import import_settings, transactions  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 24)
 
