@@ -12,6 +12,7 @@ import sys
 from functools import cached_property
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 from dagster_dbt import DbtCliResource
@@ -146,3 +147,38 @@ def test_dbt_builds_in_this_process_and_lets_go_of_the_warehouse(tmp_path, monke
     assert not failed.is_successful()
     cause = str(failed.error).split("Errors parsed from dbt logs:", 1)[1]  # what the CLI shows
     assert 'Table with name "raw.customers" does not exist' in cause
+
+
+@pytest.mark.slow
+def test_the_duckdb_memory_limit_holds_for_the_pipelines_connections_and_dbts(
+    tmp_path, monkeypatch
+):
+    """PIPELINE_DUCKDB_MEMORY_LIMIT: DuckDB's own default (80% of the machine) counts only
+    DuckDB, and a 10M-customer refresh, with its pandas frames in the same process, was killed
+    for lack of memory. Both the warehouse resource and dbt's connection use the setting."""
+    from pipeline import settings as settings_module
+
+    monkeypatch.setenv("PIPELINE_DUCKDB_MEMORY_LIMIT", "1GB")
+    current = settings_module.load()
+    current.data_dir.mkdir(parents=True)
+    resources = build_resources(current)
+    with resources["duckdb"].get_connection() as conn:
+        (limit,) = conn.execute("select current_setting('memory_limit')").fetchone()
+    assert limit == "953.6 MiB"  # 10**9 bytes
+
+    monkeypatch.delenv("PIPELINE_DUCKDB_MEMORY_LIMIT")  # the dbt resource sets it for dbt
+    dbt = resources["dbt"]
+    dbt.setup_for_execution(dg.build_init_resource_context())
+    finished = dbt_runner.run_in_process(
+        [
+            "show",
+            "--inline",
+            "select current_setting('memory_limit') as memory_limit",
+            *("--project-dir", str(dbt_project.project_dir)),
+            *("--profiles-dir", str(dbt_project.profiles_dir)),
+            *("--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "target")),
+        ]
+    )
+    assert finished.success, finished.errors
+    (shown,) = finished.result.results
+    assert [tuple(row) for row in shown.agate_table.rows] == [("953.6 MiB",)]
