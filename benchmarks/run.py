@@ -213,9 +213,20 @@ def print_lifetimes(result: dict) -> None:
     )
     if "run_vs_this_process" in a:
         r = a["run_vs_this_process"]
+        models = r.get("run_models", {})
+
+        def diff(key: str, kind: str) -> str:
+            value = r[key]
+            return (
+                f"{value:.1e}"
+                if value is not None
+                else f"not compared (the run chose {models[kind]})"
+            )
+
         print(
-            f"  the run's analytics.customer_cltv vs ours re-run here: p_alive {r['p_alive_max_rel_diff']:.1e}, "
-            f"clv_12m {r['clv_12m_max_rel_diff']:.1e} max rel diff"
+            f"  the run's analytics.customer_cltv ({models.get('transaction')} + {models.get('spend')}) "
+            f"vs BG/NBD + Gamma-Gamma re-run here, max rel diff: p_alive {diff('p_alive_max_rel_diff', 'transaction')}, "
+            f"clv_12m {diff('clv_12m_max_rel_diff', 'spend')}"
         )
 
 
