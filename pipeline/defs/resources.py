@@ -102,9 +102,10 @@ class DbtCli(DbtCliResource):
     """
 
     warehouse: str
-    # PIPELINE_ENGINE=spark: profiles.yml's spark target reads both from the environment
+    # PIPELINE_ENGINE=spark: profiles.yml's spark target reads them from the environment
     spark_dir: str = ""
     spark_master: str = ""
+    spark_driver_memory: str = ""
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         super().setup_for_execution(context)
@@ -112,6 +113,7 @@ class DbtCli(DbtCliResource):
         if self.spark_dir:
             os.environ["PIPELINE_SPARK_DIR"] = self.spark_dir
             os.environ["PIPELINE_SPARK_MASTER"] = self.spark_master
+            os.environ["PIPELINE_SPARK_DRIVER_MEMORY"] = self.spark_driver_memory
 
     @cached_property
     def _cli_version(self) -> version.Version:
@@ -226,6 +228,7 @@ def build_resources(current: settings_module.Settings | None = None) -> dict[str
             "target": "spark",
             "spark_dir": str(current.paths.spark),
             "spark_master": current.engine.spark_master,
+            "spark_driver_memory": current.engine.spark_driver_memory,
         }
         if current.engine.engine == "spark"
         else {}

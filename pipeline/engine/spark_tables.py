@@ -53,8 +53,10 @@ def check_spark_available() -> None:
         raise EngineError("PIPELINE_ENGINE=spark needs Java 17 ('java' is not on PATH)")
 
 
-def spark_session(master: str, spark_dir: Path):
-    """The process's Spark session (created once, reused by every step of the run)."""
+def spark_session(master: str, spark_dir: Path, driver_memory: str):
+    """The process's Spark session (created once, reused by every step of the run).
+    ``driver_memory`` becomes the JVM's heap only if this starts the JVM: a process that
+    already runs one keeps its heap (the CLI's refresh starts it here)."""
     check_spark_available()
     from pyspark.sql import SparkSession
 
@@ -72,6 +74,7 @@ def spark_session(master: str, spark_dir: Path):
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", driver_memory)
         .getOrCreate()
     )
 
@@ -106,19 +109,22 @@ def _swap_in(staged: Path, target: Path) -> None:
 class SparkTables:
     engine = "spark"
 
-    def __init__(self, spark_dir: Path, master: str):
+    def __init__(self, spark_dir: Path, master: str, driver_memory: str = "4g"):
         self.spark_dir = spark_dir
         self.master = master
+        self.driver_memory = driver_memory
 
     @classmethod
     def for_settings(cls, current) -> SparkTables:
         check_spark_available()
-        return cls(current.paths.spark, current.engine.spark_master)
+        return cls(
+            current.paths.spark, current.engine.spark_master, current.engine.spark_driver_memory
+        )
 
     @cached_property
     def spark(self):
         """Started on first use: steps that only write frames or count rows need no JVM."""
-        return spark_session(self.master, self.spark_dir)
+        return spark_session(self.master, self.spark_dir, self.driver_memory)
 
     # --- where tables are --------------------------------------------------------------------
 
