@@ -22,6 +22,7 @@ import re
 import shutil
 import sys
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -31,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+from pandas.errors import PandasDeprecationWarning
 
 from pipeline.engine.errors import EngineError
 
@@ -175,7 +177,18 @@ class SparkTables:
             if isinstance(field.dataType, T.DecimalType):
                 column = column.cast("double")
             columns.append(column.alias(field.name))
-        out = frame.select(*columns).toPandas()
+        with warnings.catch_warnings():
+            # pyspark's own Arrow-to-pandas converter (pyspark/sql/pandas/types.py, 4.3) calls
+            # Series.astype(..., copy=False) on every integer, boolean and timestamp column,
+            # which pandas 3 deprecates: one Pandas4Warning per such column per call, none of
+            # them about our frames
+            warnings.filterwarnings(
+                "ignore",
+                message="The copy keyword is deprecated",
+                category=PandasDeprecationWarning,
+                module=r"pyspark\.sql\.pandas\.types",
+            )
+            out = frame.select(*columns).toPandas()
         for field in frame.schema.fields:
             if isinstance(field.dataType, T.DateType):
                 out[field.name] = pd.to_datetime(out[field.name]).astype("datetime64[us]")
