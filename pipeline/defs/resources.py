@@ -27,7 +27,7 @@ from dagster_duckdb import DuckDBResource
 from packaging import version
 from pydantic import PrivateAttr
 
-from pipeline import dbt_runner
+from pipeline import dbt_runner, engine
 from pipeline import settings as settings_module
 from pipeline.paths import WAREHOUSE_ENV
 from pipeline.project import dbt_project
@@ -236,8 +236,9 @@ def build_resources(current: settings_module.Settings | None = None) -> dict[str
     return {
         # Run settings (scale, seed, as-of, paths) for the Python assets.
         "settings": PipelineSettings(),
-        # The warehouse every Python asset reads and writes.
-        "duckdb": DuckDBResource(database=warehouse),
+        # The warehouse every Python asset reads and writes. Spark mode has none (the assets
+        # open Spark's tables): there it is only the failure sensor's ops.run_failures file.
+        "duckdb": DuckDBResource(database=str(engine.failures_database(current))),
         # dbt for the star schema and the customer marts, pointed at the same file.
         "dbt": DbtCli(
             project_dir=dbt_project, dbt_executable=dbt_executable(), warehouse=warehouse, **spark
