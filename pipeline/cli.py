@@ -76,6 +76,20 @@ def check_writable(folder: Path, variable: str) -> None:
         ) from None
 
 
+def check_engine(current: settings_module.Settings) -> None:
+    """PIPELINE_ENGINE=spark needs the spark extra and Java: said before the run, not by its
+    first Spark step."""
+    if current.engine.engine != "spark":
+        return
+    from pipeline.engine import EngineError
+    from pipeline.engine.spark_tables import check_spark_available
+
+    try:
+        check_spark_available()
+    except EngineError as error:
+        raise UsageError(str(error)) from None
+
+
 def instance_for(current: settings_module.Settings):
     from pipeline import event_log
 
@@ -131,6 +145,7 @@ def refresh(as_of_flag: str | None) -> int:
     """Run the full refresh job in this process, recorded in the Dagster instance so the run
     shows in the UI afterwards."""
     current = load_settings(as_of_flag)
+    check_engine(current)
     import dagster as dg
 
     from pipeline.defs import sensors

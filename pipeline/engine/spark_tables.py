@@ -16,10 +16,12 @@ lock. Frames the models hand back are written with pyarrow when they are already
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.util
 import os
 import re
 import shutil
+import subprocess
 import sys
 import uuid
 import warnings
@@ -51,8 +53,32 @@ def check_spark_available() -> None:
             f"PIPELINE_ENGINE=spark needs the 'spark' extra ({', '.join(missing)} missing): "
             'pip install -c constraints.txt -e ".[spark]"'
         )
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise EngineError("PIPELINE_ENGINE=spark needs Java 17 ('java' is not on PATH)")
+    problem = _java_problem(os.environ.get("JAVA_HOME", ""))
+    if problem:
+        raise EngineError(
+            f"PIPELINE_ENGINE=spark needs Java 17 or later ({problem}): install one (e.g. "
+            "apt-get install openjdk-17-jre-headless) or point JAVA_HOME at it"
+        )
+
+
+@functools.cache
+def _java_problem(java_home: str) -> str | None:
+    """Why the Java Spark would start (JAVA_HOME's, else the one on PATH) cannot run it."""
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if java is None:
+        return "'java' is not on PATH and JAVA_HOME is not set"
+    try:
+        # e.g. 'openjdk version "17.0.15" 2025-04-15' or 'java version "1.8.0_392"'
+        shown = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=60
+        ).stderr
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"{java} does not run: {type(error).__name__}"
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', shown)
+    if found is None:
+        return None  # an unknown format: let Spark try
+    major = int(found.group(2) or 0) if found.group(1) == "1" else int(found.group(1))
+    return f"{java} is Java {major}" if major < 17 else None
 
 
 def spark_session(master: str, spark_dir: Path, driver_memory: str):
