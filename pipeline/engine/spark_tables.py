@@ -137,10 +137,12 @@ def _swap_in(staged: Path, target: Path) -> None:
 class SparkTables:
     engine = "spark"
 
-    def __init__(self, spark_dir: Path, master: str, driver_memory: str = "4g"):
+    def __init__(self, spark_dir: Path, master: str, driver_memory: str | None = None):
+        from pipeline.settings import SETTINGS
+
         self.spark_dir = spark_dir
         self.master = master
-        self.driver_memory = driver_memory
+        self.driver_memory = driver_memory or SETTINGS["spark_driver_memory"].default
 
     @classmethod
     def for_settings(cls, current) -> SparkTables:
