@@ -76,6 +76,20 @@ def check_writable(folder: Path, variable: str) -> None:
         ) from None
 
 
+def check_engine(current: settings_module.Settings) -> None:
+    """PIPELINE_ENGINE=spark needs the spark extra and Java: said before the run, not by its
+    first Spark step."""
+    if current.engine.engine != "spark":
+        return
+    from pipeline.engine import EngineError
+    from pipeline.engine.spark_tables import check_spark_available
+
+    try:
+        check_spark_available()
+    except EngineError as error:
+        raise UsageError(str(error)) from None
+
+
 def instance_for(current: settings_module.Settings):
     from pipeline import event_log
 
@@ -86,9 +100,9 @@ def instance_for(current: settings_module.Settings):
 # --- runs killed earlier ----------------------------------------------------------------------
 
 
-def fail_abandoned_runs(instance, warehouse: Path | None = None) -> list[str]:
+def fail_abandoned_runs(instance, database: Path) -> list[tuple[str, str]]:
     """Mark failed the refreshes this command started whose process is gone, and record them
-    in ops.run_failures.
+    in ops.run_failures of ``database``: each run's id and the line saying where it is recorded.
 
     A run executed in process has no run monitor: if its process is killed, the instance keeps
     it STARTED forever, the UI shows it running and the failure sensor never sees it. Reporting
@@ -109,9 +123,8 @@ def fail_abandoned_runs(instance, warehouse: Path | None = None) -> list[str]:
             during = f" during {', '.join(running)}" if running else ""
             message = f"The refresh process (pid {pid}) ended{during} before the run finished (killed or crashed)."
             instance.report_run_failed(run, message=message)
-            if warehouse is not None:
-                sensors.record_failure_safely(warehouse, instance, run, running, message)
-            abandoned.append(run.run_id)
+            recorded = sensors.record_failure_safely(database, instance, run, running, message)
+            abandoned.append((run.run_id, recorded))
     return abandoned
 
 
@@ -132,6 +145,7 @@ def refresh(as_of_flag: str | None) -> int:
     """Run the full refresh job in this process, recorded in the Dagster instance so the run
     shows in the UI afterwards."""
     current = load_settings(as_of_flag)
+    check_engine(current)
     import dagster as dg
 
     from pipeline.defs import sensors
@@ -139,10 +153,8 @@ def refresh(as_of_flag: str | None) -> int:
     from pipeline.defs.resources import refresh_run_config
 
     instance = instance_for(current)
-    for run_id in fail_abandoned_runs(instance, _failure_database(current)):
-        print(
-            f"Run {run_id[:8]} was interrupted earlier; marked failed and recorded in ops.run_failures."
-        )
+    for run_id, recorded in fail_abandoned_runs(instance, _failure_database(current)):
+        print(f"Run {run_id[:8]} was interrupted earlier; marked failed. {recorded}")
     run_id = str(uuid.uuid4())
     log_path = progress.new_log_path(current, run_id)
     as_of = current.as_of.isoformat()
@@ -192,11 +204,8 @@ def refresh(as_of_flag: str | None) -> int:
     if not result.success:
         steps, cause = progress.describe_failure(reporter.events or result.all_events)
         run = instance.get_run_by_id(run_id)
-        recorded = (
-            sensors.record_failure_safely(current.warehouse, instance, run, steps, cause)
-            if _failure_database(current)
-            else "Not recorded in ops.run_failures: it is a table of the DuckDB warehouse, "
-            "which PIPELINE_ENGINE=spark does not have."
+        recorded = sensors.record_failure_safely(
+            _failure_database(current), instance, run, steps, cause
         )
         not_run = sorted(
             set(job.graph.node_dict) - {k for k, step in reporter.steps.items() if step.started}
@@ -223,10 +232,11 @@ def refresh(as_of_flag: str | None) -> int:
     return 0
 
 
-def _failure_database(current: settings_module.Settings) -> Path | None:
-    """Where ops.run_failures lives: the DuckDB warehouse, which Spark mode does not have (a
-    failure is then only in the Dagster instance and the run's log)."""
-    return None if current.engine.engine == "spark" else current.warehouse
+def _failure_database(current: settings_module.Settings) -> Path:
+    """Where ops.run_failures lives: the DuckDB warehouse; in Spark mode a file of its own."""
+    from pipeline.engine import failures_database
+
+    return failures_database(current)
 
 
 def _warehouse_note(current: settings_module.Settings) -> str:

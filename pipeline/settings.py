@@ -168,6 +168,19 @@ def _duckdb_memory_limit(raw: Any) -> str:
         raise ValueError("is not a size like 8GB or a share of this machine's memory like 50%")
 
 
+def _jvm_memory(raw: Any) -> str:
+    """A JVM heap size as Spark passes it to ``-Xmx`` (a number and k, m, g or t), at least
+    512m: Spark refuses a driver below about 450 MiB."""
+    value = str(raw).strip().lower()
+    match = re.fullmatch(r"(\d+)([kmgt])", value)
+    if not match:
+        raise ValueError("is not a JVM memory size like 4g or 512m")
+    number, unit = int(match.group(1)), match.group(2)
+    if number * 1024 ** "kmgt".index(unit) < 512 * 1024:
+        raise ValueError("must be at least 512m")
+    return value
+
+
 def _api_key(raw: Any) -> str | None:
     value = _optional(raw.strip() if isinstance(raw, str) else raw)
     if value is not None and (len(value) < 16 or not value.isprintable()):
@@ -429,6 +442,12 @@ class EngineSettings(_Group):
         "DuckDB's memory limit for the warehouse, dbt's builds included (e.g. 8GB, or a share of "
         "this machine's memory like 50%); beyond it DuckDB spills to disk. DuckDB's own default, "
         "80%, leaves too little for the refresh's Python beside it at millions of customers.",
+    )
+    spark_driver_memory: Annotated[str, BeforeValidator(_jvm_memory)] = setting(
+        "4g",
+        "Java heap of each Spark driver with PIPELINE_ENGINE=spark, the refresh's and dbt's (both "
+        "may run at once; with local[*] the driver runs the executors too): a number and k, m, g "
+        "or t, at least 512m. Spark's own default, 1g, ran out at 1M customers.",
     )
 
 

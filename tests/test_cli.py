@@ -95,6 +95,11 @@ def test_a_run_prints_one_line_per_step_and_logs_the_rest_to_a_file(readme_run):
 
 def test_a_failed_import_ends_with_its_cause_and_is_recorded(tmp_path, monkeypatch, capfd):
     """Run in this process (`cli.main`, the command's code path) to spare an interpreter start."""
+    check_failed_import("duckdb", tmp_path, monkeypatch, capfd)
+
+
+def check_failed_import(engine: str, tmp_path, monkeypatch, capfd) -> None:
+    """A refresh whose import fails, on ``engine`` (tests/spark/test_spark_cli.py: Spark)."""
     imports = tmp_path / "import"
     imports.mkdir()
     (imports / "transactions.csv").write_text("customer_id,order_date,total\nK1,2026-11-01,10\n")
@@ -106,6 +111,7 @@ def test_a_failed_import_ends_with_its_cause_and_is_recorded(tmp_path, monkeypat
         "PIPELINE_SOURCE": "files",
         "PIPELINE_IMPORT_LAYOUT": "transactions",
         "PIPELINE_IMPORT_DIR": str(imports),
+        "PIPELINE_ENGINE": engine,
     }.items():
         monkeypatch.setenv(name, value)
 
@@ -137,8 +143,12 @@ def test_a_failed_import_ends_with_its_cause_and_is_recorded(tmp_path, monkeypat
         "serve__dashboard",
     } <= set(names)
 
+    # Spark mode has no DuckDB warehouse: ops.run_failures is a file of its own
+    database = data_dir / ("spark/failures.duckdb" if engine == "spark" else "warehouse.duckdb")
+    assert f"Recorded in ops.run_failures of {database}." in last
+    assert (data_dir / "warehouse.duckdb").exists() == (engine == "duckdb")
     # (the resource's own connection settings: the failed step's connection may still be open here)
-    with DuckDBResource(database=str(data_dir / "warehouse.duckdb")).get_connection() as conn:
+    with DuckDBResource(database=str(database)).get_connection() as conn:
         rows = conn.execute(
             "select run_id, as_of_date, failed_steps, message from ops.run_failures"
         ).fetchall()

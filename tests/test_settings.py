@@ -55,12 +55,24 @@ def test_keyword_overrides_win_over_the_environment():
         ("PIPELINE_CLUSTER_K", "zero", "is not an integer"),
         ("PIPELINE_CLUSTER_K_MIN", "8", "above PIPELINE_CLUSTER_K_MAX"),
         ("PIPELINE_ENGINE", "flink", "PIPELINE_ENGINE='flink' must be one of duckdb, spark"),
+        (
+            "PIPELINE_SPARK_DRIVER_MEMORY",
+            "4gb",
+            "PIPELINE_SPARK_DRIVER_MEMORY='4gb' is not a JVM memory size like 4g or 512m",
+        ),
+        ("PIPELINE_SPARK_DRIVER_MEMORY", "100m", "must be at least 512m"),
     ],
 )
 def test_bad_values_name_the_variable(variable, value, message):
     environ = {variable: value, "PIPELINE_CLUSTER_K_MAX": "5"}
     with pytest.raises(settings.SettingsError, match=message):
         settings.load(environ=environ)
+
+
+def test_spark_driver_memory_is_written_as_the_jvm_reads_it():
+    for raw, parsed in [(" 6G ", "6g"), ("512m", "512m"), ("1t", "1t")]:
+        current = settings.load(environ={"PIPELINE_SPARK_DRIVER_MEMORY": raw})
+        assert current.engine.spark_driver_memory == parsed
 
 
 def test_readme_documents_every_setting_with_its_default():

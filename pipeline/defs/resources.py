@@ -28,7 +28,7 @@ from dagster_duckdb import DuckDBResource
 from packaging import version
 from pydantic import PrivateAttr
 
-from pipeline import dbt_runner
+from pipeline import dbt_runner, engine
 from pipeline import settings as settings_module
 from pipeline.paths import WAREHOUSE_ENV
 from pipeline.project import dbt_project
@@ -105,9 +105,10 @@ class DbtCli(DbtCliResource):
     warehouse: str
     # PIPELINE_DUCKDB_MEMORY_LIMIT, which profiles.yml's duckdb target reads (validated here)
     duckdb_memory_limit: str = ""
-    # PIPELINE_ENGINE=spark: profiles.yml's spark target reads both from the environment
+    # PIPELINE_ENGINE=spark: profiles.yml's spark target reads them from the environment
     spark_dir: str = ""
     spark_master: str = ""
+    spark_driver_memory: str = ""
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         super().setup_for_execution(context)
@@ -117,6 +118,7 @@ class DbtCli(DbtCliResource):
         if self.spark_dir:
             os.environ["PIPELINE_SPARK_DIR"] = self.spark_dir
             os.environ["PIPELINE_SPARK_MASTER"] = self.spark_master
+            os.environ["PIPELINE_SPARK_DRIVER_MEMORY"] = self.spark_driver_memory
 
     @cached_property
     def _cli_version(self) -> version.Version:
@@ -250,6 +252,7 @@ def build_resources(current: settings_module.Settings | None = None) -> dict[str
             "target": "spark",
             "spark_dir": str(current.paths.spark),
             "spark_master": current.engine.spark_master,
+            "spark_driver_memory": current.engine.spark_driver_memory,
         }
         if current.engine.engine == "spark"
         else {}
@@ -257,9 +260,11 @@ def build_resources(current: settings_module.Settings | None = None) -> dict[str
     return {
         # Run settings (scale, seed, as-of, paths) for the Python assets.
         "settings": PipelineSettings(),
-        # The warehouse every Python asset reads and writes.
+        # The warehouse every Python asset reads and writes. Spark mode has none (the assets
+        # open Spark's tables): there it is only the failure sensor's ops.run_failures file.
         "duckdb": WarehouseResource(
-            database=warehouse, memory_limit=current.engine.duckdb_memory_limit
+            database=str(engine.failures_database(current)),
+            memory_limit=current.engine.duckdb_memory_limit,
         ),
         # dbt for the star schema and the customer marts, pointed at the same file.
         "dbt": DbtCli(

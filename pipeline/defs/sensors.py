@@ -58,6 +58,7 @@ def record_failure_safely(
     if run is None:
         return "Not recorded in ops.run_failures: the run is not in the Dagster instance."
     try:
+        database.parent.mkdir(parents=True, exist_ok=True)  # Spark mode's file, before its folder
         # the run's own resource: DuckDB refuses a second connection to a file this process still
         # has open with another configuration
         with DuckDBResource(database=str(database)).get_connection() as conn:

@@ -27,6 +27,7 @@ from pipeline.engine.errors import EngineError
 __all__ = [
     "DuckDBTables",
     "EngineError",
+    "failures_database",
     "import_connection",
     "open_tables",
     "require_duckdb",
@@ -36,6 +37,13 @@ __all__ = [
 
 def is_spark(current) -> bool:
     return current.engine.engine == "spark"
+
+
+def failures_database(current):
+    """The DuckDB file of ``ops.run_failures``: the warehouse; on Spark, which has none, a file
+    of its own beside the import's staging file, on the machine that runs the job (as the
+    Dagster instance is)."""
+    return current.paths.spark / "failures.duckdb" if is_spark(current) else current.warehouse
 
 
 def require_duckdb(current, what: str) -> None:

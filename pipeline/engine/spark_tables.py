@@ -16,12 +16,15 @@ lock. Frames the models hand back are written with pyarrow when they are already
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.util
 import os
 import re
 import shutil
+import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -31,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+from pandas.errors import PandasDeprecationWarning
 
 from pipeline.engine.errors import EngineError
 
@@ -49,12 +53,38 @@ def check_spark_available() -> None:
             f"PIPELINE_ENGINE=spark needs the 'spark' extra ({', '.join(missing)} missing): "
             'pip install -c constraints.txt -e ".[spark]"'
         )
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise EngineError("PIPELINE_ENGINE=spark needs Java 17 ('java' is not on PATH)")
+    problem = _java_problem(os.environ.get("JAVA_HOME", ""))
+    if problem:
+        raise EngineError(
+            f"PIPELINE_ENGINE=spark needs Java 17 or later ({problem}): install one (e.g. "
+            "apt-get install openjdk-17-jre-headless) or point JAVA_HOME at it"
+        )
 
 
-def spark_session(master: str, spark_dir: Path):
-    """The process's Spark session (created once, reused by every step of the run)."""
+@functools.cache
+def _java_problem(java_home: str) -> str | None:
+    """Why the Java Spark would start (JAVA_HOME's, else the one on PATH) cannot run it."""
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if java is None:
+        return "'java' is not on PATH and JAVA_HOME is not set"
+    try:
+        # e.g. 'openjdk version "17.0.15" 2025-04-15' or 'java version "1.8.0_392"'
+        shown = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=60
+        ).stderr
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"{java} does not run: {type(error).__name__}"
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', shown)
+    if found is None:
+        return None  # an unknown format: let Spark try
+    major = int(found.group(2) or 0) if found.group(1) == "1" else int(found.group(1))
+    return f"{java} is Java {major}" if major < 17 else None
+
+
+def spark_session(master: str, spark_dir: Path, driver_memory: str):
+    """The process's Spark session (created once, reused by every step of the run).
+    ``driver_memory`` becomes the JVM's heap only if this starts the JVM: a process that
+    already runs one keeps its heap (the CLI's refresh starts it here)."""
     check_spark_available()
     from pyspark.sql import SparkSession
 
@@ -72,6 +102,7 @@ def spark_session(master: str, spark_dir: Path):
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", driver_memory)
         .getOrCreate()
     )
 
@@ -106,19 +137,24 @@ def _swap_in(staged: Path, target: Path) -> None:
 class SparkTables:
     engine = "spark"
 
-    def __init__(self, spark_dir: Path, master: str):
+    def __init__(self, spark_dir: Path, master: str, driver_memory: str | None = None):
+        from pipeline.settings import SETTINGS
+
         self.spark_dir = spark_dir
         self.master = master
+        self.driver_memory = driver_memory or SETTINGS["spark_driver_memory"].default
 
     @classmethod
     def for_settings(cls, current) -> SparkTables:
         check_spark_available()
-        return cls(current.paths.spark, current.engine.spark_master)
+        return cls(
+            current.paths.spark, current.engine.spark_master, current.engine.spark_driver_memory
+        )
 
     @cached_property
     def spark(self):
         """Started on first use: steps that only write frames or count rows need no JVM."""
-        return spark_session(self.master, self.spark_dir)
+        return spark_session(self.master, self.spark_dir, self.driver_memory)
 
     # --- where tables are --------------------------------------------------------------------
 
@@ -169,7 +205,18 @@ class SparkTables:
             if isinstance(field.dataType, T.DecimalType):
                 column = column.cast("double")
             columns.append(column.alias(field.name))
-        out = frame.select(*columns).toPandas()
+        with warnings.catch_warnings():
+            # pyspark's own Arrow-to-pandas converter (pyspark/sql/pandas/types.py, 4.3) calls
+            # Series.astype(..., copy=False) on every integer, boolean and timestamp column,
+            # which pandas 3 deprecates: one Pandas4Warning per such column per call, none of
+            # them about our frames
+            warnings.filterwarnings(
+                "ignore",
+                message="The copy keyword is deprecated",
+                category=PandasDeprecationWarning,
+                module=r"pyspark\.sql\.pandas\.types",
+            )
+            out = frame.select(*columns).toPandas()
         for field in frame.schema.fields:
             if isinstance(field.dataType, T.DateType):
                 out[field.name] = pd.to_datetime(out[field.name]).astype("datetime64[us]")

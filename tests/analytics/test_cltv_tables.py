@@ -101,6 +101,8 @@ def test_lognormal_from_the_engines_sums_equals_the_fit_on_every_customer(tables
     buyers = summary[summary["has_orders"]]
     n, mean, var = lognormal.statistics(buyers, "margin")
     direct = lognormal.fit_lognormal(n, mean, var)
+    # its compact rows: one of sums per number of days with positive spend, not per customer
+    assert fit.n_rows == whole.n_rows == len(np.unique(n[n > 0])) < fit.n_customers
     assert direct.sigma2 == pytest.approx(np.sum(n[n >= 2] * var[n >= 2]) / np.sum(n[n >= 2] - 1))
     assert (
         abs(np.corrcoef(buyers["frequency"], mean)[0, 1] - fit.frequency_spend_correlation) < 1e-9

@@ -86,7 +86,8 @@ class FitResult:
     n_customers
         Customers the model was fit on (the sum of the weights).
     n_rows
-        Unique rows the optimiser saw after compression.
+        Unique rows the optimiser saw after compression (the log-normal spend model: its rows of
+        sums, one per number of purchase days with positive spend).
     params
         Fitted parameters: r, alpha (per day), a, b for BG/NBD and MBG/NBD; r, alpha, s, beta
         (per day) for Pareto/NBD; p, q, v for Gamma-Gamma; mu0, tau2, sigma2 (log scale) for the

@@ -304,7 +304,7 @@ def fit_spend_statistics(
         converged=True,
         log_likelihood=log_likelihood,
         n_customers=fitted.n_customers,
-        n_rows=fitted.n_customers,
+        n_rows=len(k),  # its compact rows: the sums per number of purchase days
         params=fitted.params,
         attempts=(FitAttempt(0.0),),
         spend_column=column,
