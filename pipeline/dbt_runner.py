@@ -23,7 +23,6 @@ Otherwise it is plain ``dbt``. Either way the arguments, output and exit codes a
 from __future__ import annotations
 
 import functools
-import gc
 import os
 import sys
 from dataclasses import dataclass, field
@@ -179,12 +178,19 @@ def release_adapter() -> None:
 
 
 def release_semaphores() -> None:
-    """Free the semaphores (multiprocessing locks) of dbt's adapters and manifests, which sit in
-    reference cycles or in the manifest cache. Python's own exit frees them; a process that
-    leaves without its teardown (``cli.exit_now``) calls this first, or the multiprocessing
-    resource tracker warns of leaked semaphores."""
-    load_manifest.cache_clear()
-    gc.collect()
+    """Free the named semaphores (multiprocessing locks) of dbt's adapters and manifests. Python's
+    own exit frees them; a process that leaves without its teardown (``cli.exit_now``) calls
+    this first, or the multiprocessing resource tracker warns of leaked semaphores.
+
+    Each semaphore registers a finalizer that unlinks it, which Python's exit runs whether the
+    lock is still referenced or not; this runs those finalizers, and only those. (A full
+    ``gc.collect()`` to free the locks caught in reference cycles cost 0.45 s of CPU over the
+    580,000 objects a refresh leaves, and missed the ones still referenced.)"""
+    from multiprocessing import synchronize, util
+
+    for finalizer in list(util._finalizer_registry.values()):
+        if getattr(finalizer, "_callback", None) is synchronize.SemLock._cleanup:
+            finalizer()  # unlinks the semaphore and leaves the registry
 
 
 def main(argv: list[str] | None = None) -> int:

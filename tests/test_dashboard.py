@@ -75,13 +75,20 @@ def test_dashboard_is_written_beside_the_snapshot(refreshed):
     assert text.count('<script type="text/javascript">/**') == 1 or "plotly.js v" in text
     assert not re.search(r"<script[^>]+src=", text)
     assert f"As of {AS_OF}" in text
+    # every chart on the page's template (plotly_white), which comes with each figure
+    charts = int(re.search(r'data-charts="(\d+)"', text).group(1))
+    assert text.count('"plot_bgcolor":"white"') == charts
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert dg.AssetKey(["serve", "dashboard"]) in materialized
 
 
 def test_dashboard_of_an_empty_warehouse_says_what_is_missing():
+    import plotly.io as pio
+
+    default = pio.templates.default
     with duckdb.connect() as conn:
         page = build_dashboard(conn)
+    assert pio.templates.default == default  # the page's template is not left as the default
     assert 'data-charts="0"' in page
     assert "No data for revenue over time yet." in page
 

@@ -397,17 +397,18 @@ def permutation_importances(
     call, which made the 50-tree surrogate most of the importance's time."""
     seed = np.random.RandomState(random_state).randint(np.iinfo(np.int32).max + 1)
     rows, width = x.shape
-    shuffled = []
+    # every shuffled copy written in place, in the order predict reads them
+    shuffled = np.empty((width, n_repeats, rows, width), dtype=x.dtype)
     for column in range(width):
         # as sklearn: each column's shuffles restart from the seed and build on each other
         generator = np.random.RandomState(seed)
         permuted = x.copy()
         order = np.arange(rows)
-        for _ in range(n_repeats):
+        for repeat in range(n_repeats):
             generator.shuffle(order)
             permuted[:, column] = permuted[order, column]
-            shuffled.append(permuted.copy())
-    predicted = model.predict(np.vstack(shuffled)).reshape(width, n_repeats, rows)
+            shuffled[column, repeat] = permuted
+    predicted = model.predict(shuffled.reshape(-1, width)).reshape(width, n_repeats, rows)
     scores = np.array([[score(y, predicted[c, r]) for r in range(n_repeats)] for c in range(width)])
     importances = score(y, model.predict(x)) - scores
     return np.mean(importances, axis=1), np.std(importances, axis=1)

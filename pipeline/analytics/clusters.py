@@ -51,11 +51,10 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
-from sklearn import config_context
 from sklearn.cluster import KMeans
-from sklearn.metrics import pairwise_distances_chunked, silhouette_samples
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.extmath import row_norms
 from threadpoolctl import threadpool_limits
 
 SEGMENTS = ("Peripherals", "Accessories", "Notebook", "Desktop", "Storage", "Networking")
@@ -296,30 +295,104 @@ def elbow_k(ks: np.ndarray, inertia: np.ndarray) -> int | None:
 SILHOUETTE_WORKING_MEMORY_MB = 128
 
 
-def silhouette_distances(scaled: np.ndarray) -> np.ndarray:
-    """The pairwise Euclidean distances of the silhouette sample, as ``silhouette_samples``
-    computes them (the same blocks, so the same floats): the sample is the same for every K, so
-    the curve computes them once instead of once per K. 5,000 rows take 200 MB."""
-    # Each block is copied into place as it comes: stacking them at the end held the matrix
-    # twice and the copy cost more than computing it (1.4 s against 0.7 s for 5,000 rows).
-    distances = np.empty((len(scaled), len(scaled)))
-    start = 0
-    with config_context(working_memory=SILHOUETTE_WORKING_MEMORY_MB):
-        for block in pairwise_distances_chunked(scaled):
-            distances[start : start + len(block)] = block
-            start += len(block)
-    return distances
+def silhouettes(scaled: np.ndarray, label_sets: list[np.ndarray]) -> list[tuple[float, float]]:
+    """Mean silhouette and its standard error of each labelling of the same rows; NaN where
+    undefined (fewer than 2 labels, or one point per label).
+
+    ``silhouette_samples``' arithmetic to the last bit (a test holds them equal): the same
+    blocks of Euclidean distances, each row's distances summed per cluster in the same order,
+    the same final division. But the curve labels one silhouette sample K times, so each block
+    is computed once, reduced for every K at once, and dropped: no 5,000 x 5,000 matrix (200 MB)
+    kept, copied and re-validated per K. New memory costs this VM more (page faults, 1 s of
+    system time per GB) than the arithmetic does.
+    """
+    n = len(scaled)
+    codes, sizes = [], []
+    for labels in label_sets:
+        # silhouette_samples' LabelEncoder: codes 0..L-1 in sorted label order
+        _, code = np.unique(np.asarray(labels), return_inverse=True)
+        codes.append(code.reshape(-1))
+        sizes.append(np.bincount(codes[-1]))
+    defined = [2 <= len(size) <= n - 1 for size in sizes]
+    intra = [np.empty(n) for _ in label_sets]
+    inter = [np.empty(n) for _ in label_sets]
+    if any(defined):
+        start = 0
+        for block in _distance_blocks(scaled):
+            stop = start + len(block)
+            for i in np.flatnonzero(defined):
+                intra[i][start:stop], inter[i][start:stop] = _cluster_distances(
+                    block, codes[i], sizes[i], codes[i][start:stop]
+                )
+            start = stop
+    out = []
+    for i, ok in enumerate(defined):
+        if not ok:
+            out.append((float("nan"), float("nan")))
+            continue
+        # silhouette_samples' last steps, in its order
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = intra[i] / (sizes[i] - 1).take(codes[i], mode="clip")
+            values = inter[i] - a
+            values /= np.maximum(a, inter[i])
+        values = np.nan_to_num(values)  # clusters of one: 0
+        out.append((float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))))
+    return out
 
 
-def _silhouette(distances: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Mean silhouette and its standard error, from ``silhouette_distances``; NaN where
-    undefined (fewer than 2 labels, or one point per label)."""
-    n_labels = len(np.unique(labels))
-    if n_labels < 2 or n_labels > len(labels) - 1:
-        return float("nan"), float("nan")
-    with config_context(working_memory=SILHOUETTE_WORKING_MEMORY_MB):
-        values = silhouette_samples(distances, labels, metric="precomputed")
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
+def _distance_blocks(x: np.ndarray):
+    """The blocks of rows of the Euclidean distance matrix of ``x`` that
+    ``pairwise_distances_chunked`` yields under ``SILHOUETTE_WORKING_MEMORY_MB`` (the same
+    rows per block, the same operations in the same order, so the same floats), written into
+    one buffer reused by every block: sklearn allocates two new arrays per block."""
+    n = len(x)
+    rows = max(min(int(SILHOUETTE_WORKING_MEMORY_MB * 2**20 // (8 * n)), n), 1)
+    buffer = np.empty((rows, n))
+    squared = row_norms(x, squared=True)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        # sklearn passes x itself when one block holds every row (its X is Y path)
+        chunk = x if rows == n else x[start:stop]
+        block = buffer[: stop - start]
+        np.matmul(chunk, x.T, out=block)
+        block *= -2
+        block += (
+            squared[start:stop, None] if chunk is x else row_norms(chunk, squared=True)[:, None]
+        )
+        block += squared[None, :]
+        np.maximum(block, 0, out=block)
+        np.sqrt(block, out=block)
+        block.flat[start :: n + 1] = 0  # each row's distance to itself
+        yield block
+
+
+# Rows per bincount in _cluster_distances: its index array stays small (256 x 5,000 x 8 bytes).
+_SUM_ROWS = 256
+
+
+def _cluster_distances(
+    block: np.ndarray, codes: np.ndarray, sizes: np.ndarray, own: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a distance block: the summed distance to its own cluster, and the smallest
+    mean distance to another cluster (sklearn's ``_silhouette_reduce``). The sums are
+    ``np.bincount``'s, one row after another in column order as sklearn's per-row bincount
+    adds them, over a few hundred rows per call instead of one."""
+    rows, width = block.shape
+    k = len(sizes)
+    sums = np.empty((rows, k))
+    index = (np.arange(min(_SUM_ROWS, rows))[:, None] * k + codes[None, :]).ravel()
+    for first in range(0, rows, _SUM_ROWS):
+        last = min(first + _SUM_ROWS, rows)
+        sums[first:last] = np.bincount(
+            index[: (last - first) * width],
+            weights=block[first:last].ravel(),
+            minlength=(last - first) * k,
+        ).reshape(last - first, k)
+    mine = (np.arange(rows), own)
+    intra = sums[mine]
+    sums[mine] = np.inf
+    sums /= sizes
+    return intra, sums.min(axis=1)
 
 
 def _kmeans(k: int, config: ClusterConfig) -> KMeans:
@@ -336,20 +409,17 @@ def k_curve(
     The curve (``k``, ``inertia``, ``silhouette``) and the fitted k-means per K.
     """
     sil_rows = sample_rows(len(scaled), config.silhouette_sample_size, config.random_state + 1)
-    distances = silhouette_distances(scaled[sil_rows])
-    rows, models = [], {}
-    for k in ks:
-        model = _kmeans(k, config).fit(scaled)
-        models[k] = model
-        silhouette, se = _silhouette(distances, model.labels_[sil_rows])
-        rows.append(
-            {
-                "k": k,
-                "inertia": float(model.inertia_),
-                "silhouette": silhouette,
-                "silhouette_se": se,
-            }
-        )
+    models = {k: _kmeans(k, config).fit(scaled) for k in ks}
+    scores = silhouettes(scaled[sil_rows], [models[k].labels_[sil_rows] for k in ks])
+    rows = [
+        {
+            "k": k,
+            "inertia": float(models[k].inertia_),
+            "silhouette": silhouette,
+            "silhouette_se": se,
+        }
+        for k, (silhouette, se) in zip(ks, scores)
+    ]
     return pd.DataFrame(rows, columns=["k", "inertia", "silhouette", "silhouette_se"]), models
 
 

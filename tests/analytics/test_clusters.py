@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
@@ -463,24 +464,42 @@ def test_planted_groups_are_recovered_on_realistic_features(realistic):
 
 
 def test_the_curve_silhouettes_from_distances_computed_once_equal_sklearns_exactly(monkeypatch):
-    """k_curve computes the silhouette sample's distances once for every K (issue 18); each
-    silhouette must be sklearn's own to the last bit, or the published curve would change.
-    With 8 MB blocks, 1,500 rows make three distance blocks (the pipeline's 128 MB blocks
-    need 5,000 rows for two)."""
+    """k_curve computes each block of the silhouette sample's distances once for every K (issue
+    18); each silhouette must be sklearn's own to the last bit, or the published curve would
+    change. With 8 MB blocks, 1,500 rows make three distance blocks (the pipeline's 128 MB blocks
+    need 5,000 rows for two); the labellings include gaps in the label values, a cluster of one
+    and an undefined one (a single label)."""
+    from sklearn import config_context
+    from sklearn.metrics import pairwise_distances_chunked
+
+    x, _ = make_blobs(n_samples=1500, centers=4, n_features=6, random_state=3)
+    # one block of every row (sklearn's X-is-Y path), then three blocks of rows
+    with config_context(working_memory=cl.SILHOUETTE_WORKING_MEMORY_MB):
+        assert len(list(pairwise_distances_chunked(x))) == 1
+    thirds = np.arange(len(x)) % 3
+    assert cl.silhouettes(x, [thirds]) == [_sklearn_silhouette(x, thirds)]
+    monkeypatch.setattr(cl, "SILHOUETTE_WORKING_MEMORY_MB", 8)
+    with config_context(working_memory=8):
+        assert len(list(pairwise_distances_chunked(x))) == 3
+    singleton = np.arange(len(x)) % 3
+    singleton[7] = 3
+    label_sets = [np.arange(len(x)) % k for k in (2, 3, 5)]
+    label_sets += [np.where(np.arange(len(x)) % 4 == 0, 10, 3), singleton]
+    label_sets += [np.asarray(KMeans(6, n_init=1, random_state=0).fit(x).labels_)]
+    got = cl.silhouettes(x, [*label_sets, np.zeros(len(x), dtype=int)])
+    for labels, result in zip(label_sets, got):
+        assert result == _sklearn_silhouette(x, labels)
+    assert all(np.isnan(v) for v in got[-1])
+
+
+def _sklearn_silhouette(x, labels):
+    """Mean and standard error of sklearn's silhouette_samples, in the blocks k_curve uses."""
     from sklearn import config_context
     from sklearn.metrics import silhouette_samples
 
-    monkeypatch.setattr(cl, "SILHOUETTE_WORKING_MEMORY_MB", 8)
-    x, _ = make_blobs(n_samples=1500, centers=4, n_features=6, random_state=3)
-    distances = cl.silhouette_distances(x)
-    with config_context(working_memory=8):
-        assert len(list(cl.pairwise_distances_chunked(x))) == 3
-    for k in (2, 3, 5):
-        labels = np.arange(len(x)) % k
-        with config_context(working_memory=cl.SILHOUETTE_WORKING_MEMORY_MB):
-            values = silhouette_samples(x, labels)
-        expected = (float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))))
-        assert cl._silhouette(distances, labels) == expected
+    with config_context(working_memory=cl.SILHOUETTE_WORKING_MEMORY_MB):
+        values = silhouette_samples(x, labels)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
 
 
 def test_batched_permutation_importances_equal_sklearns_exactly():

@@ -109,8 +109,12 @@ def test_markets_and_weights():
 
 
 def test_pools_are_seeded():
+    from faker import factory
+
+    listing = factory.list_module
     build_pools.cache_clear()
     a = build_pools(3)
+    assert factory.list_module is listing  # Faker's locale listing is cached only while building
     build_pools.cache_clear()
     b = build_pools(3)
     assert list(a.first_names.values) == list(b.first_names.values)
