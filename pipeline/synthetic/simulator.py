@@ -238,11 +238,11 @@ def _lines_frame(
     return pd.DataFrame(
         {
             "order_id": order_ids[order],
-            "line_number": book.line_number[lines],
+            "line_number": book.line_number[lines].astype(np.int64),
             "order_date": to_datetime64(book.order_day[order]),
             "customer_code": customer_codes[book.order_customer[order]],
             "product_code": product_codes[book.line_product[lines]],
-            "sold_quantity": book.line_quantity[lines],
+            "sold_quantity": book.line_quantity[lines].astype(np.int64),
         }
     )
 
