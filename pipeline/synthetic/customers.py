@@ -165,33 +165,42 @@ def draw_world(n_customers: int, seed: int, start_date: dt.date, history_days: i
     )
 
 
-def customer_codes(world: World, n: int) -> np.ndarray:
-    """AtliQ-style customer codes of the first ``n`` customers, as an object array.
+def customer_numbers(world: World, n: int) -> np.ndarray:
+    """AtliQ-style customer codes of the first ``n`` customers, as integers (int64).
 
     Code = channel digit (7 Direct, 8 Distributor, 9 Retailer), two-digit market index and an
-    8-digit serial. Built as an integer first: the leading digit is never 0, so ``str`` of the
-    number is the zero-padded code.
+    8-digit serial. The leading digit is never 0, so ``str`` of the number is the zero-padded
+    code (``code_text``): kept as numbers until a block of rows is written, because 10M codes
+    as Python strings take about 0.7 GiB.
     """
     channel = np.array([CHANNEL_DIGIT[c] for _, c in PLATFORM_CHANNELS], dtype=np.int64)
     serial = np.arange(1, n + 1, dtype=np.int64)
-    number = (
+    return (
         channel[world.platform_channel[:n]] * 10 ** (SERIAL_DIGITS + 2)
         + (world.market[:n].astype(np.int64) + 1) * 10**SERIAL_DIGITS
         + serial
     )
-    return number.astype(np.dtypes.StringDType()).astype(object)
 
 
-def customer_frame(world: World, n: int, pools: Pools, start_date: dt.date) -> pd.DataFrame:
-    """raw ``customers`` for the first ``n`` customers of the world (those acquired by as-of).
+def code_text(numbers: np.ndarray) -> np.ndarray:
+    """Codes as an object array of their decimal text."""
+    return numbers.astype(np.dtypes.StringDType()).astype(object)
+
+
+def customer_frame(
+    world: World, rows: slice, numbers: np.ndarray, pools: Pools, start_date: dt.date
+) -> pd.DataFrame:
+    """raw ``customers`` for rows ``rows`` (a step-1 slice) of the world, whose codes are
+    ``numbers`` (``customer_numbers``). Every value depends on its own row only, so the table
+    can be built block by block.
 
     Strings are assembled from the Faker pools with numpy indexing, never per customer.
     """
-    market = world.market[:n].astype(np.int64)
-    persona = world.persona[:n]
-    draws = world.profile_draws[:, :n]
+    market = world.market[rows].astype(np.int64)
+    persona = world.persona[rows]
+    draws = world.profile_draws[:, rows]
     business = np.array([p.business for p in PERSONAS])[persona]
-    serial = np.arange(1, n + 1).astype(str).astype(object)
+    serial = np.arange(rows.start + 1, rows.stop + 1).astype(str).astype(object)
 
     first_idx = pools.first_names.pick(market, draws[0])
     last_idx = pools.last_names.pick(market, draws[1])
@@ -222,12 +231,16 @@ def customer_frame(world: World, n: int, pools: Pools, start_date: dt.date) -> p
     )
     birth_day = (
         day_number(start_date)
-        - np.floor(world.age_years[:n] * 365.25).astype(np.int64)
+        - np.floor(world.age_years[rows] * 365.25).astype(np.int64)
         - (draws[6] * 365).astype(np.int64)
     )
 
-    platform = np.array([p for p, _ in PLATFORM_CHANNELS], dtype=object)[world.platform_channel[:n]]
-    channel = np.array([c for _, c in PLATFORM_CHANNELS], dtype=object)[world.platform_channel[:n]]
+    platform = np.array([p for p, _ in PLATFORM_CHANNELS], dtype=object)[
+        world.platform_channel[rows]
+    ]
+    channel = np.array([c for _, c in PLATFORM_CHANNELS], dtype=object)[
+        world.platform_channel[rows]
+    ]
     market_name = np.array([m.name for m in MARKETS], dtype=object)[market]
     sub_zone = np.array([m.sub_zone for m in MARKETS], dtype=object)[market]
     region = np.array([m.region for m in MARKETS], dtype=object)[market]
@@ -235,7 +248,7 @@ def customer_frame(world: World, n: int, pools: Pools, start_date: dt.date) -> p
 
     return pd.DataFrame(
         {
-            "customer_code": customer_codes(world, n),
+            "customer_code": code_text(numbers[rows]),
             "customer": name,
             "platform": platform,
             "channel": channel,
