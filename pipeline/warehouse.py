@@ -75,8 +75,9 @@ def _staged_blocks(
     """Write the blocks into ``schema._staging_<name>``, one commit per block; return the rows.
 
     A commit per block because DuckDB keeps every row inserted into an uncommitted table in
-    memory until the commit, whatever its memory limit (0.14 GiB per million order lines);
-    committed blocks go to the file.
+    memory until the commit, whatever its memory limit (0.14 GiB per million order lines); and a
+    checkpoint per block, which writes it to the file: otherwise the blocks wait in the
+    write-ahead log, and the checkpoint at closing took 0.3 GiB more at 1M customers.
     """
     rows = None
     for block in blocks:
@@ -88,6 +89,7 @@ def _staged_blocks(
         )
         conn.unregister("_frame")
         rows = (rows or 0) + len(block)
+        conn.execute("checkpoint")
     if rows is None:
         raise ValueError(
             f"{schema}.{name}: no blocks of rows to write (an empty table is one empty block)"
