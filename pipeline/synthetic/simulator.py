@@ -312,7 +312,7 @@ def _lines_frame(
     # spelled once.
     first = int(order[0]) if len(order) else 0
     last = int(order[-1]) + 1 if len(order) else 0
-    order_ids = _prefixed("SO", book.order_key[first:last])
+    order_ids = _prefixed("SO", book.order_keys(first, last))
     return pd.DataFrame(
         {
             "order_id": order_ids[order - first],
