@@ -122,7 +122,9 @@ def test_a_failing_block_leaves_the_previous_tables_in_place(tmp_path):
             )
         assert (tables.row_count("raw.blocks"), tables.row_count("raw.whole")) == (20, 5)
         names = tables.query("select table_name from duckdb_tables() order by 1")
-    assert names["table_name"].tolist() == ["blocks", "whole"]  # no staging table left
+        assert names["table_name"].tolist() == ["blocks", "whole"]  # no staging table left
+        tables.replace_tables("raw", {"blocks": _blocks(3, 100)})  # the next load replaces
+        assert tables.row_count("raw.blocks") == 300
 
 
 def test_spark_writes_a_table_in_blocks_as_one_file(tmp_path):
