@@ -3,7 +3,7 @@ visible and swappable. Identifiers are always quoted; values are always bound pa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import duckdb
 import pandas as pd
@@ -19,28 +19,82 @@ def qualified(schema: str, table: str) -> str:
 
 
 def replace_tables(
-    conn: duckdb.DuckDBPyConnection, schema: str, frames: Mapping[str, pd.DataFrame]
+    conn: duckdb.DuckDBPyConnection,
+    schema: str,
+    frames: Mapping[str, pd.DataFrame | Iterable[pd.DataFrame]],
 ) -> dict[str, int]:
     """Replace ``schema.<name>`` with each frame, all or nothing, and return the row counts.
 
+    A table may also come as an iterable of frames with the same columns (blocks of its rows, in
+    order; at least one), so that only one block is in memory at a time: the blocks are written
+    to a staging table first (``_staged_blocks``), which the transaction then renames.
     One transaction, so a failure half way leaves the previous tables in place.
     """
-    conn.execute("begin transaction")
+    conn.execute(f"create schema if not exists {quote_ident(schema)}")
+    staged: dict[str, int] = {}
     try:
-        conn.execute(f"create schema if not exists {quote_ident(schema)}")
-        counts = {}
         for name, frame in frames.items():
-            conn.register("_frame", frame)
-            conn.execute(
-                f"create or replace table {qualified(schema, name)} as {_select_frame(frame)}"
-            )
-            conn.unregister("_frame")
-            counts[name] = len(frame)
-        conn.execute("commit")
-    except BaseException:
-        conn.execute("rollback")
-        raise
+            if not isinstance(frame, pd.DataFrame):
+                staged[name] = 0
+                staged[name] = _staged_blocks(conn, schema, name, frame)
+        conn.execute("begin transaction")
+        try:
+            counts = {}
+            for name, frame in frames.items():
+                if name in staged:
+                    conn.execute(f"drop table if exists {qualified(schema, name)}")
+                    conn.execute(
+                        f"alter table {qualified(schema, _staging(name))} "
+                        f"rename to {quote_ident(name)}"
+                    )
+                    counts[name] = staged[name]
+                    continue
+                conn.register("_frame", frame)
+                conn.execute(
+                    f"create or replace table {qualified(schema, name)} as {_select_frame(frame)}"
+                )
+                conn.unregister("_frame")
+                counts[name] = len(frame)
+            conn.execute("commit")
+        except BaseException:
+            conn.execute("rollback")
+            raise
+    finally:
+        for name in staged:
+            conn.execute(f"drop table if exists {qualified(schema, _staging(name))}")
     return counts
+
+
+def _staging(name: str) -> str:
+    return f"_staging_{name}"
+
+
+def _staged_blocks(
+    conn: duckdb.DuckDBPyConnection, schema: str, name: str, blocks: Iterable[pd.DataFrame]
+) -> int:
+    """Write the blocks into ``schema._staging_<name>``, one commit per block; return the rows.
+
+    A commit per block because DuckDB keeps every row inserted into an uncommitted table in
+    memory until the commit, whatever its memory limit (0.14 GiB per million order lines); and a
+    checkpoint per block, which writes it to the file: otherwise the blocks wait in the
+    write-ahead log, and the checkpoint at closing took 0.3 GiB more at 1M customers.
+    """
+    rows = None
+    for block in blocks:
+        conn.register("_frame", block)
+        conn.execute(
+            f"create or replace table {qualified(schema, _staging(name))} as {_select_frame(block)}"
+            if rows is None
+            else f"insert into {qualified(schema, _staging(name))} {_select_frame(block)}"
+        )
+        conn.unregister("_frame")
+        rows = (rows or 0) + len(block)
+        conn.execute("checkpoint")
+    if rows is None:
+        raise ValueError(
+            f"{schema}.{name}: no blocks of rows to write (an empty table is one empty block)"
+        )
+    return rows
 
 
 def _select_frame(frame: pd.DataFrame) -> str:

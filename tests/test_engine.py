@@ -75,3 +75,66 @@ def test_a_history_table_read_back_in_the_same_connection_holds_every_row(tmp_pa
             [dt.date(2026, 11, 24)],
         )
     assert (int(got["n"].iloc[0]), got["first"].iloc[0]) == (rows, "C0")
+
+
+def _blocks(n_blocks: int, rows: int, fail_at: int | None = None):
+    for i in range(n_blocks):
+        if i == fail_at:
+            raise RuntimeError("block failed")
+        codes = [f"C{j}" for j in range(i * rows, (i + 1) * rows)]
+        yield pd.DataFrame(
+            {
+                "customer_code": pd.Series(codes, dtype="str"),
+                "order_date": pd.Series(pd.Timestamp("2026-11-24"), index=range(rows)),
+                "n": range(i * rows, (i + 1) * rows),
+            }
+        )
+
+
+def test_a_table_in_blocks_loads_as_the_whole_frame_would(tmp_path):
+    """The simulator hands its large tables over block by block: the table holds the blocks'
+    rows in order, with the types the whole frame gets, next to tables given whole."""
+    import duckdb
+
+    whole = pd.concat(list(_blocks(3, 1000)), ignore_index=True)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        tables = engine.DuckDBTables(conn)
+        counts = tables.replace_tables("raw", {"blocks": _blocks(3, 1000), "whole": whole})
+        assert counts == {"blocks": 3000, "whole": 3000}
+        assert tables.table_columns("raw", "blocks") == tables.table_columns("raw", "whole")
+        got = conn.execute("select * from raw.blocks order by rowid").df()
+        assert tables.row_count("raw.blocks") == 3000
+        assert tables.query("select table_name from duckdb_tables() order by 1")[
+            "table_name"
+        ].tolist() == ["blocks", "whole"]
+    pd.testing.assert_frame_equal(got, whole, check_dtype=False)
+
+
+def test_a_failing_block_leaves_the_previous_tables_in_place(tmp_path):
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        tables = engine.DuckDBTables(conn)
+        tables.replace_tables("raw", {"blocks": _blocks(2, 10), "whole": next(_blocks(1, 5))})
+        with pytest.raises(RuntimeError, match="block failed"):
+            tables.replace_tables(
+                "raw", {"whole": next(_blocks(1, 7)), "blocks": _blocks(3, 100, fail_at=2)}
+            )
+        assert (tables.row_count("raw.blocks"), tables.row_count("raw.whole")) == (20, 5)
+        names = tables.query("select table_name from duckdb_tables() order by 1")
+        assert names["table_name"].tolist() == ["blocks", "whole"]  # no staging table left
+        tables.replace_tables("raw", {"blocks": _blocks(3, 100)})  # the next load replaces
+        assert tables.row_count("raw.blocks") == 300
+
+
+def test_spark_writes_a_table_in_blocks_as_one_file(tmp_path):
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from pipeline.engine.spark_tables import SparkTables
+
+    tables = SparkTables(tmp_path, "local[1]")  # no Spark session is started for this call
+    assert tables.replace_tables("raw", {"blocks": _blocks(3, 10)}) == {"blocks": 30}
+    (part,) = (tmp_path / "tables" / "raw" / "blocks").iterdir()
+    got = pq.read_table(part).to_pandas()
+    assert got["customer_code"].tolist() == [f"C{j}" for j in range(30)]

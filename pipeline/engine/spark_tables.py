@@ -107,6 +107,22 @@ def spark_session(master: str, spark_dir: Path, driver_memory: str):
     )
 
 
+def _write_blocks(blocks: Iterator[pd.DataFrame], path: Path) -> int:
+    """Write frames with the same columns into one Parquet file, a row group or more each."""
+    rows, writer = 0, None
+    try:
+        for block in blocks:
+            table = _arrow(block)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table.cast(writer.schema))
+            rows += len(block)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
 def _arrow(frame: pd.DataFrame) -> pa.Table:
     """A frame as Parquet stores it for both engines' readers: ``as_of_date`` a date (as the
     DuckDB store does), timestamps in microseconds (Spark reads no nanoseconds), all-null
@@ -319,8 +335,9 @@ class SparkTables:
     # --- writing ---------------------------------------------------------------------------
 
     def replace_tables(self, schema: str, frames: Mapping[str, object]) -> dict[str, int]:
-        """Replace each table's folder with the frame (pandas, written with pyarrow; or Spark,
-        written by Spark), each swapped in once complete."""
+        """Replace each table's folder with the frame (pandas, written with pyarrow; an iterator
+        of pandas frames, blocks of the table's rows in order, written one by one into the same
+        file; or Spark, written by Spark), each swapped in once complete."""
         counts = {}
         for name, frame in frames.items():
             target = self.location(schema, name)
@@ -330,6 +347,9 @@ class SparkTables:
                 staged.mkdir()
                 pq.write_table(_arrow(frame), staged / "part-00000.parquet")
                 counts[name] = len(frame)
+            elif isinstance(frame, Iterator):
+                staged.mkdir()
+                counts[name] = _write_blocks(frame, staged / "part-00000.parquet")
             else:
                 frame.write.mode("overwrite").parquet(str(staged))
                 counts[name] = pads.dataset(str(staged), format="parquet").count_rows()

@@ -14,19 +14,26 @@ the pipeline sees (``raw``) and what happens next (``truth``).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from . import prices
 from .behaviour import NO_DAY, OrderBook, persona_names, simulate_orders
-from .customers import World, customer_codes, customer_frame, draw_world
+from .customers import World, code_text, customer_frame, customer_numbers, draw_world
 from .dates import day_number, fiscal_year_of, fiscal_years, to_datetime64
 from .pools import build_pools
 from .products import build_catalogue
 
 CATALOGUE_STREAM = 2
+
+# Rows per block of the large tables (order lines, customers, deductions): building one block
+# of customers takes about 0.1 GiB (their strings are Python objects until the frame is built),
+# whatever the number of customers; 4x the rows took 0.3 GiB more at 1M customers, no faster.
+BLOCK_ROWS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -85,33 +92,72 @@ class SimulationConfig:
 
 
 @dataclass(frozen=True)
-class SyntheticData:
-    """The simulated tables. ``tables()`` gives them by schema and table name."""
+class BlockTable:
+    """A table built block by block: ``build(lo, hi)`` gives its rows ``[lo, hi)``, the same
+    rows the whole table has there (every value depends on its own row, or on its own group of
+    ``group_rows`` rows, which a block never splits)."""
 
-    customers: pd.DataFrame
-    products: pd.DataFrame
-    gross_prices: pd.DataFrame
-    manufacturing_costs: pd.DataFrame
-    pre_invoice_deductions: pd.DataFrame
-    order_lines: pd.DataFrame
-    truth_customers: pd.DataFrame
-    future_order_lines: pd.DataFrame
+    rows: int
+    build: Callable[[int, int], pd.DataFrame]
+    group_rows: int = 1
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> BlockTable:
+        """A small table, built already: one block."""
+        return cls(len(frame), lambda lo, hi: frame.iloc[lo:hi], max(len(frame), 1))
+
+    def frame(self) -> pd.DataFrame:
+        return _strings_as_str(self.build(0, self.rows))
+
+    def blocks(self, block_rows: int = BLOCK_ROWS) -> Iterator[pd.DataFrame]:
+        """Blocks of about ``block_rows`` rows, in row order; at least one, so that an empty
+        table still has its columns."""
+        step = max(block_rows // self.group_rows, 1) * self.group_rows
+        for lo in range(0, max(self.rows, 1), step):
+            yield _strings_as_str(self.build(lo, min(lo + step, self.rows)))
+
+
+def _whole(schema: str, name: str) -> cached_property:
+    return cached_property(lambda self: self.blocks[schema][name].frame())
+
+
+@dataclass(frozen=True)
+class SyntheticData:
+    """The simulated tables, built when asked for: whole (the attributes and ``tables()``, each
+    built once) or block by block (``table_blocks()``, what the raw load writes: at 10M
+    customers the whole frames would take about 20 GiB)."""
+
+    blocks: Mapping[str, Mapping[str, BlockTable]]
+
+    customers = _whole("raw", "customers")
+    products = _whole("raw", "products")
+    gross_prices = _whole("raw", "gross_prices")
+    manufacturing_costs = _whole("raw", "manufacturing_costs")
+    pre_invoice_deductions = _whole("raw", "pre_invoice_deductions")
+    order_lines = _whole("raw", "order_lines")
+    truth_customers = _whole("truth", "customers")
+    future_order_lines = _whole("truth", "future_order_lines")
 
     def tables(self) -> dict[str, dict[str, pd.DataFrame]]:
         """``{"raw": {name: frame}, "truth": {name: frame}}``."""
         return {
-            "raw": {
-                "customers": self.customers,
-                "products": self.products,
-                "gross_prices": self.gross_prices,
-                "manufacturing_costs": self.manufacturing_costs,
-                "pre_invoice_deductions": self.pre_invoice_deductions,
-                "order_lines": self.order_lines,
-            },
-            "truth": {
-                "customers": self.truth_customers,
-                "future_order_lines": self.future_order_lines,
-            },
+            schema: {
+                name: getattr(
+                    self, "truth_customers" if (schema, name) == ("truth", "customers") else name
+                )
+                for name in tables
+            }
+            for schema, tables in self.blocks.items()
+        }
+
+    def table_blocks(
+        self, block_rows: int = BLOCK_ROWS
+    ) -> dict[str, dict[str, Iterator[pd.DataFrame]]]:
+        """Like ``tables()``, each table an iterator over its blocks of about ``block_rows`` rows,
+        built one at a time."""
+        return {
+            schema: {name: table.blocks(block_rows) for name, table in tables.items()}
+            for schema, tables in self.blocks.items()
         }
 
 
@@ -145,69 +191,97 @@ def simulate(config: SimulationConfig) -> SyntheticData:
     discount = prices.discount_matrix(world.discount_class, config.seed, all_years)[:n_raw]
 
     product_codes = catalogue.codes
-    codes = customer_codes(world, n_raw)
+    numbers = customer_numbers(world, n_raw)
     n_raw_years = len(raw_years)
 
     # Orders are sorted by day, so the cut at as-of and at the horizon are positions.
     n_orders_raw = int(np.searchsorted(book.order_day, as_of_day, side="right"))
     n_orders_all = int(np.searchsorted(book.order_day, horizon_day, side="right"))
-    order_ids = _prefixed("SO", book.order_key[:n_orders_all])
+    n_raw_lines = int(np.searchsorted(book.line_order, n_orders_raw, side="left"))
 
-    raw_lines = slice(0, int(np.searchsorted(book.line_order, n_orders_raw, side="left")))
-    order_lines = _lines_frame(book, raw_lines, order_ids, codes, product_codes)
+    def raw_lines(lo: int, hi: int) -> pd.DataFrame:
+        return _lines_frame(book, slice(lo, hi), numbers, product_codes)
 
     future = _future_lines(book, n_orders_raw, n_orders_all, n_raw)
-    future_lines = _lines_frame(book, future, order_ids, codes, product_codes)
     fy_index = fiscal_years(book.order_day[book.line_order[future]]) - first_fy
     customer = book.order_customer[book.line_order[future]]
     product = book.line_product[future]
     quantity = book.line_quantity[future]
     net = quantity * price[product, fy_index] * (1.0 - discount[customer, fy_index])
-    margin = net - quantity * cost[product, fy_index]
-    future_lines["net_sales_amount"] = np.round(net, 4)
-    future_lines["gross_margin_amount"] = np.round(margin, 4)
+    margin = np.round(net - quantity * cost[product, fy_index], 4)
+    net = np.round(net, 4)
+    del fy_index, product, quantity
+
+    def future_lines(lo: int, hi: int) -> pd.DataFrame:
+        frame = _lines_frame(book, future[lo:hi], numbers, product_codes)
+        frame["net_sales_amount"] = net[lo:hi]
+        frame["gross_margin_amount"] = margin[lo:hi]
+        return frame
 
     future_orders = np.unique(book.line_order[future])
-    truth = _truth_customers(
-        world,
-        book,
-        n_raw,
-        codes,
-        as_of_day,
-        horizon_day,
-        future_orders=np.bincount(book.order_customer[future_orders], minlength=n_raw),
-        future_net=np.bincount(
-            customer, weights=future_lines["net_sales_amount"].to_numpy(), minlength=n_raw
-        ),
-        future_margin=np.bincount(
-            customer, weights=future_lines["gross_margin_amount"].to_numpy(), minlength=n_raw
-        ),
+    next_year = {
+        "future_orders": np.bincount(book.order_customer[future_orders], minlength=n_raw),
+        "future_net": np.bincount(customer, weights=net, minlength=n_raw),
+        "future_margin": np.bincount(customer, weights=margin, minlength=n_raw),
+    }
+    del future_orders, customer
+
+    def truth_customers(lo: int, hi: int) -> pd.DataFrame:
+        return _truth_customers(
+            world, book, numbers, slice(lo, hi), as_of_day, horizon_day, **next_year
+        )
+
+    pools = build_pools(config.seed)
+
+    def customers(lo: int, hi: int) -> pd.DataFrame:
+        return customer_frame(world, slice(lo, hi), numbers, pools, config.start_date)
+
+    def deductions(lo: int, hi: int) -> pd.DataFrame:
+        first, last = lo // n_raw_years, hi // n_raw_years
+        return prices.deductions_frame(
+            code_text(numbers[first:last]), raw_years, discount[first:last, :n_raw_years]
+        )
+
+    return SyntheticData(
+        {
+            "raw": {
+                "customers": BlockTable(n_raw, customers),
+                "products": BlockTable.of(catalogue.frame.copy()),
+                "gross_prices": BlockTable.of(
+                    prices.product_year_frame(
+                        product_codes,
+                        raw_years,
+                        price[:, :n_raw_years],
+                        "fiscal_year",
+                        "gross_price",
+                    )
+                ),
+                "manufacturing_costs": BlockTable.of(
+                    prices.product_year_frame(
+                        product_codes,
+                        raw_years,
+                        cost[:, :n_raw_years],
+                        "cost_year",
+                        "manufacturing_cost",
+                    )
+                ),
+                "pre_invoice_deductions": BlockTable(n_raw * n_raw_years, deductions, n_raw_years),
+                "order_lines": BlockTable(n_raw_lines, raw_lines),
+            },
+            "truth": {
+                "customers": BlockTable(n_raw, truth_customers),
+                "future_order_lines": BlockTable(len(future), future_lines),
+            },
+        }
     )
 
-    data = SyntheticData(
-        customers=customer_frame(world, n_raw, build_pools(config.seed), config.start_date),
-        products=catalogue.frame.copy(),
-        gross_prices=prices.product_year_frame(
-            product_codes, raw_years, price[:, :n_raw_years], "fiscal_year", "gross_price"
-        ),
-        manufacturing_costs=prices.product_year_frame(
-            product_codes, raw_years, cost[:, :n_raw_years], "cost_year", "manufacturing_cost"
-        ),
-        pre_invoice_deductions=prices.deductions_frame(codes, raw_years, discount[:, :n_raw_years]),
-        order_lines=order_lines,
-        truth_customers=truth,
-        future_order_lines=future_lines,
-    )
-    for frame in (f for tables in data.tables().values() for f in tables.values()):
-        _strings_as_str(frame)
-    return data
 
-
-def _strings_as_str(frame: pd.DataFrame) -> None:
+def _strings_as_str(frame: pd.DataFrame) -> pd.DataFrame:
     """Give text columns pandas' ``str`` dtype even when empty (pandas infers ``object`` then)."""
     for column in frame.columns:
         if frame[column].dtype == object:
             frame[column] = frame[column].astype("str")
+    return frame
 
 
 def _prefixed(prefix: str, numbers: np.ndarray) -> np.ndarray:
@@ -229,20 +303,24 @@ def _future_lines(book: OrderBook, first_order: int, end_order: int, n_raw: int)
 def _lines_frame(
     book: OrderBook,
     lines: slice | np.ndarray,
-    order_ids: np.ndarray,
-    customer_codes: np.ndarray,
+    customer_numbers: np.ndarray,
     product_codes: np.ndarray,
 ) -> pd.DataFrame:
     """Order lines in the raw ``order_lines`` layout."""
     order = book.line_order[lines]
+    # Lines are grouped by order, so a block's orders are one run of the book: each order id is
+    # spelled once.
+    first = int(order[0]) if len(order) else 0
+    last = int(order[-1]) + 1 if len(order) else 0
+    order_ids = _prefixed("SO", book.order_keys(first, last))
     return pd.DataFrame(
         {
-            "order_id": order_ids[order],
-            "line_number": book.line_number[lines],
+            "order_id": order_ids[order - first],
+            "line_number": book.line_number[lines].astype(np.int64),
             "order_date": to_datetime64(book.order_day[order]),
-            "customer_code": customer_codes[book.order_customer[order]],
+            "customer_code": code_text(customer_numbers[book.order_customer[order]]),
             "product_code": product_codes[book.line_product[lines]],
-            "sold_quantity": book.line_quantity[lines],
+            "sold_quantity": book.line_quantity[lines].astype(np.int64),
         }
     )
 
@@ -250,32 +328,33 @@ def _lines_frame(
 def _truth_customers(
     world: World,
     book: OrderBook,
-    n_raw: int,
-    codes: np.ndarray,
+    customer_numbers: np.ndarray,
+    rows: slice,
     as_of_day: int,
     horizon_day: int,
     future_orders: np.ndarray,
     future_net: np.ndarray,
     future_margin: np.ndarray,
 ) -> pd.DataFrame:
-    """truth ``customers``: the latent variables of every raw customer and their next year."""
-    dropout = book.dropout_day[:n_raw]
+    """truth ``customers``: the latent variables of raw customers ``rows`` and their next year
+    (``future_*``: per raw customer)."""
+    dropout = book.dropout_day[rows]
     dropped_by_horizon = (dropout != NO_DAY) & (dropout <= horizon_day)
     dropout_date = to_datetime64(np.where(dropped_by_horizon, dropout, 0))
     dropout_date[~dropped_by_horizon] = np.datetime64("NaT", "ns")
     return pd.DataFrame(
         {
-            "customer_code": codes,
-            "persona": persona_names()[world.persona[:n_raw]],
-            "acquisition_date": to_datetime64(world.acquisition_day[:n_raw]),
-            "purchase_rate": world.purchase_rate[:n_raw],
-            "dropout_prob": world.dropout_prob[:n_raw],
-            "repeat_purchases_until_dropout": world.dropout_after[:n_raw],
+            "customer_code": code_text(customer_numbers[rows]),
+            "persona": persona_names()[world.persona[rows]],
+            "acquisition_date": to_datetime64(world.acquisition_day[rows]),
+            "purchase_rate": world.purchase_rate[rows],
+            "dropout_prob": world.dropout_prob[rows],
+            "repeat_purchases_until_dropout": world.dropout_after[rows],
             "dropout_date": dropout_date,
             "alive_at_as_of": ~((dropout != NO_DAY) & (dropout <= as_of_day)),
-            "mean_quantity_multiplier": world.quantity_multiplier[:n_raw],
-            "future_orders": future_orders.astype(np.int64),
-            "future_net_sales": np.round(future_net.astype(np.float64), 4),
-            "future_gross_margin": np.round(future_margin.astype(np.float64), 4),
+            "mean_quantity_multiplier": world.quantity_multiplier[rows],
+            "future_orders": future_orders[rows].astype(np.int64),
+            "future_net_sales": np.round(future_net[rows].astype(np.float64), 4),
+            "future_gross_margin": np.round(future_margin[rows].astype(np.float64), 4),
         }
     )

@@ -33,6 +33,19 @@ def test_same_config_gives_identical_frames(config, data):
             )
 
 
+def test_blocks_of_rows_make_the_whole_tables(data):
+    """The raw load writes each table block by block: the blocks, in order, are the table."""
+    for schema, tables in data.table_blocks(block_rows=997).items():
+        for name, blocks in tables.items():
+            whole = data.tables()[schema][name]
+            blocks = list(blocks)
+            if name in ("customers", "order_lines", "pre_invoice_deductions"):
+                assert len(blocks) > 1
+            pd.testing.assert_frame_equal(
+                pd.concat(blocks, ignore_index=True), whole, obj=f"{schema}.{name}"
+            )
+
+
 def test_another_seed_gives_another_world(config, data):
     other = simulate(dataclasses.replace(config, seed=config.seed + 1))
     assert not other.order_lines["order_date"].equals(data.order_lines["order_date"])

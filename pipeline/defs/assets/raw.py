@@ -52,7 +52,7 @@ def synthetic_raw_data(settings: PipelineSettings, duckdb: DuckDBResource):
     data = simulate(SimulationConfig.from_settings(current))
     current.data_dir.mkdir(parents=True, exist_ok=True)
     with engine.open_tables(current, duckdb) as tables:
-        for schema, frames in data.tables().items():
+        for schema, frames in data.table_blocks().items():
             counts = tables.replace_tables(schema, frames)
             for table, n_rows in counts.items():
                 yield dg.MaterializeResult(
