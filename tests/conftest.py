@@ -71,7 +71,6 @@ LONGEST_FIRST = [
     "standard_refresh",
     "tests.test_own_data",
     "tests.dbt.test_insight_marts",
-    "tests.test_cli",
     "tests.test_monthly_data",
 ]
 

@@ -1,15 +1,15 @@
-"""The command line as a user meets it: the README's shell refresh run as written in a clean
-environment, what a run prints, a failed import's last lines, and settings refused up front."""
+"""The command line as a user meets it: a failed import's last lines and settings refused up
+front. The README's shell refresh, run as written in a clean environment, and what a successful
+run prints are tested in tests/test_operations.py, where that command is the refresh after a
+killed one."""
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
@@ -17,80 +17,6 @@ from pipeline import cli, progress
 from pipeline import settings as settings_module
 
 pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
-
-REPO = settings_module.REPO_ROOT
-README = REPO / "README.md"
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-COMMAND = re.compile(r"^\.venv/bin/python -m pipeline\.cli refresh.*$", re.MULTILINE)
-
-
-def readme_refresh_commands() -> list[str]:
-    return COMMAND.findall(README.read_text())
-
-
-@pytest.fixture(scope="module")
-def readme_run(tmp_path_factory):
-    """The README's shell refresh, exactly as written, from the repository root, in a clean
-    environment: no DAGSTER_HOME, no venv on PATH, nothing the Makefile would export; only the
-    scale and the data folder point elsewhere."""
-    commands = readme_refresh_commands()
-    assert commands, "the README shows no `.venv/bin/python -m pipeline.cli refresh` command"
-    if not VENV_PYTHON.exists():
-        pytest.skip("no .venv in the repository (make setup creates it)")
-    root = tmp_path_factory.mktemp("readme")
-    (root / "home").mkdir()
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(root / "home"),
-        "PIPELINE_DATA_DIR": str(root / "data"),
-        "PIPELINE_CUSTOMERS": "300",
-    }
-    process = subprocess.run(
-        ["bash", "-c", commands[0]], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
-    )
-    return process, root / "data", commands[0]
-
-
-def test_the_readme_command_works_as_written_in_a_clean_environment(readme_run):
-    process, data_dir, command = readme_run
-    assert process.returncode == 0, f"{command!r} failed:\n{process.stdout}\n{process.stderr}"
-    assert "Refresh succeeded" in process.stdout
-    # the instance lives under the data folder, with the dagster.yaml the CLI wrote, and holds the run
-    home = data_dir / "dagster_home"
-    assert "enabled: false" in (home / "dagster.yaml").read_text()
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        (run,) = instance.get_runs()
-    assert run.status == dg.DagsterRunStatus.SUCCESS
-    as_of = command.split("--as-of", 1)[1].split()[0]
-    assert run.tags[cli.AS_OF_TAG] == as_of
-
-
-def test_a_run_prints_one_line_per_step_and_logs_the_rest_to_a_file(readme_run):
-    process, data_dir, _ = readme_run
-    out = process.stdout + process.stderr
-    lines = out.splitlines()
-    assert len(lines) <= 30, out  # one screen
-    assert not re.search(r"DEBUG|Telemetry|dagster\.yaml|Traceback|Warning", out), out
-    step_lines = [line for line in lines if re.match(r"^  \S+ +ok +\d+\.\d s", line)]
-    steps = [line.split()[0] for line in step_lines]
-    assert {"synthetic_raw_data", "star_schema", "customer_marts", "serve__bi_snapshot"} <= set(
-        steps
-    )
-    assert len(steps) == len(set(steps))
-    # one column per field, also after the long names of asset-check steps
-    assert len({re.search(r" ok +\d", line).start() for line in step_lines}) == 1, out
-    raw = next(line for line in step_lines if line.split()[0] == "synthetic_raw_data")
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
-        (order_lines,) = conn.execute("select count(*) from raw.order_lines").fetchone()
-    assert f"raw.order_lines {order_lines:,} rows" in raw
-    assert re.search(
-        r"\d+ checks passed", next(line for line in step_lines if " star_schema " in line)
-    )
-    # the full log is where the output says, with Dagster's events and dbt's output
-    (log_path,) = set(re.findall(r"(/\S+/logs/refresh-\S+\.log)", out))
-    log = Path(log_path).read_text()
-    assert Path(log_path).parent == data_dir / "logs"
-    assert "STEP_SUCCESS" in log and "DEBUG" in log and "Completed successfully" in log
 
 
 def test_a_failed_import_ends_with_its_cause_and_is_recorded(tmp_path, monkeypatch, capfd):

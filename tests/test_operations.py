@@ -7,7 +7,9 @@ fixture that asks for the one before it, so the order holds whichever tests are 
     first_refresh      full refresh as of FIRST_AS_OF (in-process), publishes snapshot 1
     bad_data_run       a negative sold_quantity in raw.order_lines, refresh downstream of raw: fails
     killed_refresh     `python -m pipeline.cli refresh --as-of LATER_AS_OF`, SIGKILLed during dbt
-    recovered_refresh  the same command again (its `main`, in-process), to completion: snapshot 2
+    recovered_refresh  the README's refresh command, exactly as written, in a clean environment
+                       (a shell at the repository root, no DAGSTER_HOME, no venv on PATH), to
+                       completion: snapshot 2, and what the README promises a user
     backfill           full refresh as of BACKFILL_AS_OF (older than LATER_AS_OF), in-process
 
 Fixtures only act and record; the tests assert.
@@ -15,10 +17,10 @@ Fixtures only act and record; the tests assert.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,7 +43,7 @@ from tests.standard_refresh import quiet_run_config
 pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
 
 FIRST_AS_OF = "2026-10-25"
-LATER_AS_OF = "2026-11-24"
+LATER_AS_OF = "2026-11-24"  # the as-of date of the README's refresh command
 BACKFILL_AS_OF = "2026-11-09"  # after the first refresh, before the later one
 
 BI_SNAPSHOT = dg.AssetKey(["serve", "bi_snapshot"])
@@ -53,6 +55,10 @@ NEGATIVE_QUANTITY_TEST = "not_negative_fact_sales_sold_quantity"
 DBT_START_TIMEOUT = 180  # seconds for the CLI to import, simulate and get dbt building
 REFRESH_TIMEOUT = 600
 
+README = settings_module.REPO_ROOT / "README.md"
+VENV_PYTHON = settings_module.REPO_ROOT / ".venv" / "bin" / "python"
+README_COMMAND = re.compile(r"^\.venv/bin/python -m pipeline\.cli refresh.*$", re.MULTILINE)
+
 
 # --- the pipeline's environment ---------------------------------------------------------------
 
@@ -60,7 +66,7 @@ REFRESH_TIMEOUT = 600
 @dataclass
 class World:
     root: Path
-    env: dict[str, str]  # the PIPELINE_* / DAGSTER_HOME / dbt variables of every run
+    env: dict[str, str]  # the PIPELINE_* / dbt variables of every run
     settings: settings_module.Settings
     defs: dg.Definitions
 
@@ -230,12 +236,11 @@ def leftovers(serve: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     root = tmp_path_factory.mktemp("operations")
-    (root / "dagster_home").mkdir()
+    # no DAGSTER_HOME: the CLI's runs go to <data_dir>/dagster_home, as for a user
     env = {
         "PIPELINE_DATA_DIR": str(root / "data"),
         "PIPELINE_CUSTOMERS": "1500",
         "PIPELINE_AS_OF": FIRST_AS_OF,
-        "DAGSTER_HOME": str(root / "dagster_home"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_TARGET_PATH": str(root / "dbt_target"),
     }
@@ -323,30 +328,70 @@ def killed_refresh(world, first_refresh, bad_data_run) -> KilledRefresh:
 
 @dataclass
 class RecoveredRefresh:
+    command: str  # the README's, as written
     returncode: int
-    log: Path
+    stdout: str
+    stderr: str
+    log: Path  # both, for failure messages
     before: ServeState
     after: ServeState
     runs: list[dg.DagsterRun]
+    order_lines: int  # raw.order_lines after it, before anything else writes the warehouse
+
+
+def readme_refresh_commands() -> list[str]:
+    return README_COMMAND.findall(README.read_text())
 
 
 @pytest.fixture(scope="module")
 def recovered_refresh(world, killed_refresh) -> RecoveredRefresh:
-    """The same CLI command again, run to completion. It runs in this process (`cli.main`): the
-    code path and the DAGSTER_HOME instance are the command's, without a second interpreter
-    start-up (~10-25 s, most of the cost of a subprocess here)."""
+    """The README's shell refresh, exactly as written, from the repository root, in a clean
+    environment: no DAGSTER_HOME, no venv on PATH, nothing the Makefile would export; only the
+    scale and the data folder are the world's. Its as-of date is the killed refresh's, so it is
+    also the refresh after the kill."""
+    commands = readme_refresh_commands()
+    assert commands, "the README shows no `.venv/bin/python -m pipeline.cli refresh` command"
+    command = commands[0]
+    assert f"--as-of {LATER_AS_OF}" in command, (
+        f"the README's refresh {command!r} must be as of {LATER_AS_OF}: this sequence runs it "
+        "as the refresh after the killed one (change LATER_AS_OF with it)"
+    )
+    if not VENV_PYTHON.exists():
+        pytest.skip("no .venv in the repository (make setup creates it)")
+    (world.root / "home").mkdir(exist_ok=True)
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(world.root / "home"),
+        "PIPELINE_DATA_DIR": world.env["PIPELINE_DATA_DIR"],
+        "PIPELINE_CUSTOMERS": world.env["PIPELINE_CUSTOMERS"],
+    }
     before = serve_state(world.serve)
+    process = subprocess.run(
+        ["bash", "-c", command],
+        cwd=settings_module.REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=REFRESH_TIMEOUT,
+    )
     log = world.root / "recovered_refresh.log"
-    with pytest.MonkeyPatch.context() as mp, log.open("w") as out:
-        for name, value in world.env.items():
-            mp.setenv(name, value)
-        mp.delenv("PIPELINE_WAREHOUSE", raising=False)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            returncode = cli.main(["refresh", "--as-of", LATER_AS_OF])
-    # Both CLI runs were recorded in the DAGSTER_HOME instance (newest first).
-    with dg.DagsterInstance.from_config(world.env["DAGSTER_HOME"]) as instance:
+    log.write_text(process.stdout + process.stderr)
+    # Both CLI runs were recorded in the instance under the data folder (newest first).
+    with dg.DagsterInstance.from_config(str(world.data_dir / "dagster_home")) as instance:
         runs = list(instance.get_runs())
-    return RecoveredRefresh(returncode, log, before, serve_state(world.serve), runs)
+    with duckdb.connect(str(world.warehouse), read_only=True) as conn:
+        (order_lines,) = conn.execute("select count(*) from raw.order_lines").fetchone()
+    return RecoveredRefresh(
+        command,
+        process.returncode,
+        process.stdout,
+        process.stderr,
+        log,
+        before,
+        serve_state(world.serve),
+        runs,
+        order_lines,
+    )
 
 
 @dataclass
@@ -434,6 +479,43 @@ def test_the_refresh_after_a_killed_one_succeeds_and_publishes(
 def test_a_killed_run_is_reported_failed_by_the_next_refresh(recovered_refresh):
     killed_run = recovered_refresh.runs[-1]
     assert killed_run.status == dg.DagsterRunStatus.FAILURE
+
+
+def test_the_readme_command_works_as_written_in_a_clean_environment(world, recovered_refresh):
+    recovered = recovered_refresh
+    assert recovered.returncode == 0, f"{recovered.command!r} failed:\n{tail(recovered.log)}"
+    assert "Refresh succeeded" in recovered.stdout
+    # the instance lives under the data folder, with the dagster.yaml the CLI wrote, and holds the run
+    home = world.data_dir / "dagster_home"
+    assert "enabled: false" in (home / "dagster.yaml").read_text()
+    latest = recovered.runs[0]
+    assert latest.status == dg.DagsterRunStatus.SUCCESS
+    assert latest.tags[cli.AS_OF_TAG] == LATER_AS_OF
+
+
+def test_a_run_prints_one_line_per_step_and_logs_the_rest_to_a_file(world, recovered_refresh):
+    out = recovered_refresh.stdout + recovered_refresh.stderr
+    lines = out.splitlines()
+    assert len(lines) <= 30, out  # one screen
+    assert not re.search(r"DEBUG|Telemetry|dagster\.yaml|Traceback|Warning", out), out
+    step_lines = [line for line in lines if re.match(r"^  \S+ +ok +\d+\.\d s", line)]
+    steps = [line.split()[0] for line in step_lines]
+    assert {"synthetic_raw_data", "star_schema", "customer_marts", "serve__bi_snapshot"} <= set(
+        steps
+    )
+    assert len(steps) == len(set(steps))
+    # one column per field, also after the long names of asset-check steps
+    assert len({re.search(r" ok +\d", line).start() for line in step_lines}) == 1, out
+    raw = next(line for line in step_lines if line.split()[0] == "synthetic_raw_data")
+    assert f"raw.order_lines {recovered_refresh.order_lines:,} rows" in raw
+    assert re.search(
+        r"\d+ checks passed", next(line for line in step_lines if " star_schema " in line)
+    )
+    # the full log is where the output says, with Dagster's events and dbt's output
+    (log_path,) = set(re.findall(r"(/\S+/logs/refresh-\S+\.log)", out))
+    log = Path(log_path).read_text()
+    assert Path(log_path).parent == world.data_dir / "logs"
+    assert "STEP_SUCCESS" in log and "DEBUG" in log and "Completed successfully" in log
 
 
 # --- 2. a failing blocking check --------------------------------------------------------------
