@@ -216,7 +216,7 @@ class WarehouseResource(DuckDBResource):
     connection. DuckDB's default, 80% of the machine, counts only DuckDB: with the refresh's
     pandas frames beside it, a 10M-customer refresh was killed for lack of memory."""
 
-    memory_limit: str = "50%"
+    memory_limit: str  # the setting's value: its default lives in pipeline/settings.py
 
     @contextmanager
     def get_connection(self):
