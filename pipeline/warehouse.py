@@ -35,7 +35,7 @@ def replace_tables(
     try:
         for name, frame in frames.items():
             if not isinstance(frame, pd.DataFrame):
-                staged[name] = 0
+                staged[name] = 0  # listed first, so that `finally` drops a half-written one
                 staged[name] = _staged_blocks(conn, schema, name, frame)
         conn.execute("begin transaction")
         try:
