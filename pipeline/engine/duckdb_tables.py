@@ -81,6 +81,13 @@ class DuckDBTables:
     def replace_tables(self, schema: str, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
         return warehouse.replace_tables(self.conn, schema, frames)
 
+    def replace_table_with_query(self, schema: str, table: str, sql: str) -> int:
+        """Replace ``schema.table`` with a portable query's rows, inside the warehouse (one
+        statement, so readers see the old table or the new one); return its rows."""
+        self.conn.execute(f"create schema if not exists {warehouse.quote_ident(schema)}")
+        self.conn.execute(f"create or replace table {warehouse.qualified(schema, table)} as {sql}")
+        return self.row_count(warehouse.qualified(schema, table))
+
     def replace_as_of_rows(self, schema: str, table: str, frame: pd.DataFrame, as_of) -> int:
         return warehouse.replace_as_of_rows(self.conn, schema, table, frame, as_of)
 

@@ -356,6 +356,11 @@ class SparkTables:
             _swap_in(staged, target)
         return counts
 
+    def replace_table_with_query(self, schema: str, table: str, sql: str) -> int:
+        """Replace ``schema.table`` with a portable query's rows, computed and written by Spark
+        (nothing comes to the driver); return its rows."""
+        return self.replace_tables(schema, {table: self.sql(sql)})[table]
+
     def copy_raw_from(self, conn, tables: Sequence[str]) -> dict[str, int]:
         """Write ``raw.<table>`` of a DuckDB connection (the file import's staging file) as
         each table's Parquet folder, swapped in once complete, and drop the simulator's truth

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dagster as dg
-import pandas as pd
 from dagster_dbt import get_asset_key_for_model
 from dagster_duckdb import DuckDBResource
 
@@ -14,14 +13,8 @@ from pipeline.defs.assets.dbt import star_schema
 from pipeline.defs.assets.metadata import markdown_table
 from pipeline.defs.resources import PipelineSettings
 
-SUMMARY_COLUMNS = [
-    "customer_code",
-    "has_orders",
-    "days_since_last_order",
-    "order_count",
-    "total_net_sales",
-    "first_order_date",
-]
+SUMMARY = "intermediate.customer_summary"
+SEGMENT_MAP = "reference.rfm_segment_map"
 
 
 @dg.asset(
@@ -41,29 +34,33 @@ def customer_rfm(settings: PipelineSettings, duckdb: DuckDBResource) -> dg.Mater
     customer."""
     current = settings.current
     with engine.open_tables(current, duckdb) as tables:
-        summary = tables.read_table("intermediate", "customer_summary", SUMMARY_COLUMNS)
-        segment_map = tables.read_table(
-            "reference", "rfm_segment_map", list(rfm.MAP_COLUMNS), order_by="priority"
+        segment_map = rfm.validate_segment_map(
+            tables.read_table(
+                "reference", "rfm_segment_map", list(rfm.MAP_COLUMNS), order_by="priority"
+            )
         )
-        scores = rfm.segment_customers(
-            summary, segment_map, current.as_of, current.models.rfm_new_customer_days
+        rfm.check_summary(tables.query(rfm.summary_problems_query(SUMMARY)), SUMMARY)
+        rows = tables.replace_table_with_query(
+            "analytics",
+            "customer_rfm",
+            rfm.customer_rfm_query(
+                SUMMARY,
+                SEGMENT_MAP,
+                segment_map,
+                current.as_of,
+                current.models.rfm_new_customer_days,
+            ),
         )
-        pareto = rfm.pareto_cut(summary["customer_code"], summary["total_net_sales"])
-        scores["is_pareto"] = pareto.flags.to_numpy()
-        scores.insert(0, "as_of_date", pd.Timestamp(current.as_of))
-        tables.replace_tables("analytics", {"customer_rfm": scores})
+        distribution = tables.query(
+            "select segment, count(*) as customers from analytics.customer_rfm "
+            "group by segment order by customers desc, segment"
+        )
+        pareto = rfm.pareto_cut(tables.query(rfm.pareto_query("analytics.customer_rfm", SUMMARY)))
 
-    distribution = (
-        scores.groupby("segment")
-        .size()
-        .rename("customers")
-        .reset_index()
-        .sort_values("customers", ascending=False)
-    )
-    distribution["share"] = (distribution["customers"] / len(scores)).round(4)
+    distribution["share"] = (distribution["customers"] / rows).round(4)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(scores),
+            "dagster/row_count": rows,
             "dagster/table_name": "analytics.customer_rfm",
             "as_of": current.as_of.isoformat(),
             "new_customer_days": current.models.rfm_new_customer_days,
