@@ -6,6 +6,7 @@ Its screenshot lands in test-artifacts/dashboard.png for CI to keep.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import subprocess
@@ -127,3 +128,30 @@ def test_dashboard_renders_every_chart_in_headless_chromium(refreshed, tmp_path)
     ]
     assert errors == [], errors
     assert screenshot.exists() and screenshot.stat().st_size > 50_000
+
+
+def test_the_page_does_not_depend_on_the_order_rows_are_stored_in(refreshed):
+    """Two warehouses with the published marts' rows stored in opposite orders draw the same
+    page: every chart's data comes out of its query in a fixed order (bars, legend entries and
+    hover rows would otherwise move between identical refreshes, whose scans come back in
+    whatever order DuckDB's threads finish)."""
+    current, _ = refreshed
+    snapshot = current.data_dir / "serve" / "current" / "customer_analytics.duckdb"
+    generated_at = dt.datetime(2026, 11, 24, 6, 0)
+    pages = []
+    for direction in ("asc", "desc"):
+        with duckdb.connect() as conn:
+            conn.execute(f"attach '{snapshot}' as snapshot (read_only)")
+            conn.execute("create schema marts")
+            tables = conn.execute(
+                "select table_name from duckdb_tables() "
+                "where database_name = 'snapshot' and schema_name = 'marts'"
+            ).fetchall()
+            for (table,) in tables:
+                conn.execute(
+                    f"create table marts.{table} as select * from snapshot.marts.{table} "
+                    f"order by all {direction}"
+                )
+            conn.execute("detach snapshot")
+            pages.append(build_dashboard(conn, generated_at))
+    assert pages[0] == pages[1]

@@ -242,7 +242,7 @@ def _rfm_grid(page: Page, conn) -> None:
         select r_score, fm_score, max(segment) as segment, count(*) as customers
         from {SCHEMA}.customer_single_view
         where has_orders and not is_new_customer
-        group by 1, 2
+        group by 1, 2 order by 1, 2
         """,
     )
     if cells.empty:
@@ -283,7 +283,8 @@ def _rfm(page: Page, conn) -> None:
     _rfm_grid(page, conn)
     seg = _query(
         conn,
-        f"select segment, customers, net_sales from {SCHEMA}.customer_segment_summary where customers > 0",
+        f"select segment, customers, net_sales from {SCHEMA}.customer_segment_summary "
+        "where customers > 0 order by segment",
     )
     if seg.empty:
         page.missing("RFM segments")
@@ -303,6 +304,7 @@ def _rfm(page: Page, conn) -> None:
         f"""
         select from_segment, to_segment, customers, previous_as_of_date
         from {SCHEMA}.customer_segment_migration
+        order by from_segment, to_segment
         """,
     )
     if mig.empty:
@@ -335,7 +337,7 @@ def _actions(page: Page, conn) -> None:
         f"""
         select category, segment, count(*) as customers
         from {SCHEMA}.customer_next_categories where recommendation_rank = 1
-        group by 1, 2
+        group by 1, 2 order by 1, 2
         """,
     )
     if nxt.empty:
@@ -358,10 +360,11 @@ def _actions(page: Page, conn) -> None:
         conn,
         f"""
         select segment, discount_reason, count(*) as customers,
-            sum(expected_margin_12m) as expected_margin_12m,
-            avg(suggested_discount_pct) as avg_discount_pct
+            -- in decimals: a float sum changes in its last bits with the order rows come in
+            sum(cast(expected_margin_12m as decimal(18, 2))) as expected_margin_12m,
+            avg(cast(suggested_discount_pct as decimal(18, 6))) as avg_discount_pct
         from {SCHEMA}.customer_single_view where is_offer
-        group by 1, 2
+        group by 1, 2 order by 1, 2
         """,
     )
     totals = _query(
@@ -369,7 +372,8 @@ def _actions(page: Page, conn) -> None:
         f"""
         select count(*) filter (where is_offer) as offers,
             count(*) filter (where has_orders) as customers_with_orders,
-            sum(expected_margin_12m) filter (where is_offer) / nullif(sum(expected_margin_12m), 0) as margin_share
+            sum(cast(expected_margin_12m as decimal(18, 2))) filter (where is_offer)
+                / nullif(sum(cast(expected_margin_12m as decimal(18, 2))), 0) as margin_share
         from {SCHEMA}.customer_single_view
         """,
     )
@@ -466,6 +470,7 @@ def _backtest(page: Page, conn) -> None:
         select model, metric, value from {SCHEMA}.model_evaluation
         where model_family = 'cltv' and evaluation = 'backtest'
             and as_of_date = (select max(as_of_date) from {SCHEMA}.model_evaluation)
+        order by model, metric
         """,
     )
     if df.empty:
@@ -524,7 +529,10 @@ def _clusters(page: Page, conn) -> None:
 
 
 def _segments(page: Page, conn) -> None:
-    df = _query(conn, f"select * from {SCHEMA}.insight_segment_performance")
+    df = _query(
+        conn,
+        f"select * from {SCHEMA}.insight_segment_performance order by platform, channel, region",
+    )
     if df.empty:
         return page.missing("customer segments")
     df["label"] = df["platform"] + " / " + df["channel"] + " / " + df["region"]
@@ -555,7 +563,7 @@ def _segments(page: Page, conn) -> None:
         fig,
         "Growth opportunity = share below the average segment share and growth above the overall growth.",
     )
-    df = df.sort_values("net_sales", ascending=False)
+    df = df.sort_values("net_sales", ascending=False, kind="stable")
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_bar(x=df["label"], y=df["net_sales"], name="Net sales")
     fig.add_scatter(
@@ -575,7 +583,7 @@ def _products(page: Page, conn) -> None:
             sum(sold_quantity) as sold_quantity, sum(gross_margin) as gross_margin
         from {SCHEMA}.insight_product_bestsellers, latest
         where fiscal_year = latest.fy
-        group by 1, 2
+        group by 1, 2 order by 1, 2
         """,
     )
     if best.empty:
@@ -613,6 +621,7 @@ def _cohorts(page: Page, conn) -> None:
         f"""
         select cohort_month, months_since_first_order, retention_rate
         from {SCHEMA}.insight_customer_cohorts where months_since_first_order <= 24
+        order by 1, 2
         """,
     )
     if df.empty:
