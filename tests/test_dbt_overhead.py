@@ -155,7 +155,8 @@ def test_the_duckdb_memory_limit_holds_for_the_pipelines_connections_and_dbts(
 ):
     """PIPELINE_DUCKDB_MEMORY_LIMIT: DuckDB's own default (80% of the machine) counts only
     DuckDB, and a 10M-customer refresh, with its pandas frames in the same process, was killed
-    for lack of memory. Both the warehouse resource and dbt's connection use the setting."""
+    for lack of memory. Both the warehouse resource and dbt's connection use the setting. Both
+    also switch DuckDB's progress bar off: a query over 2 s printed one into the refresh's log."""
     from pipeline import settings as settings_module
 
     monkeypatch.setenv("PIPELINE_DUCKDB_MEMORY_LIMIT", "1GB")
@@ -163,8 +164,10 @@ def test_the_duckdb_memory_limit_holds_for_the_pipelines_connections_and_dbts(
     current.data_dir.mkdir(parents=True)
     resources = build_resources(current)
     with resources["duckdb"].get_connection() as conn:
-        (limit,) = conn.execute("select current_setting('memory_limit')").fetchone()
-    assert limit == "953.6 MiB"  # 10**9 bytes
+        limit, progress_bar = conn.execute(
+            "select current_setting('memory_limit'), current_setting('enable_progress_bar')"
+        ).fetchone()
+    assert (limit, progress_bar) == ("953.6 MiB", False)  # 10**9 bytes
 
     monkeypatch.delenv("PIPELINE_DUCKDB_MEMORY_LIMIT")  # the dbt resource sets it for dbt
     dbt = resources["dbt"]
@@ -173,7 +176,8 @@ def test_the_duckdb_memory_limit_holds_for_the_pipelines_connections_and_dbts(
         [
             "show",
             "--inline",
-            "select current_setting('memory_limit') as memory_limit",
+            "select current_setting('memory_limit') as memory_limit, "
+            "current_setting('enable_progress_bar') as progress_bar",
             *("--project-dir", str(dbt_project.project_dir)),
             *("--profiles-dir", str(dbt_project.profiles_dir)),
             *("--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "target")),
@@ -181,4 +185,4 @@ def test_the_duckdb_memory_limit_holds_for_the_pipelines_connections_and_dbts(
     )
     assert finished.success, finished.errors
     (shown,) = finished.result.results
-    assert [tuple(row) for row in shown.agate_table.rows] == [("953.6 MiB",)]
+    assert [tuple(row) for row in shown.agate_table.rows] == [("953.6 MiB", False)]

@@ -224,6 +224,8 @@ class WarehouseResource(DuckDBResource):
             # a setting of the database, not the connection: set once, it holds for every
             # connection to the file in this process
             conn.execute(f"set memory_limit = '{self.memory_limit}'")
+            # on by default even without a terminal: a query over 2 s drew one into the log
+            conn.execute("set enable_progress_bar = false")
             yield conn
 
 
