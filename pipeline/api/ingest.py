@@ -4,10 +4,10 @@ accepted rows into the import folder as one new transactions file for the next r
 Validation is the file import itself: the batch is written as the very CSV that would land in the
 import folder, into a temporary folder, and ``pipeline.ingest.run_import`` runs on it in an
 in-memory DuckDB. Its ``raw.quarantine`` gives each rejected row its reason (missing_key,
-unparseable_date, date_after_as_of, non_numeric, negative, exact_duplicate); nothing about the
-rules is re-written here. As in any file, a line repeated with the same order id is an
-``exact_duplicate``, while identical lines without an order id are separate orders and are all
-kept. Repeats of lines in files already in the folder are judged by the next refresh, which
+unparseable_date, date_after_as_of, non_numeric, negative, exact_duplicate, conflicting_order);
+nothing about the rules is re-written here. As in any file, a line repeated with the same order id
+is an ``exact_duplicate``, while identical lines without an order id are separate orders and are
+all kept. Repeats of lines in files already in the folder are judged by the next refresh, which
 reads every file.
 
 Durability: the file is written under a hidden ``.part`` name the import ignores, fsynced,

@@ -33,6 +33,7 @@ REASONS = (
     "negative",  # a negative quantity, amount, price, cost or rate
     "date_after_as_of",  # an order dated after the refresh's as-of date
     "exact_duplicate",  # the same line again: same order id and values, or a repeated dimension row
+    "conflicting_order",  # an order id seen earlier with another customer or order date
     "duplicate_key",  # a dimension key already loaded with other values
     "unknown_customer",  # a customer_code not in the loaded customers
     "unknown_product",  # a product_code not in the loaded products
@@ -269,22 +270,34 @@ def _view_sql(kind: str, rules: Rules, as_of) -> str:
         )
     # identical rows are separate orders unless an order id says they are the same line; a
     # dimension row repeated is the same row
+    conflict = None
     if rules.unique:
         ranked = (
             f"select *, case when reason is null then row_number() over (partition by reason is null, "
             f"{columns} order by file_seq, row_number) end as _dup_rank from {staged}"
         )
     elif "order_id" in rules.text:
-        # ranked apart: a window over the rows without an order id would be all cost, no use
+        # ranked apart: a window over the rows without an order id would be all cost, no use.
+        # An order has one customer and one date, which every model that counts orders relies
+        # on: its first line (in file order) sets them, and a later line naming another customer
+        # or date is quarantined, never loaded as a second order under the same id.
+        (date,) = rules.orders_dated
+        first_line = "over (partition by order_id order by file_seq, row_number)"
         ranked = (
-            f"select *, row_number() over (partition by {columns} order by file_seq, row_number) as _dup_rank "
+            f"select *, row_number() over (partition by {columns} order by file_seq, row_number) as _dup_rank, "
+            f"first_value(customer_code) {first_line} as _order_customer, "
+            f"first_value({q(date)}) {first_line} as _order_date "
             f"from {staged} where reason is null and order_id is not null "
-            f"union all by name select *, null as _dup_rank from {staged} "
+            f"union all by name select *, null as _dup_rank, null as _order_customer, "
+            f"null as _order_date from {staged} "
             f"where reason is not null or order_id is null"
         )
+        conflict = f"_order_customer is distinct from customer_code or _order_date is distinct from {q(date)}"
     else:
         ranked = f"select *, null as _dup_rank from {staged}"
     checks.append(("exact_duplicate", "_dup_rank > 1"))
+    if conflict is not None:
+        checks.append(("conflicting_order", f"_dup_rank is not null and ({conflict})"))
     case = " ".join(f"when {cond} then '{reason}'" for reason, cond in checks)
     key_rank = (
         f"case when _reason is null then row_number() over (partition by _reason is null, "

@@ -195,6 +195,47 @@ def test_incremental_files_and_changed_content(folder, conn):
     assert conn.execute("select count(*) from raw.order_lines").fetchone() == (3,)  # rolled back
 
 
+def test_an_order_keeps_the_customer_and_date_of_its_first_line(folder, conn):
+    """Every model that counts orders takes an order to have one customer and one date: a line
+    naming another one under the same order id (here, or in a later file) is quarantined, not
+    loaded as a second order under that id."""
+    header = "customer_id,order_date,amount,order_id\n"
+    (folder / "transactions_1.csv").write_text(
+        header
+        + "A,2024-01-05,10,O1\n"  # loaded: O1's first line
+        + "A,2024-01-05,4,O1\n"  # loaded: another line of O1
+        + "B,2024-01-05,5,O1\n"  # conflicting_order: another customer
+        + "A,2024-01-06,6,O1\n"  # conflicting_order: another date
+        + "A,2024-01-05,10,O1\n"  # exact_duplicate: the first line again
+        + "B,2024-02-01,7,O2\n"  # loaded
+    )
+    (folder / "transactions_2.csv").write_text(
+        header + "C,2024-02-01,7,O2\n" + "C,2024-03-01,8,O3\n"  # O2 is B's: conflicting_order
+    )
+    config = tx_config(folder, columns=TransactionColumns(order="order_id"))
+    report = run_import(conn, config)
+    by_file = {f["file_name"]: (f["rows"], f["loaded"], f["reasons"]) for f in report.files}
+    assert by_file == {
+        "transactions_1.csv": (6, 3, {"conflicting_order": 2, "exact_duplicate": 1}),
+        "transactions_2.csv": (2, 1, {"conflicting_order": 1}),
+    }
+    quarantined = conn.execute(
+        "select file_name, row_number, original_values from raw.quarantine "
+        "where reason = 'conflicting_order' order by 1, 2"
+    ).fetchall()
+    assert [
+        (file, row, json.loads(values)["customer_code"]) for file, row, values in quarantined
+    ] == [
+        ("transactions_1.csv", 3, "B"),
+        ("transactions_1.csv", 4, "A"),
+        ("transactions_2.csv", 1, "C"),
+    ]
+    assert conn.execute(
+        "select count(*), count(distinct (order_id, customer_code, order_date)), "
+        "count(distinct order_id) from raw.order_lines"
+    ).fetchone() == (4, 3, 3)
+
+
 def write_atliq(folder, sales: str, monthly: bool = False) -> None:
     (folder / "dim_customer.csv").write_text(
         "customer_code,customer,platform,channel,market,sub_zone,region\n"
