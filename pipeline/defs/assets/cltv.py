@@ -98,6 +98,7 @@ def cltv_model_selection(
             "spend_rmse",
         ]
     ]
+    # in dependency order, as a multi-asset must
     yield dg.MaterializeResult(
         asset_key=PREDICTIONS_KEY,
         metadata={"dagster/row_count": predicted, "as_of": current.as_of.isoformat()},
