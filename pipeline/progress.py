@@ -38,6 +38,7 @@ HEADLINE_ASSETS = (
     "raw/order_lines",
     "intermediate/int_order_lines_priced",
     "marts/customer_single_view",
+    "analytics/cltv_model_selection",  # not the backtest's per-customer predictions
 )
 # Exception classes that only wrap the real error.
 WRAPPER_ERRORS = (

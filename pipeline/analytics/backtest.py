@@ -2,32 +2,33 @@
 
 Backtest pieces
 ---------------
-- ``calibration_summary``: ``customer_backtest_summary``'s calibration columns (``*_cal``) under
-  ``customer_summary``'s names, for the fitters.
+- ``CALIBRATION_COLUMNS``: ``customer_backtest_summary``'s calibration columns (``*_cal``) and
+  ``customer_summary``'s names for them, for the fitters.
 - ``baseline_purchases``: the naive baseline, each customer's past repeat rate carried forward:
   ``frequency_cal / t_cal`` repeat purchase days per day, times the holdout duration (0 when
   ``t_cal`` is 0: a customer first seen on the cutoff day has no history to carry).
-- ``pct_error`` and ``spearman``.
+- ``pct_error``; rank metrics as portable SQL the engine runs (``rank_correlations``: Spearman
+  with average ranks for ties; ``aucs``: ROC AUC, ties counted half), over compact rows: one per
+  distinct value, never one per customer in the driver.
 
 Ground-truth contract (synthetic data only): ``compare_with_truth`` sets the scores as of the
-as-of date beside the simulator's latent truth: P(alive) vs ``alive_at_as_of`` (mean, Brier
-score, AUC), 365-day expected purchases vs ``future_orders`` (total % error, MAE, Spearman;
+as-of date (``analytics.customer_cltv``) beside the simulator's latent truth
+(``truth.customers``), inside the engine: P(alive) vs ``alive_at_as_of`` (mean, Brier score,
+AUC), 365-day expected purchases vs ``future_orders`` (total % error, MAE, Spearman;
 ``future_orders`` counts orders, the model purchase days, which differ only on days with two
 orders), 365-day value vs ``future_gross_margin`` / ``future_net_sales``, the population
 mean purchase rate ``r / alpha`` and (BG/NBD, MBG/NBD) dropout probability ``a / (a + b)`` vs the
-truth means; with the customers' ``frequency``, also P(alive) AUC and Brier score on repeat
-buyers alone, and expected order value vs next year's spend per order for one-time and repeat
-buyers.
+truth means; with the customers' ``frequency`` (``customer_summary``), also P(alive) AUC and
+Brier score on repeat buyers alone, and expected order value vs next year's spend per order for
+one-time and repeat buyers.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from pipeline.analytics.cltv import base
 
@@ -42,7 +43,17 @@ CALIBRATION_COLUMNS = {
 }
 HOLDOUT_SPEND_COLUMNS = {"margin": "gross_margin_holdout", "revenue": "net_sales_holdout"}
 TRUTH_SPEND_COLUMNS = {"margin": "future_gross_margin", "revenue": "future_net_sales"}
+TRUTH_COLUMNS = (
+    "customer_code",
+    "purchase_rate",
+    "dropout_prob",
+    "alive_at_as_of",
+    "future_orders",
+)
 METRIC_COLUMNS = ("metric", "model", "value")
+SCORES = "analytics.customer_cltv"
+SUMMARY = "intermediate.customer_summary"
+TRUTH_TABLE = "truth.customers"
 
 
 # --- small pure pieces ------------------------------------------------------------------------
@@ -53,14 +64,66 @@ def pct_error(predicted_total: float, actual_total: float) -> float:
     return 100.0 * (predicted_total - actual_total) / actual_total if actual_total else math.nan
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (ties get average ranks); NaN when either side is constant."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
-        return math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(spearmanr(a, b).statistic)
+def rank_correlations(tables, pairs: str) -> dict[str, float]:
+    """Spearman's rank correlation of ``x`` and ``y`` per ``key`` of ``pairs`` (a portable query
+    with those columns, one row per customer), ties given their average rank (as scipy's
+    ``spearmanr``); NaN where either side is constant. The engine groups the rows by distinct
+    (x, y), ranks the distinct values from their counts, and sums the centred products; only
+    the sums (one row per key) come back."""
+    counted = f"select key, x, y, count(*) as n from ({pairs}) as pairs group by key, x, y"
+
+    def ranks(side: str) -> str:
+        # a value's average rank: the rows up to and including it, less half its ties
+        return (
+            f"select key, {side}, sum(c) over (partition by key order by {side} "
+            "rows between unbounded preceding and current row) - cast(c - 1 as double) / 2 "
+            f"as r from (select key, {side}, sum(n) as c from counted group by key, {side}) "
+            "as distinct_values"
+        )
+
+    sums = tables.query(
+        f"with counted as ({counted}), x_ranks as ({ranks('x')}), y_ranks as ({ranks('y')}), "
+        "centred as (select counted.key, counted.x, counted.y, counted.n, "
+        "x_ranks.r - cast(totals.total + 1 as double) / 2 as dx, "
+        "y_ranks.r - cast(totals.total + 1 as double) / 2 as dy from counted "
+        "join (select key, sum(n) as total from counted group by key) as totals "
+        "on counted.key = totals.key "
+        "join x_ranks on counted.key = x_ranks.key and counted.x = x_ranks.x "
+        "join y_ranks on counted.key = y_ranks.key and counted.y = y_ranks.y) "
+        "select key, count(distinct x) as x_values, count(distinct y) as y_values, "
+        "sum(n * dx * dy) as sxy, sum(n * dx * dx) as sxx, sum(n * dy * dy) as syy "
+        "from centred group by key"
+    )
+    return {
+        row.key: float(row.sxy / np.sqrt(row.sxx * row.syy))
+        if row.x_values >= 2 and row.y_values >= 2
+        else math.nan
+        for row in sums.itertuples(index=False)
+    }
+
+
+def aucs(tables, labelled: str) -> dict[str, float]:
+    """ROC AUC of ``score`` for the boolean ``label`` per ``key`` of ``labelled`` (a portable
+    query with those columns): the share of (positive, negative) pairs the score orders right,
+    ties counting half (as scikit-learn's ``roc_auc_score``); NaN with one class only. The engine
+    counts positives and negatives per distinct score; the counts are whole numbers, so the
+    ratio is exact."""
+    sums = tables.query(
+        "with groups as (select key, score, sum(case when label then 1 else 0 end) as pos, "
+        "sum(case when label then 0 else 1 end) as neg "
+        f"from ({labelled}) as labelled group by key, score), "
+        "below as (select key, pos, neg, sum(neg) over (partition by key order by score "
+        "rows between unbounded preceding and current row) - neg as neg_below from groups) "
+        "select key, sum(pos) as positives, sum(neg) as negatives, "
+        "sum(pos * neg_below) as ordered, sum(pos * neg) as tied from below group by key"
+    )
+    return {
+        row.key: (float(row.ordered) + float(row.tied) / 2)
+        / (float(row.positives) * float(row.negatives))
+        if row.positives and row.negatives
+        else math.nan
+        for row in sums.itertuples(index=False)
+    }
 
 
 def baseline_purchases(
@@ -77,51 +140,27 @@ def baseline_purchases(
     return rate * np.asarray(duration, dtype=float)
 
 
-def _error_metrics(actual: np.ndarray, predicted: np.ndarray, prefix: str) -> dict[str, float]:
-    return {
-        f"{prefix}_total": float(predicted.sum()),
-        f"{prefix}_aggregate_pct_error": pct_error(float(predicted.sum()), float(actual.sum())),
-        f"{prefix}_mae": float(np.mean(np.abs(predicted - actual))),
-        f"{prefix}_spearman": spearman(predicted, actual),
-    }
-
-
-# --- the backtest -----------------------------------------------------------------------------
-
-
-def calibration_summary(backtest_summary: pd.DataFrame) -> pd.DataFrame:
-    """The calibration columns under ``customer_summary``'s names, for the cltv fitters."""
-    needed = ["customer_code", *CALIBRATION_COLUMNS]
-    missing = [c for c in needed if c not in backtest_summary.columns]
-    if missing:
-        raise ValueError(f"backtest summary lacks columns {missing}")
-    frame = backtest_summary[needed].rename(columns=CALIBRATION_COLUMNS)
-    frame["has_orders"] = True
-    return frame.reset_index(drop=True)
-
-
 # --- ground truth (synthetic data) ------------------------------------------------------------
 
 
 def compare_with_truth(
-    scores: pd.DataFrame,
-    truth: pd.DataFrame,
+    tables,
     transaction: base.FitResult,
     spend: str = "margin",
 ) -> tuple[pd.DataFrame, dict]:
-    """Scores as of the as-of date beside the simulator's truth (a 365-day truth horizon).
+    """The scores as of the as-of date beside the simulator's truth (a 365-day truth horizon),
+    from the engine's sums over the customers in both (only small frames reach the driver).
 
     Parameters
     ----------
-    scores : pd.DataFrame
-        ``scoring.score_customers`` output; customers without orders (null scores) are left out.
-        With a ``frequency`` column (repeat purchase days as of the as-of date), P(alive) is
-        also judged on repeat buyers alone (one-time buyers have P(alive) 1 by construction
-        in BG/NBD, which flatters the AUC) and spend per order on one-time and repeat buyers.
-    truth : pd.DataFrame
-        The simulator's ``truth.customers``: ``customer_code``, ``purchase_rate``,
-        ``dropout_prob``, ``alive_at_as_of``, ``future_orders``, ``future_net_sales``,
-        ``future_gross_margin``.
+    tables
+        The run's table store, with ``analytics.customer_cltv`` (customers without orders, whose
+        scores are null, are left out), ``intermediate.customer_summary`` (each customer's
+        ``frequency``: P(alive) is also judged on repeat buyers alone, since one-time buyers
+        have P(alive) 1 by construction in BG/NBD, which flatters the AUC, and spend per order
+        on one-time and repeat buyers) and the simulator's ``truth.customers``
+        (``customer_code``, ``purchase_rate``, ``dropout_prob``, ``alive_at_as_of``,
+        ``future_orders``, ``future_net_sales``, ``future_gross_margin``).
     transaction : base.FitResult
         The transaction model the scores came from (for the population means; the mean
         dropout probability per purchase only for BG/NBD and MBG/NBD, whose dropout is per
@@ -135,95 +174,112 @@ def compare_with_truth(
     ``value`` and the same as a nested dict.
     """
     base.spend_column(spend)  # refuses an unknown spend name
-    needed = [
-        "customer_code",
-        "purchase_rate",
-        "dropout_prob",
-        "alive_at_as_of",
-        "future_orders",
-        TRUTH_SPEND_COLUMNS[spend],
-    ]
-    missing = [c for c in needed if c not in truth.columns]
+    needed = [*TRUTH_COLUMNS, TRUTH_SPEND_COLUMNS[spend]]
+    have = {name for name, _ in tables.table_columns(*TRUTH_TABLE.split("."))}
+    missing = [c for c in needed if c not in have]
     if missing:
         raise ValueError(f"truth table lacks columns {missing}")
-    scored = scores[scores["p_alive"].notna()]
-    # (pandas' merge(validate=...) costs seconds at 1M customers; is_unique is a hash pass)
-    for name, frame in (("scores", scored), ("truth", truth)):
-        if not frame["customer_code"].is_unique:
+    duplicated = tables.query(
+        "select (select count(*) - count(distinct customer_code) from "
+        f"{SCORES} where p_alive is not null) as scores, "
+        f"(select count(*) - count(distinct customer_code) from {TRUTH_TABLE}) as truth"
+    ).iloc[0]
+    for name in ("scores", "truth"):
+        if int(duplicated[name]):
             raise ValueError(f"{name} have duplicated customer_code values")
-    joined = scored.merge(truth[needed], on="customer_code", how="inner")
-    if joined.empty:
+    joined = (
+        "select s.customer_code, cast(s.p_alive as double) as p_alive, "
+        "cast(case when t.alive_at_as_of then 1 else 0 end as double) as alive, "
+        "t.alive_at_as_of as is_alive, s.frequency > 0 as is_repeat, "
+        "cast(s.expected_purchases_365d as double) as expected, "
+        "cast(s.expected_order_value as double) as order_value, "
+        "cast(s.expected_purchases_365d as double) * cast(s.expected_order_value as double) "
+        "as value, cast(t.future_orders as double) as future, "
+        f"cast(t.{TRUTH_SPEND_COLUMNS[spend]} as double) as future_value, "
+        "cast(t.purchase_rate as double) as purchase_rate, "
+        "cast(t.dropout_prob as double) as dropout_prob "
+        f"from (select c.*, m.frequency from {SCORES} as c join {SUMMARY} as m "
+        "on c.customer_code = m.customer_code where c.p_alive is not null) as s "
+        f"join {TRUTH_TABLE} as t on s.customer_code = t.customer_code"
+    )
+    spend_sums = []
+    for group, where in (("one_time", "not is_repeat"), ("repeat", "is_repeat")):
+        keep = f"{where} and future > 0"
+        error = "(order_value - future_value / future)"
+        spend_sums += [
+            f"sum(case when {keep} then future else 0 end) as orders_{group}",
+            f"sum(case when {keep} then future * {error} * {error} else 0 end) as squares_{group}",
+            f"sum(case when {keep} then future * order_value else 0 end) as predicted_{group}",
+            f"sum(case when {keep} then future_value else 0 end) as actual_{group}",
+        ]
+    sums = tables.query(
+        "select count(*) as customers, avg(p_alive) as alive_share, "
+        "avg((p_alive - alive) * (p_alive - alive)) as p_alive_brier, "
+        "avg(case when is_repeat then (p_alive - alive) * (p_alive - alive) end) "
+        "as p_alive_brier_repeat, avg(alive) as true_alive_share, "
+        "avg(purchase_rate) as purchase_rate, avg(dropout_prob) as dropout_prob, "
+        "sum(expected) as expected, sum(future) as future, avg(abs(expected - future)) "
+        "as purchases_mae, sum(value) as value, sum(future_value) as future_value, "
+        f"avg(abs(value - future_value)) as value_mae, {', '.join(spend_sums)} "
+        f"from ({joined}) as joined"
+    ).iloc[0]
+    n = int(sums["customers"])
+    if n == 0:
         raise ValueError("no scored customer is in the truth table")
-
-    p_alive = joined["p_alive"].to_numpy(dtype=float)
-    alive = joined["alive_at_as_of"].to_numpy(dtype=bool)
-    expected = joined["expected_purchases_365d"].to_numpy(dtype=float)
-    future = joined["future_orders"].to_numpy(dtype=float)
-    value = expected * joined["expected_order_value"].to_numpy(dtype=float)
-    future_value = joined[TRUTH_SPEND_COLUMNS[spend]].to_numpy(dtype=float)
+    auc = aucs(
+        tables,
+        f"select 'all' as key, p_alive as score, is_alive as label from ({joined}) as joined "
+        "union all select 'repeat' as key, p_alive as score, is_alive as label "
+        f"from ({joined}) as joined where is_repeat",
+    )
+    spearman = rank_correlations(
+        tables,
+        f"select 'purchases' as key, expected as x, future as y from ({joined}) as joined "
+        f"union all select 'value' as key, value as x, future_value as y from ({joined}) as joined",
+    )
     params = transaction.params
-
     model: dict[str, float] = {
-        "alive_share": float(p_alive.mean()),
-        "p_alive_brier": float(np.mean((p_alive - alive) ** 2)),
-        "p_alive_auc": _auc(alive, p_alive),
+        "alive_share": float(sums["alive_share"]),
+        "p_alive_brier": float(sums["p_alive_brier"]),
+        "p_alive_auc": auc.get("all", math.nan),
         "mean_purchase_rate_per_day": params["r"] / params["alpha"],
     }
     if "a" in params:
         model["mean_dropout_prob"] = params["a"] / (params["a"] + params["b"])
-    if "frequency" in joined.columns:
-        repeat = joined["frequency"].to_numpy(dtype=float) > 0
-        model["p_alive_brier_repeat"] = float(np.mean((p_alive[repeat] - alive[repeat]) ** 2))
-        model["p_alive_auc_repeat"] = _auc(alive[repeat], p_alive[repeat])
-        model |= _spend_vs_truth(joined, future, future_value, repeat)
-    model |= {
-        k.replace("purchases", "purchases_365d"): v
-        for k, v in _error_metrics(future, expected, "purchases").items()
-    }
-    model |= {
-        k.replace("value", "value_365d"): v
-        for k, v in _error_metrics(future_value, value, "value").items()
-    }
+    model["p_alive_brier_repeat"] = _float(sums["p_alive_brier_repeat"])
+    model["p_alive_auc_repeat"] = auc.get("repeat", math.nan)
+    for group in ("one_time", "repeat"):
+        orders = float(sums[f"orders_{group}"])
+        if orders == 0:
+            continue
+        model[f"order_value_rmse_{group}"] = float(np.sqrt(sums[f"squares_{group}"] / orders))
+        model[f"order_value_aggregate_pct_error_{group}"] = pct_error(
+            float(sums[f"predicted_{group}"]), float(sums[f"actual_{group}"])
+        )
+    for name, predicted, actual, mae in (
+        ("purchases_365d", "expected", "future", "purchases_mae"),
+        ("value_365d", "value", "future_value", "value_mae"),
+    ):
+        model[f"{name}_total"] = float(sums[predicted])
+        model[f"{name}_aggregate_pct_error"] = pct_error(
+            float(sums[predicted]), float(sums[actual])
+        )
+        model[f"{name}_mae"] = float(sums[mae])
+        model[f"{name}_spearman"] = spearman.get(name.removesuffix("_365d"), math.nan)
     actual = {
-        "alive_share": float(alive.mean()),
-        "mean_purchase_rate_per_day": float(joined["purchase_rate"].mean()),
-        "mean_dropout_prob": float(joined["dropout_prob"].mean()),
-        "purchases_365d_total": float(future.sum()),
-        "value_365d_total": float(future_value.sum()),
+        "alive_share": float(sums["true_alive_share"]),
+        "mean_purchase_rate_per_day": float(sums["purchase_rate"]),
+        "mean_dropout_prob": float(sums["dropout_prob"]),
+        "purchases_365d_total": float(sums["future"]),
+        "value_365d_total": float(sums["future_value"]),
     }
     name = transaction.name
-    summary = {name: model, TRUTH: actual, "n_customers": len(joined), "spend": spend}
+    summary = {name: model, TRUTH: actual, "n_customers": n, "spend": spend}
     rows = [(m, who, v) for who in (TRUTH, name) for m, v in summary[who].items()]
-    rows.append(("n_customers", TRUTH, float(len(joined))))
+    rows.append(("n_customers", TRUTH, float(n)))
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS)), summary
 
 
-def _spend_vs_truth(
-    joined: pd.DataFrame, future_orders: np.ndarray, future_value: np.ndarray, repeat: np.ndarray
-) -> dict[str, float]:
-    """Expected order value vs next year's actual spend per order, over customers with future
-    orders, weighted by their orders (RMSE, and aggregate % error of orders x expected value vs
-    the actual total), for one-time and repeat buyers (as of the as-of date)."""
-    out = {}
-    predicted = joined["expected_order_value"].to_numpy(dtype=float)
-    for suffix, mask in (("one_time", ~repeat), ("repeat", repeat)):
-        keep = mask & (future_orders > 0)
-        orders = future_orders[keep]
-        if orders.sum() == 0:
-            continue
-        actual = future_value[keep] / orders
-        error = predicted[keep] - actual
-        out[f"order_value_rmse_{suffix}"] = float(np.sqrt(np.sum(orders * error**2) / orders.sum()))
-        out[f"order_value_aggregate_pct_error_{suffix}"] = pct_error(
-            float(np.sum(orders * predicted[keep])), float(future_value[keep].sum())
-        )
-    return out
-
-
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC of scores for boolean labels; NaN when only one class is present."""
-    if labels.all() or not labels.any():
-        return math.nan
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, scores))
+def _float(value) -> float:
+    """A SQL aggregate as a float: NaN for null (an average over no rows)."""
+    return math.nan if pd.isna(value) else float(value)

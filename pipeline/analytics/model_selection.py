@@ -6,6 +6,12 @@ Contract
   minus the holdout days), the calibration summary (``*_cal``, log-spend statistics included),
   the repeat purchase days of the calibration period's last holdout-length window
   (``frequency_last_period_cal``) and what happened in the holdout.
+- **Where it runs**: in the run's table store (``pipeline.engine``), the engine moving the data
+  and one implementation for both engines. The fits read compact rows of the calibration columns
+  (``cltv.tables.CompactFits`` over ``calibration_relation``); every customer's holdout
+  predictions are computed batch by batch inside the engine (``holdout_predictions``) and
+  written to ``analytics.cltv_backtest_predictions``; the metrics below are portable SQL over
+  that table (sums, and windows for the ranks), so only one row per model or decile comes back.
 - **Transaction candidates** (BG/NBD, MBG/NBD, Pareto/NBD) are fit on the calibration columns
   with the penalizer ladder and predict each customer's purchase days in the holdout. A candidate
   that cannot be fit is recorded with every rung's error and left out.
@@ -14,8 +20,9 @@ Contract
   ``frequency_cal / t_cal`` carried over the holdout; 0 when ``t_cal`` is 0).
 - **Metrics** per predictor: RMSE, MAE, mean Poisson deviance (predictions floored at
   ``DEVIANCE_FLOOR`` purchase days, since a forecast of exactly 0 for a customer who buys scores
-  an infinite deviance), total and aggregate % error, Spearman rank correlation, and a
-  calibration table by decile of the prediction (mean predicted vs mean actual).
+  an infinite deviance), total and aggregate % error, Spearman rank correlation (average ranks
+  for ties), and a calibration table by decile of the prediction (mean predicted vs mean
+  actual; customers ordered by prediction, ties by customer code).
 - **The choice**: the fitted candidate with the lowest Poisson deviance (a proper score for
   counts); RMSE breaks ties. Every candidate gets a rank (failed ones none) and the chosen one a
   reason naming the numbers. ``beats_baselines``: the chosen model has a lower RMSE *and* a lower
@@ -32,6 +39,7 @@ Contract
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,8 +48,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analytics import backtest
-from pipeline.analytics.cltv import base, transactions
+from pipeline.analytics.cltv import base, lognormal, transactions
+from pipeline.analytics.cltv.lognormal import LOGNORMAL
 from pipeline.analytics.cltv.spend import SPEND_MODELS, fit_spend_model, spend_per_day
+from pipeline.analytics.cltv.tables import CompactFits
 
 ZERO = "zero"
 LAST_PERIOD = "last_period"
@@ -51,6 +61,10 @@ TRANSACTION = "transaction"
 SPEND = "spend"
 DEVIANCE_FLOOR = 1e-3
 DECILES = 10
+BACKTEST = "intermediate.customer_backtest_summary"
+# one row per backtest customer: what they did in the holdout and every predictor's forecast
+PREDICTIONS = "analytics.cltv_backtest_predictions"
+HOLDOUT_COLUMNS = ("frequency_holdout", "duration_holdout", "frequency_last_period_cal")
 
 SELECTION_COLUMNS = (
     "kind",
@@ -107,94 +121,50 @@ class Selection:
     n_customers: int
 
 
-# --- metrics ----------------------------------------------------------------------------------
+# --- the per-customer predictions -------------------------------------------------------------
 
 
-def poisson_deviance(actual: np.ndarray, predicted: np.ndarray) -> float:
-    """Mean Poisson deviance 2 [y log(y / mu) - (y - mu)], mu floored at ``DEVIANCE_FLOOR``."""
-    y = np.asarray(actual, dtype=float)
-    mu = np.maximum(np.asarray(predicted, dtype=float), DEVIANCE_FLOOR)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        term = np.where(y > 0, y * np.log(y / mu), 0.0)
-    return float(np.mean(2.0 * (term - (y - mu))))
+def purchases_column(model: str) -> str:
+    """The predictions table's column of a purchase predictor (a candidate or a baseline)."""
+    return f"purchases_{model}"
 
 
-def purchase_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    actual = np.asarray(actual, dtype=float)
-    predicted = np.asarray(predicted, dtype=float)
-    return {
-        "purchases_total": float(predicted.sum()),
-        "purchases_rmse": float(np.sqrt(np.mean((predicted - actual) ** 2))),
-        "purchases_mae": float(np.mean(np.abs(predicted - actual))),
-        "purchases_poisson_deviance": poisson_deviance(actual, predicted),
-        "purchases_aggregate_pct_error": backtest.pct_error(
-            float(predicted.sum()), float(actual.sum())
-        ),
-        "purchases_spearman": backtest.spearman(predicted, actual),
-    }
+def spend_column(model: str) -> str:
+    """The predictions table's column of a spend candidate."""
+    return f"spend_{model}"
 
 
-def calibration_deciles(model: str, actual: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
-    """Customers in ten equal groups by predicted value (ties by row order), mean predicted vs
-    mean actual per group; decile 10 holds the highest predictions."""
-    n = len(actual)
-    order = np.argsort(np.asarray(predicted, dtype=float), kind="stable")
-    decile = np.empty(n, dtype=int)
-    decile[order] = np.arange(n) * DECILES // max(n, 1) + 1
-    frame = pd.DataFrame({"decile": decile, "predicted": predicted, "actual": actual})
-    grouped = frame.groupby("decile", sort=True)
-    out = grouped.agg(
-        customers=("actual", "size"),
-        predicted_mean=("predicted", "mean"),
-        actual_mean=("actual", "mean"),
-    ).reset_index()
-    out.insert(0, "model", model)
-    return out
+def calibration_relation(tables, spend: str) -> str:
+    """``customer_backtest_summary`` as a portable subquery: the calibration columns under
+    ``customer_summary``'s names (log-spend statistics and totals too, when the table has them),
+    every customer with orders, and the holdout columns the predictions need (``spend_holdout``:
+    the holdout's spend of ``spend``).
 
-
-def spend_metrics(
-    predicted: np.ndarray, holdout_spend: np.ndarray, holdout_days: np.ndarray, one_time: np.ndarray
-) -> dict[str, float]:
-    """Spend per purchase day vs the holdout's actual, over customers who bought in the holdout,
-    weighted by their holdout purchase days; overall, one-time and repeat buyers."""
-    out: dict[str, float] = {}
-    bought = holdout_days > 0
-    for suffix, mask in (
-        ("", bought),
-        ("_one_time", bought & one_time),
-        ("_repeat", bought & ~one_time),
-    ):
-        days = holdout_days[mask]
-        if days.sum() == 0:
-            out[f"spend_rmse{suffix}"] = math.nan
-            out[f"spend_aggregate_pct_error{suffix}"] = math.nan
-            continue
-        actual_per_day = holdout_spend[mask] / days
-        error = predicted[mask] - actual_per_day
-        out[f"spend_rmse{suffix}"] = float(np.sqrt(np.sum(days * error**2) / days.sum()))
-        out[f"spend_aggregate_pct_error{suffix}"] = backtest.pct_error(
-            float(np.sum(days * predicted[mask])), float(holdout_spend[mask].sum())
-        )
-    return out
-
-
-# --- the selection ----------------------------------------------------------------------------
-
-
-def calibration_frame(backtest_summary: pd.DataFrame) -> pd.DataFrame:
-    """The calibration columns under ``customer_summary``'s names, log-spend statistics too."""
-    frame = backtest.calibration_summary(backtest_summary)
-    for source, target in CALIBRATION_LOG_COLUMNS.items():
-        if source in backtest_summary.columns:
-            frame[target] = backtest_summary[source].to_numpy()
-    return frame
+    Raises
+    ------
+    ValueError
+        Naming the columns the table lacks.
+    """
+    holdout_spend = backtest.HOLDOUT_SPEND_COLUMNS[spend]
+    have = {name for name, _ in tables.table_columns(*BACKTEST.split("."))}
+    needed = ["customer_code", *backtest.CALIBRATION_COLUMNS, *HOLDOUT_COLUMNS, holdout_spend]
+    missing = [c for c in needed if c not in have]
+    if missing:
+        raise ValueError(f"backtest summary lacks columns {missing}")
+    renamed = {**backtest.CALIBRATION_COLUMNS, **CALIBRATION_LOG_COLUMNS}
+    columns = [f"{source} as {target}" for source, target in renamed.items() if source in have]
+    return (
+        f"(select customer_code, true as has_orders, {', '.join(columns)}, "
+        f"{', '.join(HOLDOUT_COLUMNS)}, {holdout_spend} as spend_holdout "
+        f"from {BACKTEST}) as calibration"
+    )
 
 
 def holdout_purchases(
     fit: base.FitResult, calibration: pd.DataFrame, duration: np.ndarray
 ) -> np.ndarray:
     """Each customer's expected purchase days over their holdout, computed on unique
-    (history, duration) rows."""
+    (history, duration) rows (non-finite where the model's formulas overflow)."""
     keys = ["frequency", "recency", "t"]
     histories = calibration[keys].astype(float)
     histories["duration"] = np.asarray(duration, dtype=float)
@@ -212,9 +182,179 @@ def holdout_purchases(
             [float(duration_value)],
         )
         predicted[np.asarray(rows)] = expected[float(duration_value)]
-    if not np.isfinite(predicted).all():
-        raise FloatingPointError(f"{fit.name} holdout predictions are not finite")
     return predicted[row]
+
+
+def predictions_schema(transaction_names, spend_names) -> dict[str, str]:
+    """The predictions table's columns (-> Spark SQL types): the customer, what they did in the
+    holdout, then one column per purchase predictor and per spend candidate."""
+    return {
+        "customer_code": "string",
+        "frequency_holdout": "double",
+        "spend_holdout": "double",
+        "one_time": "boolean",
+        **{purchases_column(name): "double" for name in (*BASELINES, *transaction_names)},
+        **{spend_column(name): "double" for name in spend_names},
+    }
+
+
+def holdout_predictions(
+    batch: pd.DataFrame, transaction_fits: dict, spend_fits: dict
+) -> pd.DataFrame:
+    """A batch of ``calibration_relation``'s customers: their holdout purchase days (the
+    baselines' and every fitted transaction candidate's; NaN where a candidate's is not finite)
+    and spend per purchase day (every fitted spend candidate's), the predictions table's rows."""
+    schema = predictions_schema(transaction_fits, spend_fits)
+    if batch.empty:
+        return pd.DataFrame({name: pd.Series(dtype="object") for name in schema})
+    frequency = batch["frequency"].to_numpy(dtype=float)
+    duration = batch["duration_holdout"].to_numpy(dtype=float)
+    out = pd.DataFrame(
+        {
+            "customer_code": batch["customer_code"].to_numpy(),
+            "frequency_holdout": batch["frequency_holdout"].to_numpy(dtype=float),
+            "spend_holdout": batch["spend_holdout"].to_numpy(dtype=float),
+            "one_time": frequency == 0,
+            purchases_column(ZERO): np.zeros(len(batch)),
+            purchases_column(LAST_PERIOD): batch["frequency_last_period_cal"].to_numpy(dtype=float),
+            purchases_column(NAIVE): backtest.baseline_purchases(
+                frequency, batch["t"].to_numpy(dtype=float), duration
+            ),
+        }
+    )
+    for name, fit in transaction_fits.items():
+        predicted = holdout_purchases(fit, batch, duration)
+        out[purchases_column(name)] = np.where(np.isfinite(predicted), predicted, np.nan)
+    for name, fit in spend_fits.items():
+        out[spend_column(name)] = spend_per_day(fit, batch)
+    return out[list(schema)]
+
+
+# --- metrics over the predictions table (portable SQL) ----------------------------------------
+
+
+def _unpivot(columns: dict[str, str], values: str) -> str:
+    """The predictions table's ``columns`` (model -> column) as rows of (``model``, ``predicted``,
+    ``values``), one per customer and model."""
+    return " union all ".join(
+        f"select '{model}' as model, {column} as predicted, {values} from {PREDICTIONS}"
+        for model, column in columns.items()
+    )
+
+
+def non_finite_predictions(tables, models: Sequence[str]) -> dict[str, int]:
+    """Customers whose holdout purchase days under each model are not finite (NaN or null)."""
+    if not models:
+        return {}
+    counts = ", ".join(
+        f"sum(case when {purchases_column(m)} is null or isnan({purchases_column(m)}) "
+        f"then 1 else 0 end) as {purchases_column(m)}"
+        for m in models
+    )
+    row = tables.query(f"select {counts} from {PREDICTIONS}").iloc[0]
+    return {m: int(row[purchases_column(m)] or 0) for m in models}
+
+
+def purchase_metrics(tables, models: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per purchase predictor (``models``, columns of the predictions table): RMSE, MAE, mean
+    Poisson deviance (predictions floored at ``DEVIANCE_FLOOR``: a forecast of exactly 0 for a
+    buyer would score an infinite deviance), totals and aggregate % error from the engine's sums,
+    and Spearman's rank correlation with the actual purchase days (``backtest.rank_correlations``)."""
+    long = _unpivot({m: purchases_column(m) for m in models}, "frequency_holdout as actual")
+    floor = f"greatest(predicted, cast({DEVIANCE_FLOOR!r} as double))"
+    sums = tables.query(
+        f"select model, count(*) as customers, sum(predicted) as predicted_total, "
+        "sum(actual) as actual_total, avg((predicted - actual) * (predicted - actual)) as mse, "
+        "avg(abs(predicted - actual)) as mae, "
+        f"avg(2 * (case when actual > 0 then actual * ln(actual / {floor}) else 0 end "
+        f"- (actual - {floor}))) as deviance "
+        f"from ({long}) as predictions group by model"
+    ).set_index("model")
+    spearman = backtest.rank_correlations(
+        tables, f"select model as key, predicted as x, actual as y from ({long}) as predictions"
+    )
+    out = {}
+    for model in models:
+        row = sums.loc[model]
+        out[model] = {
+            "purchases_total": float(row["predicted_total"]),
+            "purchases_rmse": float(np.sqrt(row["mse"])),
+            "purchases_mae": float(row["mae"]),
+            "purchases_poisson_deviance": float(row["deviance"]),
+            "purchases_aggregate_pct_error": backtest.pct_error(
+                float(row["predicted_total"]), float(row["actual_total"])
+            ),
+            "purchases_spearman": spearman.get(model, math.nan),
+        }
+    return out
+
+
+def calibration_deciles(tables, models: Sequence[str]) -> pd.DataFrame:
+    """Per purchase predictor: its customers in ten equal groups by predicted value (ties by
+    customer code), mean predicted vs mean actual per group; decile 10 holds the highest
+    predictions. Rows in ``models``' order, deciles ascending."""
+    columns = ["model", "decile", "customers", "predicted_mean", "actual_mean"]
+    if not models:
+        return pd.DataFrame(columns=columns)
+    long = _unpivot(
+        {m: purchases_column(m) for m in models}, "frequency_holdout as actual, customer_code"
+    )
+    deciles = tables.query(
+        f"select model, cast(floor(cast(position - 1 as double) * {DECILES} / customers) "
+        "as bigint) + 1 as decile, count(*) as customers, avg(predicted) as predicted_mean, "
+        "avg(actual) as actual_mean from ("
+        "select model, predicted, actual, "
+        "row_number() over (partition by model order by predicted, customer_code) as position, "
+        "count(*) over (partition by model) as customers "
+        f"from ({long}) as predictions) as ranked group by 1, 2"
+    )
+    order = {m: i for i, m in enumerate(models)}
+    deciles = deciles.assign(_order=deciles["model"].map(order)).sort_values(["_order", "decile"])
+    return deciles[columns].reset_index(drop=True)
+
+
+def spend_metrics(tables, models: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per spend candidate (``models``): spend per purchase day vs the holdout's actual, over
+    customers who bought in the holdout, weighted by their holdout purchase days (RMSE and
+    aggregate % error); overall, one-time and repeat buyers (as of the cutoff)."""
+    if not models:
+        return {}
+    long = _unpivot(
+        {m: spend_column(m) for m in models},
+        "frequency_holdout as days, spend_holdout as spend, one_time",
+    )
+    groups = {"": "true", "_one_time": "one_time", "_repeat": "not one_time"}
+    sums = []
+    for suffix, where in groups.items():
+        keep = f"days > 0 and {where}"
+        error = "(predicted - spend / days)"
+        sums += [
+            f"sum(case when {keep} then days else 0 end) as days{suffix}",
+            f"sum(case when {keep} then days * {error} * {error} else 0 end) as squares{suffix}",
+            f"sum(case when {keep} then days * predicted else 0 end) as predicted{suffix}",
+            f"sum(case when {keep} then spend else 0 end) as spend{suffix}",
+        ]
+    frame = tables.query(
+        f"select model, {', '.join(sums)} from ({long}) as predictions group by model"
+    ).set_index("model")
+    out = {}
+    for model in models:
+        row, metrics = frame.loc[model], {}
+        for suffix in groups:
+            days = float(row[f"days{suffix}"])
+            if days == 0:
+                metrics[f"spend_rmse{suffix}"] = math.nan
+                metrics[f"spend_aggregate_pct_error{suffix}"] = math.nan
+                continue
+            metrics[f"spend_rmse{suffix}"] = float(np.sqrt(row[f"squares{suffix}"] / days))
+            metrics[f"spend_aggregate_pct_error{suffix}"] = backtest.pct_error(
+                float(row[f"predicted{suffix}"]), float(row[f"spend{suffix}"])
+            )
+        out[model] = metrics
+    return out
+
+
+# --- the selection ----------------------------------------------------------------------------
 
 
 def _fit_or_reason(fit):
@@ -224,6 +364,18 @@ def _fit_or_reason(fit):
         return None, str(error)
 
 
+def _fit_each(names: Sequence[str], fitter) -> tuple[dict[str, base.FitResult], dict[str, str]]:
+    """Each model's fit by name, and the reasons of those that failed."""
+    fits, errors = {}, {}
+    for name in names:
+        fit, error = _fit_or_reason(lambda: fitter(name))
+        if error is None:
+            fits[name] = fit
+        else:
+            errors[name] = error
+    return fits, errors
+
+
 def _params_text(fit: base.FitResult | None) -> str | None:
     if fit is None:
         return None
@@ -231,59 +383,50 @@ def _params_text(fit: base.FitResult | None) -> str | None:
 
 
 def select_models(
-    backtest_summary: pd.DataFrame,
+    tables,
     spend: str = "margin",
     penalizers: Sequence[float] = base.DEFAULT_PENALIZERS,
     transaction_candidates: Sequence[str] = transactions.TRANSACTION_MODELS,
     spend_candidates: Sequence[str] = SPEND_MODELS,
 ) -> Selection:
     """Fit every candidate on the calibration period, score all of them and the baselines on the
-    holdout, and rank them (see the module docstring)."""
+    holdout, and rank them (see the module docstring), over the run's table store: the fits on
+    the engine's compact rows of ``customer_backtest_summary`` (``cltv.tables.CompactFits``),
+    each customer's predictions written inside the engine to ``analytics.cltv_backtest_predictions``
+    (``holdout_predictions``, batch by batch), the metrics from the engine's sums and windows."""
     base.spend_column(spend)  # refuses an unknown spend before any fit
-    holdout_spend_column = backtest.HOLDOUT_SPEND_COLUMNS[spend]
-    needed = [
-        "frequency_holdout",
-        "duration_holdout",
-        "frequency_last_period_cal",
-        holdout_spend_column,
-    ]
-    missing = [c for c in needed if c not in backtest_summary.columns]
-    if missing:
-        raise ValueError(f"backtest summary lacks columns {missing}")
+    calibration = calibration_relation(tables, spend)
+    counts = tables.query(
+        f"select count(*) as customers, sum(frequency_holdout) as purchases from {calibration}"
+    ).iloc[0]
+    n_customers = int(counts["customers"])
     rows: list[dict] = []
-    deciles: list[pd.DataFrame] = []
-    transaction_fits: dict[str, base.FitResult] = {}
-    spend_fits: dict[str, base.FitResult] = {}
-    if backtest_summary.empty:
+    if n_customers == 0:
+        write_predictions(tables, calibration, {}, {})
         reason = "no customer was first seen before the holdout: nothing to backtest on"
         for kind, names in ((TRANSACTION, transaction_candidates), (SPEND, spend_candidates)):
             rows += [
                 {"kind": kind, "model": name, "status": "not evaluated", "reason": reason}
                 for name in names
             ]
-        return _result(
-            rows, deciles, tuple(transaction_candidates), tuple(spend_candidates), {}, {}, 0
-        )
+        return _result(rows, [], tuple(transaction_candidates), tuple(spend_candidates), {}, {}, 0)
 
-    calibration = calibration_frame(backtest_summary)
-    actual = backtest_summary["frequency_holdout"].to_numpy(dtype=float)
-    duration = backtest_summary["duration_holdout"].to_numpy(dtype=float)
-    predictions: dict[str, np.ndarray] = {
-        ZERO: np.zeros(len(actual)),
-        LAST_PERIOD: backtest_summary["frequency_last_period_cal"].to_numpy(dtype=float),
-        NAIVE: backtest.baseline_purchases(calibration["frequency"], calibration["t"], duration),
-    }
+    compact = CompactFits(tables, spend, penalizers, source=calibration)
+    transaction_fits, failed = _fit_each(transaction_candidates, compact.transaction)
+    spend_fits, spend_errors = _fit_each(spend_candidates, compact.spend_model)
+    write_predictions(tables, calibration, transaction_fits, spend_fits)
+    for name, bad in non_finite_predictions(tables, list(transaction_fits)).items():
+        if bad:
+            failed[name] = f"{name} holdout predictions are not finite"
+            del transaction_fits[name]
+
     for name in transaction_candidates:
-        fit, error = _fit_or_reason(
-            lambda: transactions.fit_transaction_model(calibration, name, penalizers)
-        )
-        if fit is not None:
-            predicted, error = _fit_or_reason(lambda: holdout_purchases(fit, calibration, duration))
-        if error is not None:
-            rows.append({"kind": TRANSACTION, "model": name, "status": "failed", "reason": error})
+        if name in failed:
+            rows.append(
+                {"kind": TRANSACTION, "model": name, "status": "failed", "reason": failed[name]}
+            )
             continue
-        transaction_fits[name] = fit
-        predictions[name] = predicted
+        fit = transaction_fits[name]
         rows.append(
             {
                 "kind": TRANSACTION,
@@ -293,13 +436,15 @@ def select_models(
                 "params": _params_text(fit),
             }
         )
-    for name, predicted in predictions.items():
+    predictors = [*BASELINES, *transaction_fits]
+    metrics = purchase_metrics(tables, predictors)
+    for name in predictors:
         if name in BASELINES:
             rows.append({"kind": "baseline", "model": name, "status": "baseline"})
         row = next(r for r in rows if r["model"] == name)
-        row.update(purchase_metrics(actual, predicted))
-        if name != ZERO:  # constant forecasts have no ranking to calibrate
-            deciles.append(calibration_deciles(name, actual, predicted))
+        row.update(metrics[name])
+    # constant forecasts have no ranking to calibrate
+    deciles = calibration_deciles(tables, [name for name in predictors if name != ZERO])
 
     fitted = [r for r in rows if r["kind"] == TRANSACTION and r["status"] == "fitted"]
     fitted.sort(key=lambda r: (r["purchases_poisson_deviance"], r["purchases_rmse"]))
@@ -321,20 +466,16 @@ def select_models(
     transaction_ranking = tuple(r["model"] for r in fitted)
 
     # spend: scored with each candidate's own expected spend per purchase day
-    one_time = calibration["frequency"].to_numpy(dtype=float) == 0
-    holdout_spend = backtest_summary[holdout_spend_column].to_numpy(dtype=float)
+    scored = spend_metrics(tables, list(spend_fits))
     spend_rows = []
     for name in spend_candidates:
-        fit, error = _fit_or_reason(lambda: fit_spend_model(calibration, name, spend, penalizers))
         row = {"kind": SPEND, "model": name}
-        if fit is not None:
-            predicted, error = _fit_or_reason(lambda: spend_per_day(fit, calibration))
-        if error is not None:
-            row.update(status="failed", reason=error)
+        if name in spend_errors:
+            row.update(status="failed", reason=spend_errors[name])
         else:
-            spend_fits[name] = fit
+            fit = spend_fits[name]
             row.update(status="fitted", penalizer=fit.penalizer, params=_params_text(fit))
-            row.update(spend_metrics(predicted, holdout_spend, actual, one_time))
+            row.update(scored[name])
             if not fit.population_mean_defined:
                 row.update(
                     status="not eligible",
@@ -360,14 +501,47 @@ def select_models(
     rows += spend_rows
     return _result(
         rows,
-        deciles,
+        [deciles],
         transaction_ranking,
         tuple(r["model"] for r in eligible),
         transaction_fits,
         spend_fits,
-        len(backtest_summary),
-        float(actual.sum()),
+        n_customers,
+        float(counts["purchases"]),
     )
+
+
+def write_predictions(tables, calibration: str, transaction_fits: dict, spend_fits: dict) -> int:
+    """Every backtest customer's holdout predictions (``holdout_predictions``), computed batch by
+    batch inside the engine and written to ``analytics.cltv_backtest_predictions``; its rows."""
+    inputs = [
+        "customer_code",
+        "frequency",
+        "recency",
+        "t",
+        *HOLDOUT_COLUMNS,
+        "spend_holdout",
+        *{c for fit in spend_fits.values() for c in spend_inputs(fit)},
+    ]
+    predictions = tables.map_batches(
+        f"select {', '.join(dict.fromkeys(inputs))} from {calibration}",
+        functools.partial(
+            holdout_predictions, transaction_fits=transaction_fits, spend_fits=spend_fits
+        ),
+        predictions_schema(transaction_fits, spend_fits),
+        order_by="customer_code",
+    )
+    return tables.replace_tables("analytics", {PREDICTIONS.split(".")[1]: predictions})[
+        PREDICTIONS.split(".")[1]
+    ]
+
+
+def spend_inputs(fit: base.FitResult) -> list[str]:
+    """The summary columns ``spend_per_day`` reads for a spend model."""
+    if fit.name == LOGNORMAL:
+        spend = "margin" if fit.spend_column == base.SPEND_COLUMNS["margin"] else "revenue"
+        return list(lognormal.STAT_COLUMNS[spend])
+    return [fit.spend_column]
 
 
 def _beats(best, baselines) -> bool:

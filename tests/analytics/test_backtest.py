@@ -1,4 +1,5 @@
-"""Backtest baseline and the ground-truth comparison: hand-checked numbers, then real data."""
+"""Backtest baseline, the rank metrics the engine computes, and the ground-truth comparison:
+hand-checked numbers, then real data, through a real DuckDB warehouse."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from lifetimes.utils import summary_data_from_transaction_data
+from scipy.stats import spearmanr
+from sklearn.metrics import roc_auc_score
 
 from pipeline.analytics import backtest
 from pipeline.analytics.cltv import base, gamma_gamma, scoring, transactions
 from pipeline.synthetic import SimulationConfig, simulate
+from tests.analytics.conftest import warehouse_with
 
 DATASETS = importlib.resources.files("lifetimes") / "datasets"
 
@@ -26,9 +30,33 @@ def test_baseline_carries_the_past_repeat_rate_forward():
     np.testing.assert_allclose(baseline, [0.0, 1.8, 9.0, 0.0])
 
 
-def test_undefined_metrics_are_nan():
+def test_undefined_metrics_are_nan(tmp_path):
     assert math.isnan(backtest.pct_error(3.0, 0.0))
-    assert math.isnan(backtest.spearman(np.array([1.0, 1.0]), np.array([0.0, 2.0])))
+    with warehouse_with(tmp_path / "w.duckdb", {}) as tables:
+        pairs = "select 'k' as key, 1.0 as x, y from (select 0.0 as y union all select 2.0)"
+        assert math.isnan(backtest.rank_correlations(tables, pairs)["k"])
+        labelled = "select 'k' as key, 0.5 as score, true as label"
+        assert math.isnan(backtest.aucs(tables, labelled)["k"])
+
+
+def test_rank_metrics_in_sql_equal_scipy_and_scikit_learn_with_ties(tmp_path):
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame(
+        {
+            "key": np.repeat(["a", "b"], 500),
+            # few distinct values on both sides: many ties
+            "x": rng.integers(0, 12, 1000) / 4,
+            "y": rng.poisson(1.5, 1000).astype(float),
+        }
+    )
+    frame["label"] = rng.random(1000) < 0.2 + frame["x"] / 6
+    with warehouse_with(tmp_path / "w.duckdb", {"analytics.pairs": frame}) as tables:
+        spearman = backtest.rank_correlations(tables, "select key, x, y from analytics.pairs")
+        auc = backtest.aucs(tables, "select key, x as score, label from analytics.pairs")
+    for key, part in frame.groupby("key"):
+        expected = spearmanr(part["x"], part["y"]).statistic
+        assert spearman[key] == pytest.approx(expected, rel=1e-12)
+        assert auc[key] == pytest.approx(roc_auc_score(part["label"], part["x"]), rel=1e-12)
 
 
 # --- the simulator's ground truth -------------------------------------------------------------
@@ -47,7 +75,19 @@ def fake_bgnbd() -> base.FitResult:
     )
 
 
-def test_truth_comparison_by_hand():
+def truth_warehouse(tmp_path, scores, truth, summary):
+    """A DuckDB warehouse with the scores, the truth and the customers' summary."""
+    return warehouse_with(
+        tmp_path / "warehouse.duckdb",
+        {
+            backtest.SCORES: scores,
+            backtest.TRUTH_TABLE: truth,
+            backtest.SUMMARY: summary,
+        },
+    )
+
+
+def test_truth_comparison_by_hand(tmp_path):
     scores = pd.DataFrame(
         {
             "customer_code": ["a", "b", "c", "d", "none"],
@@ -66,7 +106,12 @@ def test_truth_comparison_by_hand():
             "future_gross_margin": [20.0, 0, 30, 15, 1000],
         }
     )
-    metrics, summary = backtest.compare_with_truth(scores, truth, fake_bgnbd())
+    # a and c have repeat purchases; b, d and the customer without orders do not
+    summary_table = pd.DataFrame(
+        {"customer_code": ["a", "b", "c", "d", "none"], "frequency": [2, 0, 1, 0, None]}
+    )
+    with truth_warehouse(tmp_path, scores, truth, summary_table) as tables:
+        metrics, summary = backtest.compare_with_truth(tables, fake_bgnbd())
     ours, actual = summary["bgnbd"], summary["truth"]
     assert summary["n_customers"] == 4
     assert actual["alive_share"] == 0.75 and ours["alive_share"] == pytest.approx(0.675)
@@ -83,11 +128,19 @@ def test_truth_comparison_by_hand():
     assert actual["mean_purchase_rate_per_day"] == 0.01
     assert ours["mean_dropout_prob"] == 0.25
     assert actual["mean_dropout_prob"] == pytest.approx(0.25)
+    # repeat buyers a (alive, 0.9) and c (alive, 0.6): both alive, so no AUC
+    assert ours["p_alive_brier_repeat"] == pytest.approx((0.01 + 0.16) / 2)
+    assert math.isnan(ours["p_alive_auc_repeat"])
+    # spend per order, weighted by next year's orders: a 10 vs 20 / 2, c 20 vs 30 / 2
+    assert ours["order_value_rmse_repeat"] == pytest.approx(math.sqrt(2 * 25 / 4))
+    assert ours["order_value_aggregate_pct_error_repeat"] == pytest.approx(100 * (60 - 50) / 50)
+    # one-time buyers with future orders: d alone, 5 vs 15 / 3
+    assert ours["order_value_rmse_one_time"] == pytest.approx(0.0)
     assert set(metrics["model"]) == {"bgnbd", "truth"}
     assert not metrics.duplicated(["metric", "model"]).any()
 
 
-def test_truth_comparison_on_the_simulator():
+def test_truth_comparison_on_the_simulator(tmp_path):
     """Fit and score a small simulated world, then check the model against its latent truth."""
     as_of = dt.date(2026, 11, 24)
     data = simulate(
@@ -109,7 +162,8 @@ def test_truth_comparison_on_the_simulator():
     transaction = transactions.fit_bgnbd(summary)
     spend = gamma_gamma.fit_gamma_gamma(summary)
     scores = scoring.score_customers(summary, transaction, spend)
-    metrics, result = backtest.compare_with_truth(scores, data.truth_customers, transaction)
+    with truth_warehouse(tmp_path, scores, data.truth_customers, summary) as tables:
+        metrics, result = backtest.compare_with_truth(tables, transaction)
     ours, truth = result["bgnbd"], result["truth"]
     assert result["n_customers"] == len(summary) == len(data.truth_customers)
     # P(alive) ranks the living above the dead, and its mean is near the true share

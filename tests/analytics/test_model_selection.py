@@ -1,4 +1,5 @@
-"""Model choice on the holdout: metrics by hand, the candidates on CDNOW, the log-normal spend
+"""Model choice on the holdout: metrics by hand (computed by DuckDB over a predictions table),
+the candidates on CDNOW (a backtest summary in a real DuckDB warehouse), the log-normal spend
 model on data drawn from it, and a refresh whose models cannot be fit."""
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from lifetimes import ModifiedBetaGeoFitter, ParetoNBDFitter
+from scipy.stats import spearmanr
 
-from pipeline.analytics import model_selection
+from pipeline.analytics import backtest, model_selection
 from pipeline.analytics.cltv import (
     bgnbd,
     gamma_gamma,
@@ -20,50 +22,91 @@ from pipeline.analytics.cltv import (
     spend,
     transactions,
 )
-from tests.analytics.conftest import DATASETS
+from pipeline.analytics.cltv.tables import CompactFits
+from tests.analytics.conftest import DATASETS, warehouse_with
 
-# --- metrics by hand --------------------------------------------------------------------------
+# --- metrics by hand, computed by DuckDB over a predictions table ---------------------------------
 
 
-def test_poisson_deviance_by_hand():
+def predictions_table(tmp_path, frame: pd.DataFrame):
+    """``analytics.cltv_backtest_predictions`` holding ``frame`` (customers a, b, ... in order)."""
+    frame = frame.copy()
+    frame.insert(0, "customer_code", [f"c{i:03d}" for i in range(len(frame))])
+    tmp_path.mkdir(exist_ok=True)
+    return warehouse_with(tmp_path / "warehouse.duckdb", {model_selection.PREDICTIONS: frame})
+
+
+def test_poisson_deviance_by_hand(tmp_path):
+    def deviance(actual, predicted, name):
+        frame = pd.DataFrame({"frequency_holdout": actual, "purchases_m": predicted})
+        with predictions_table(tmp_path / name, frame) as tables:
+            return model_selection.purchase_metrics(tables, ["m"])["m"][
+                "purchases_poisson_deviance"
+            ]
+
     # 2 [0 - (0 - 1)] = 2 and 2 [2 log 2 - (2 - 1)], averaged
-    assert model_selection.poisson_deviance(np.array([0.0, 2]), np.array([1.0, 1])) == (
-        pytest.approx((2 + 2 * (2 * math.log(2) - 1)) / 2)
-    )
-    assert model_selection.poisson_deviance(np.array([1.0, 3]), np.array([1.0, 3])) == 0.0
+    assert deviance([0.0, 2], [1.0, 1], "a") == pytest.approx((2 + 2 * (2 * math.log(2) - 1)) / 2)
+    assert deviance([1.0, 3], [1.0, 3], "b") == 0.0
     # a forecast of 0 for a buyer is floored, so it is finite but large
-    zero = model_selection.poisson_deviance(np.array([1.0]), np.array([0.0]))
     floor = model_selection.DEVIANCE_FLOOR
-    assert zero == pytest.approx(2 * (math.log(1 / floor) - (1 - floor)))
+    assert deviance([1.0], [0.0], "c") == pytest.approx(2 * (math.log(1 / floor) - (1 - floor)))
 
 
-def test_purchase_metrics_and_deciles_by_hand():
+def test_purchase_metrics_and_deciles_by_hand(tmp_path):
     actual = np.arange(20, dtype=float)
-    predicted = actual + 1  # always one too many
-    metrics = model_selection.purchase_metrics(actual, predicted)
+    frame = pd.DataFrame({"frequency_holdout": actual, "purchases_m": actual + 1})
+    with predictions_table(tmp_path, frame) as tables:
+        metrics = model_selection.purchase_metrics(tables, ["m"])["m"]
+        deciles = model_selection.calibration_deciles(tables, ["m"])
     assert metrics["purchases_rmse"] == 1.0 and metrics["purchases_mae"] == 1.0
     assert metrics["purchases_aggregate_pct_error"] == pytest.approx(100 * 20 / actual.sum())
     assert metrics["purchases_spearman"] == pytest.approx(1.0)
-    deciles = model_selection.calibration_deciles("m", actual, predicted)
     assert deciles["decile"].tolist() == list(range(1, 11))
     assert (deciles["customers"] == 2).all()
     np.testing.assert_allclose(deciles["actual_mean"], np.arange(10) * 2 + 0.5)
     np.testing.assert_allclose(deciles["predicted_mean"], np.arange(10) * 2 + 1.5)
 
 
-def test_spend_metrics_weight_by_holdout_days_and_split_one_time_buyers():
-    predicted = np.array([10.0, 20.0, 30.0, 99.0])
-    holdout_spend = np.array([20.0, 60.0, 30.0, 0.0])  # per day: 10, 20, 30; the last did not buy
-    days = np.array([2.0, 3.0, 1.0, 0.0])
-    one_time = np.array([True, False, False, True])
-    metrics = model_selection.spend_metrics(predicted, holdout_spend, days, one_time)
-    assert metrics["spend_rmse"] == 0.0 and metrics["spend_aggregate_pct_error"] == 0.0
-    predicted = np.array([12.0, 20.0, 30.0, 99.0])
-    metrics = model_selection.spend_metrics(predicted, holdout_spend, days, one_time)
-    assert metrics["spend_rmse"] == pytest.approx(math.sqrt(2 * 4 / 6))
-    assert metrics["spend_rmse_one_time"] == pytest.approx(2.0)
-    assert metrics["spend_rmse_repeat"] == 0.0
-    assert metrics["spend_aggregate_pct_error_one_time"] == pytest.approx(20.0)
+def test_deciles_break_ties_by_customer_code_and_spearman_averages_tied_ranks(tmp_path):
+    # 15 customers, one prediction for all but the last five: who lands in which decile
+    # among the tied ones is decided by customer code, as in a stable sort by prediction
+    rng = np.random.default_rng(5)
+    actual = rng.integers(0, 4, 15).astype(float)
+    predicted = np.r_[np.full(10, 0.5), rng.random(5)]
+    frame = pd.DataFrame({"frequency_holdout": actual, "purchases_m": predicted})
+    with predictions_table(tmp_path, frame) as tables:
+        metrics = model_selection.purchase_metrics(tables, ["m"])["m"]
+        deciles = model_selection.calibration_deciles(tables, ["m"])
+    order = np.argsort(predicted, kind="stable")  # customer codes are in row order
+    decile = np.empty(15, dtype=int)
+    decile[order] = np.arange(15) * 10 // 15 + 1
+    expected = pd.DataFrame({"d": decile, "a": actual}).groupby("d")["a"].agg(["size", "mean"])
+    assert deciles["customers"].tolist() == expected["size"].tolist()
+    np.testing.assert_allclose(deciles["actual_mean"], expected["mean"], rtol=1e-12)
+    assert metrics["purchases_spearman"] == pytest.approx(
+        spearmanr(predicted, actual).statistic, rel=1e-12
+    )
+
+
+def test_spend_metrics_weight_by_holdout_days_and_split_one_time_buyers(tmp_path):
+    # spend per day: 10, 20, 30; the last did not buy
+    frame = pd.DataFrame(
+        {
+            "frequency_holdout": [2.0, 3.0, 1.0, 0.0],
+            "spend_holdout": [20.0, 60.0, 30.0, 0.0],
+            "one_time": [True, False, False, True],
+            "spend_exact": [10.0, 20.0, 30.0, 99.0],
+            "spend_high": [12.0, 20.0, 30.0, 99.0],
+        }
+    )
+    with predictions_table(tmp_path, frame) as tables:
+        metrics = model_selection.spend_metrics(tables, ["exact", "high"])
+    exact, high = metrics["exact"], metrics["high"]
+    assert exact["spend_rmse"] == 0.0 and exact["spend_aggregate_pct_error"] == 0.0
+    assert high["spend_rmse"] == pytest.approx(math.sqrt(2 * 4 / 6))
+    assert high["spend_rmse_one_time"] == pytest.approx(2.0)
+    assert high["spend_rmse_repeat"] == 0.0
+    assert high["spend_aggregate_pct_error_one_time"] == pytest.approx(20.0)
 
 
 # --- the transaction candidates on CDNOW --------------------------------------------------------
@@ -225,12 +268,23 @@ def cdnow_backtest() -> pd.DataFrame:
     return frame.rename_axis("customer_code").reset_index()
 
 
+def backtest_warehouse(path, backtest: pd.DataFrame):
+    """A DuckDB warehouse whose customer_backtest_summary is ``backtest``."""
+    return warehouse_with(path, {model_selection.BACKTEST: backtest})
+
+
 @pytest.fixture(scope="module")
-def cdnow_selection(cdnow_backtest):
-    return model_selection.select_models(cdnow_backtest, spend="revenue")
+def cdnow_selection(cdnow_backtest, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cdnow") / "warehouse.duckdb"
+    with backtest_warehouse(path, cdnow_backtest) as tables:
+        yield (
+            model_selection.select_models(tables, spend="revenue"),
+            tables.query(f"select * from {model_selection.PREDICTIONS} order by customer_code"),
+        )
 
 
 def test_every_candidate_and_baseline_is_scored_on_the_holdout(cdnow_selection, cdnow_backtest):
+    cdnow_selection, predictions = cdnow_selection
     selection = cdnow_selection.selection.set_index("model")
     assert set(selection.index) == {
         *transactions.TRANSACTION_MODELS,
@@ -248,9 +302,44 @@ def test_every_candidate_and_baseline_is_scored_on_the_holdout(cdnow_selection, 
     for name in transactions.TRANSACTION_MODELS:
         assert selection.loc[name, "status"] == "fitted"
         assert abs(selection.loc[name, "purchases_aggregate_pct_error"]) < 20
+    # the predictions table: every backtest customer, with each predictor's forecast
+    assert predictions["customer_code"].tolist() == sorted(cdnow_backtest["customer_code"])
+    assert predictions[model_selection.purchases_column("zero")].eq(0).all()
+    assert predictions["frequency_holdout"].sum() == actual.sum()
+
+
+def test_the_candidates_are_fit_on_the_calibration_period_as_in_memory(
+    cdnow_selection, cdnow_backtest
+):
+    """The fits on the engine's compact rows of the calibration columns are the fits on the
+    calibration summary in memory, and so are the holdout predictions of each customer."""
+    cdnow_selection, predictions = cdnow_selection
+    calibration = cdnow_backtest.rename(
+        columns={
+            **backtest.CALIBRATION_COLUMNS,
+            **model_selection.CALIBRATION_LOG_COLUMNS,
+        }
+    ).sort_values("customer_code", ignore_index=True)
+    calibration["has_orders"] = True
+    for name in transactions.TRANSACTION_MODELS:
+        fit = transactions.fit_transaction_model(calibration, name)
+        assert cdnow_selection.transaction_fits[name].params == fit.params, name
+        expected = model_selection.holdout_purchases(
+            fit, calibration, calibration["duration_holdout"].to_numpy()
+        )
+        np.testing.assert_allclose(
+            predictions[model_selection.purchases_column(name)], expected, rtol=1e-12
+        )
+    for name in spend.SPEND_MODELS:
+        fit = spend.fit_spend_model(calibration, name, "revenue")
+        for key, value in fit.params.items():
+            assert cdnow_selection.spend_fits[name].params[key] == pytest.approx(
+                value, rel=1e-10
+            ), (name, key)
 
 
 def test_the_lowest_deviance_wins_and_says_why(cdnow_selection):
+    cdnow_selection, _ = cdnow_selection
     selection = cdnow_selection.selection
     fitted = selection[(selection["kind"] == "transaction") & (selection["status"] == "fitted")]
     best = fitted.sort_values("purchases_poisson_deviance").iloc[0]
@@ -265,6 +354,7 @@ def test_the_lowest_deviance_wins_and_says_why(cdnow_selection):
 
 
 def test_spend_candidates_are_ranked_by_holdout_error(cdnow_selection):
+    cdnow_selection, _ = cdnow_selection
     spend = cdnow_selection.selection[cdnow_selection.selection["kind"] == "spend"]
     spend = spend.set_index("model")
     assert set(spend["status"]) <= {"fitted", "not eligible"}
@@ -278,7 +368,7 @@ def test_spend_candidates_are_ranked_by_holdout_error(cdnow_selection):
         assert spend[column].notna().all()
 
 
-def test_a_gamma_gamma_fit_without_population_mean_is_not_eligible(cdnow_backtest):
+def test_a_gamma_gamma_fit_without_population_mean_is_not_eligible(cdnow_backtest, tmp_path):
     # repeat spend redrawn from a Gamma-Gamma with q = 0.6 < 1 (infinite population mean)
     heavy = cdnow_backtest.copy()
     rng = np.random.default_rng(1)
@@ -287,11 +377,13 @@ def test_a_gamma_gamma_fit_without_population_mean_is_not_eligible(cdnow_backtes
     heavy["monetary_value_net_sales_cal"] = [
         rng.gamma(2.0, 1 / n, k).mean() if k else 0.0 for n, k in zip(nu, x)
     ]
-    gg = gamma_gamma.fit_gamma_gamma(model_selection.calibration_frame(heavy), spend="revenue")
-    assert not gg.population_mean_defined
-    selection = model_selection.select_models(
-        heavy, spend="revenue", transaction_candidates=(bgnbd.BGNBD,)
-    ).selection.set_index("model")
+    with backtest_warehouse(tmp_path / "warehouse.duckdb", heavy) as tables:
+        calibration = model_selection.calibration_relation(tables, "revenue")
+        gg = CompactFits(tables, "revenue", source=calibration).spend_model(gamma_gamma.GAMMA_GAMMA)
+        assert not gg.population_mean_defined
+        selection = model_selection.select_models(
+            tables, spend="revenue", transaction_candidates=(bgnbd.BGNBD,)
+        ).selection.set_index("model")
     assert selection.loc["gamma_gamma", "status"] == "not eligible"
     assert "q = " in selection.loc["gamma_gamma", "reason"]
     assert selection.loc["lognormal_eb", "chosen"]
@@ -329,8 +421,10 @@ def test_no_candidate_fits_gives_an_unavailable_result_that_says_why():
     assert scores["value_tier"].iloc[3] == "none"
 
 
-def test_an_empty_backtest_evaluates_nothing_and_keeps_the_default_order(cdnow_backtest):
-    result = model_selection.select_models(cdnow_backtest.iloc[:0], spend="revenue")
+def test_an_empty_backtest_evaluates_nothing_and_keeps_the_default_order(cdnow_backtest, tmp_path):
+    with backtest_warehouse(tmp_path / "warehouse.duckdb", cdnow_backtest.iloc[:0]) as tables:
+        result = model_selection.select_models(tables, spend="revenue")
+        assert tables.row_count(model_selection.PREDICTIONS) == 0
     assert result.transaction_ranking == transactions.TRANSACTION_MODELS
     assert (result.selection["status"] == "not evaluated").all()
     assert result.beats_baselines is None

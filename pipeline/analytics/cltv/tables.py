@@ -49,34 +49,34 @@ SCORES_SCHEMA = {
 }
 
 
-def transaction_histories(tables) -> pd.DataFrame:
+def transaction_histories(tables, source: str = SUMMARY) -> pd.DataFrame:
     """Unique (frequency, recency, t) rows of the customers with orders and their ``weights``."""
     return tables.query(
         "select cast(frequency as double) as frequency, cast(recency as double) as recency, "
         "cast(t as double) as t, count(*) as weights "
-        f"from {SUMMARY} where has_orders group by 1, 2, 3 order by 1, 2, 3"
+        f"from {source} where has_orders group by 1, 2, 3 order by 1, 2, 3"
     )
 
 
-def repeat_spend_rows(tables, spend: str) -> pd.DataFrame:
+def repeat_spend_rows(tables, spend: str, source: str = SUMMARY) -> pd.DataFrame:
     """Unique (frequency, spend) pairs of the repeat customers and their ``weights``."""
     column = SPEND_COLUMNS[spend]  # a fixed column name, never user input
     return tables.query(
         f"select cast(frequency as double) as frequency, cast({column} as double) as spend, "
-        f"count(*) as weights from {SUMMARY} where has_orders and frequency > 0 "
+        f"count(*) as weights from {source} where has_orders and frequency > 0 "
         "group by 1, 2 order by 1, 2"
     )
 
 
-def _buyers_sql(spend: str) -> str:
+def _buyers_sql(spend: str, source: str) -> str:
     columns = ["frequency", *lognormal.STAT_COLUMNS[spend], lognormal.TOTAL_COLUMNS[spend]]
-    return f"select customer_code, {', '.join(columns)} from {SUMMARY} where has_orders"
+    return f"select customer_code, {', '.join(columns)} from {source} where has_orders"
 
 
-def lognormal_statistics(tables, spend: str) -> pd.DataFrame:
+def lognormal_statistics(tables, spend: str, source: str = SUMMARY) -> pd.DataFrame:
     """``lognormal.partial_statistics`` of every customer with orders, added up by the engine."""
     return tables.sum_batches(
-        _buyers_sql(spend),
+        _buyers_sql(spend, source),
         functools.partial(lognormal.partial_statistics, spend=spend),
         lognormal.STAT_SCHEMA,
         by=["days"],
@@ -84,10 +84,12 @@ def lognormal_statistics(tables, spend: str) -> pd.DataFrame:
     )
 
 
-def lognormal_smearing(tables, model: lognormal.LogNormalSpend, spend: str) -> pd.DataFrame:
+def lognormal_smearing(
+    tables, model: lognormal.LogNormalSpend, spend: str, source: str = SUMMARY
+) -> pd.DataFrame:
     """``lognormal.smearing_sums`` of every customer with orders under ``model``."""
     return tables.sum_batches(
-        _buyers_sql(spend),
+        _buyers_sql(spend, source),
         functools.partial(lognormal.smearing_sums, model=model, spend=spend),
         lognormal.SMEARING_SCHEMA,
         by=["key"],
@@ -96,28 +98,37 @@ def lognormal_smearing(tables, model: lognormal.LogNormalSpend, spend: str) -> p
 
 
 class CompactFits:
-    """Fit the CLTV models by name on the engine's compact inputs (each queried once)."""
+    """Fit the CLTV models by name on the engine's compact inputs (each queried once).
+
+    ``source``: the customers, a table or a parenthesised query with an alias holding
+    ``customer_summary``'s columns: the summary itself, or the backtest's calibration period
+    under those names (``model_selection.calibration_relation``)."""
 
     def __init__(
-        self, tables, spend: str = "margin", penalizers: Sequence[float] = DEFAULT_PENALIZERS
+        self,
+        tables,
+        spend: str = "margin",
+        penalizers: Sequence[float] = DEFAULT_PENALIZERS,
+        source: str = SUMMARY,
     ):
         self.tables, self.spend, self.penalizers = tables, spend, penalizers
+        self.source = source
 
     @functools.cached_property
     def histories(self) -> pd.DataFrame:
-        return transaction_histories(self.tables)
+        return transaction_histories(self.tables, self.source)
 
     def transaction(self, name: str) -> FitResult:
         return transactions.fit_histories(self.histories, name, self.penalizers)
 
     def spend_model(self, name: str) -> FitResult:
         if name == GAMMA_GAMMA:
-            rows = repeat_spend_rows(self.tables, self.spend)
+            rows = repeat_spend_rows(self.tables, self.spend, self.source)
             return fit_gamma_gamma_rows(rows, self.spend, self.penalizers)
         if name == LOGNORMAL:
             return lognormal.fit_spend_statistics(
-                lognormal_statistics(self.tables, self.spend),
-                lambda model: lognormal_smearing(self.tables, model, self.spend),
+                lognormal_statistics(self.tables, self.spend, self.source),
+                lambda model: lognormal_smearing(self.tables, model, self.spend, self.source),
                 self.spend,
             )
         raise ValueError(f"spend model must be one of {list(SPEND_MODELS)}, got {name!r}")

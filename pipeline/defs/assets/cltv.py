@@ -26,6 +26,7 @@ PARAMETERS_KEY = dg.AssetKey(["analytics", "cltv_model_parameters"])
 STATUS_KEY = dg.AssetKey(["analytics", "cltv_model_status"])
 SELECTION_KEY = dg.AssetKey(["analytics", "cltv_model_selection"])
 DECILES_KEY = dg.AssetKey(["analytics", "cltv_calibration_deciles"])
+PREDICTIONS_KEY = dg.AssetKey(["analytics", "cltv_backtest_predictions"])
 STATUS_COLUMNS = ("as_of_date", "status", "transaction_model", "spend_model", "reason")
 
 
@@ -39,8 +40,15 @@ def analytics_table(key: dg.AssetKey, deps: list, description: str) -> dg.AssetS
 @dg.multi_asset(
     specs=[
         analytics_table(
-            SELECTION_KEY,
+            PREDICTIONS_KEY,
             deps=[get_asset_key_for_model([star_schema], "customer_backtest_summary")],
+            description="One row per backtest customer: holdout purchase days and spend, and "
+            "each baseline's and fitted candidate's forecast of them (what the selection's "
+            "metrics and deciles are computed from, inside the engine).",
+        ),
+        analytics_table(
+            SELECTION_KEY,
+            deps=[PREDICTIONS_KEY],
             description="One row per as-of date and candidate or baseline: holdout metrics "
             "(RMSE, Poisson deviance, aggregate error, spend error), status, rank, the choice "
             "and its reason.",
@@ -64,9 +72,9 @@ def cltv_model_selection(
     pipeline/analytics/model_selection.py."""
     current = settings.current
     with engine.open_tables(current, duckdb) as tables:
-        backtest_summary = tables.read_table("intermediate", "customer_backtest_summary")
+        # fits on the engine's compact rows, predictions and metrics inside the engine
         result = model_selection.select_models(
-            backtest_summary,
+            tables,
             spend=current.models.cltv_spend,
             transaction_candidates=current.models.cltv_transaction_models,
         )
@@ -77,6 +85,7 @@ def cltv_model_selection(
         deciles.insert(0, "as_of_date", as_of)
         tables.replace_as_of_rows("analytics", "cltv_model_selection", selection, current.as_of)
         tables.replace_as_of_rows("analytics", "cltv_calibration_deciles", deciles, current.as_of)
+        predicted = tables.row_count(model_selection.PREDICTIONS)
     shown = selection[
         [
             "kind",
@@ -89,6 +98,11 @@ def cltv_model_selection(
             "spend_rmse",
         ]
     ]
+    # in dependency order, as a multi-asset must
+    yield dg.MaterializeResult(
+        asset_key=PREDICTIONS_KEY,
+        metadata={"dagster/row_count": predicted, "as_of": current.as_of.isoformat()},
+    )
     yield dg.MaterializeResult(
         asset_key=SELECTION_KEY,
         metadata={
@@ -260,15 +274,11 @@ def cltv_evaluation(
         status = tables.read_as_of_rows("analytics", "cltv_model_status", current.as_of)
         available = bool(len(status)) and status["status"].iloc[0] == "available"
         if available and tables.table_exists("truth", "customers"):
-            scores = tables.query(
-                "select c.*, s.frequency from analytics.customer_cltv as c "
-                "join intermediate.customer_summary as s using (customer_code) order by customer_code"
-            )
-            truth = tables.read_table("truth", "customers")
             fits = storage.load_models(current.paths.models_for(current.as_of))
             transaction = fits[status["transaction_model"].iloc[0]]
+            # the engine's sums over the scores beside the truth: no customer table here
             truth_metrics, _ = backtest.compare_with_truth(
-                scores, truth, transaction, spend=current.models.cltv_spend
+                tables, transaction, spend=current.models.cltv_spend
             )
             frames.append(truth_metrics.assign(evaluation="truth"))
         metrics = pd.concat(frames, ignore_index=True)
