@@ -81,12 +81,9 @@ def import_connection(current, duckdb_resource) -> Iterator[object]:
         import duckdb
 
         current.paths.spark.mkdir(parents=True, exist_ok=True)
-        with (
-            retry_on_duckdb_lock(),
-            duckdb.connect(
-                str(import_staging(current)), config={"enable_progress_bar": False}
-            ) as conn,
-        ):
+        with retry_on_duckdb_lock(), duckdb.connect(str(import_staging(current))) as conn:
+            # a connection setting (not accepted in connect's config): no bars in the run's log
+            conn.execute("set enable_progress_bar = false")
             yield conn
         return
     with retry_on_duckdb_lock(), duckdb_resource.get_connection() as conn:
