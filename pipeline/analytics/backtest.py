@@ -64,6 +64,19 @@ def pct_error(predicted_total: float, actual_total: float) -> float:
     return 100.0 * (predicted_total - actual_total) / actual_total if actual_total else math.nan
 
 
+def exact_sum(expression: str) -> str:
+    """SQL for the sum of a float ``expression`` whose bits do not depend on the order the rows
+    are added in (DuckDB's parallel aggregates add them in whatever order its threads finish, so
+    a plain float sum changed in its last bits between two runs of the same refresh): each term
+    as a decimal of 12 places, added exactly, the total back as a double."""
+    return f"cast(sum(cast({expression} as decimal(38, 12))) as double)"
+
+
+def exact_mean(expression: str) -> str:
+    """SQL for the mean of the non-null values of ``expression``, added up as ``exact_sum``."""
+    return f"({exact_sum(expression)} / nullif(count({expression}), 0))"
+
+
 def rank_correlations(tables, pairs: str) -> dict[str, float]:
     """Spearman's rank correlation of ``x`` and ``y`` per ``key`` of ``pairs`` (a portable query
     with those columns, one row per customer), ties given their average rank (as scipy's
@@ -91,7 +104,8 @@ def rank_correlations(tables, pairs: str) -> dict[str, float]:
         "join x_ranks on counted.key = x_ranks.key and counted.x = x_ranks.x "
         "join y_ranks on counted.key = y_ranks.key and counted.y = y_ranks.y) "
         "select key, count(distinct x) as x_values, count(distinct y) as y_values, "
-        "sum(n * dx * dy) as sxy, sum(n * dx * dx) as sxx, sum(n * dy * dy) as syy "
+        f"{exact_sum('n * dx * dy')} as sxy, {exact_sum('n * dx * dx')} as sxx, "
+        f"{exact_sum('n * dy * dy')} as syy "
         "from centred group by key"
     )
     return {
@@ -208,19 +222,23 @@ def compare_with_truth(
         error = "(order_value - future_value / future)"
         spend_sums += [
             f"sum(case when {keep} then future else 0 end) as orders_{group}",
-            f"sum(case when {keep} then future * {error} * {error} else 0 end) as squares_{group}",
-            f"sum(case when {keep} then future * order_value else 0 end) as predicted_{group}",
-            f"sum(case when {keep} then future_value else 0 end) as actual_{group}",
+            f"{exact_sum(f'case when {keep} then future * {error} * {error} else 0 end')} "
+            f"as squares_{group}",
+            f"{exact_sum(f'case when {keep} then future * order_value else 0 end')} "
+            f"as predicted_{group}",
+            f"{exact_sum(f'case when {keep} then future_value else 0 end')} as actual_{group}",
         ]
+    mean, total = exact_mean, exact_sum
+    squared = "(p_alive - alive) * (p_alive - alive)"
     sums = tables.query(
-        "select count(*) as customers, avg(p_alive) as alive_share, "
-        "avg((p_alive - alive) * (p_alive - alive)) as p_alive_brier, "
-        "avg(case when is_repeat then (p_alive - alive) * (p_alive - alive) end) "
-        "as p_alive_brier_repeat, avg(alive) as true_alive_share, "
-        "avg(purchase_rate) as purchase_rate, avg(dropout_prob) as dropout_prob, "
-        "sum(expected) as expected, sum(future) as future, avg(abs(expected - future)) "
-        "as purchases_mae, sum(value) as value, sum(future_value) as future_value, "
-        f"avg(abs(value - future_value)) as value_mae, {', '.join(spend_sums)} "
+        f"select count(*) as customers, {mean('p_alive')} as alive_share, "
+        f"{mean(squared)} as p_alive_brier, "
+        f"{mean(f'case when is_repeat then {squared} end')} as p_alive_brier_repeat, "
+        f"{mean('alive')} as true_alive_share, {mean('purchase_rate')} as purchase_rate, "
+        f"{mean('dropout_prob')} as dropout_prob, {total('expected')} as expected, "
+        f"{total('future')} as future, {mean('abs(expected - future)')} as purchases_mae, "
+        f"{total('value')} as value, {total('future_value')} as future_value, "
+        f"{mean('abs(value - future_value)')} as value_mae, {', '.join(spend_sums)} "
         f"from ({joined}) as joined"
     ).iloc[0]
     n = int(sums["customers"])

@@ -262,12 +262,16 @@ def purchase_metrics(tables, models: Sequence[str]) -> dict[str, dict[str, float
     and Spearman's rank correlation with the actual purchase days (``backtest.rank_correlations``)."""
     long = _unpivot({m: purchases_column(m) for m in models}, "frequency_holdout as actual")
     floor = f"greatest(predicted, cast({DEVIANCE_FLOOR!r} as double))"
+    mean, total = backtest.exact_mean, backtest.exact_sum
+    deviance = (
+        f"2 * (case when actual > 0 then actual * ln(actual / {floor}) else 0 end "
+        f"- (actual - {floor}))"
+    )
     sums = tables.query(
-        f"select model, count(*) as customers, sum(predicted) as predicted_total, "
-        "sum(actual) as actual_total, avg((predicted - actual) * (predicted - actual)) as mse, "
-        "avg(abs(predicted - actual)) as mae, "
-        f"avg(2 * (case when actual > 0 then actual * ln(actual / {floor}) else 0 end "
-        f"- (actual - {floor}))) as deviance "
+        f"select model, count(*) as customers, {total('predicted')} as predicted_total, "
+        f"{total('actual')} as actual_total, "
+        f"{mean('(predicted - actual) * (predicted - actual)')} as mse, "
+        f"{mean('abs(predicted - actual)')} as mae, {mean(deviance)} as deviance "
         f"from ({long}) as predictions group by model"
     ).set_index("model")
     spearman = backtest.rank_correlations(
@@ -301,8 +305,9 @@ def calibration_deciles(tables, models: Sequence[str]) -> pd.DataFrame:
     )
     deciles = tables.query(
         f"select model, cast(floor(cast(position - 1 as double) * {DECILES} / customers) "
-        "as bigint) + 1 as decile, count(*) as customers, avg(predicted) as predicted_mean, "
-        "avg(actual) as actual_mean from ("
+        "as bigint) + 1 as decile, count(*) as customers, "
+        f"{backtest.exact_mean('predicted')} as predicted_mean, "
+        f"{backtest.exact_mean('actual')} as actual_mean from ("
         "select model, predicted, actual, "
         "row_number() over (partition by model order by predicted, customer_code) as position, "
         "count(*) over (partition by model) as customers "
@@ -324,15 +329,17 @@ def spend_metrics(tables, models: Sequence[str]) -> dict[str, dict[str, float]]:
         "frequency_holdout as days, spend_holdout as spend, one_time",
     )
     groups = {"": "true", "_one_time": "one_time", "_repeat": "not one_time"}
+    exact = backtest.exact_sum
     sums = []
     for suffix, where in groups.items():
         keep = f"days > 0 and {where}"
         error = "(predicted - spend / days)"
         sums += [
             f"sum(case when {keep} then days else 0 end) as days{suffix}",
-            f"sum(case when {keep} then days * {error} * {error} else 0 end) as squares{suffix}",
-            f"sum(case when {keep} then days * predicted else 0 end) as predicted{suffix}",
-            f"sum(case when {keep} then spend else 0 end) as spend{suffix}",
+            f"{exact(f'case when {keep} then days * {error} * {error} else 0 end')} "
+            f"as squares{suffix}",
+            f"{exact(f'case when {keep} then days * predicted else 0 end')} as predicted{suffix}",
+            f"{exact(f'case when {keep} then spend else 0 end')} as spend{suffix}",
         ]
     frame = tables.query(
         f"select model, {', '.join(sums)} from ({long}) as predictions group by model"
