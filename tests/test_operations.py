@@ -4,7 +4,9 @@ killed, when a blocking check fails, when a run fails (the failure sensor) and o
 One warehouse under a temp dir goes through a fixed sequence of operations, each a module-scoped
 fixture that asks for the one before it, so the order holds whichever tests are selected:
 
-    first_refresh      full refresh as of FIRST_AS_OF (in-process), publishes snapshot 1
+    first_refresh      full refresh as of FIRST_AS_OF (in-process), publishes snapshot 1: a copy
+                       of the run's seeded first refresh (tests/standard_refresh.py), the same
+                       settings and computation as the standard refresh's first
     bad_data_run       a negative sold_quantity in raw.order_lines, refresh downstream of raw: fails
     killed_refresh     `python -m pipeline.cli refresh --as-of LATER_AS_OF`, SIGKILLed during dbt
     recovered_refresh  the README's refresh command, exactly as written, in a clean environment
@@ -38,7 +40,12 @@ from pipeline import settings as settings_module
 from pipeline.defs.assets.raw import synthetic_raw_data
 from pipeline.defs.definitions import build_definitions
 from pipeline.defs.sensors import FAILURE_TAG, record_run_failures
-from tests.standard_refresh import quiet_run_config
+from tests.standard_refresh import (
+    CUSTOMERS,
+    failure_summary,
+    first_refresh_copy,
+    quiet_run_config,
+)
 
 pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
 
@@ -117,13 +124,6 @@ def cli_refresh(world: World, as_of: str, log: Path) -> subprocess.Popen:
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
-    )
-
-
-def failure_summary(result: dg.ExecuteInProcessResult) -> str:
-    return "; ".join(
-        f"{e.step_key}: {e.step_failure_data.error.message.strip()[:400] if e.step_failure_data.error else '?'}"
-        for e in result.get_step_failure_events()
     )
 
 
@@ -239,7 +239,7 @@ def world(tmp_path_factory) -> World:
     # no DAGSTER_HOME: the CLI's runs go to <data_dir>/dagster_home, as for a user
     env = {
         "PIPELINE_DATA_DIR": str(root / "data"),
-        "PIPELINE_CUSTOMERS": "1500",
+        "PIPELINE_CUSTOMERS": CUSTOMERS,  # the seeded first refresh's, which this world copies
         "PIPELINE_AS_OF": FIRST_AS_OF,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_TARGET_PATH": str(root / "dbt_target"),
@@ -250,9 +250,9 @@ def world(tmp_path_factory) -> World:
 
 
 @pytest.fixture(scope="module")
-def first_refresh(world) -> ServeState:
-    result = refresh_in_process(world, FIRST_AS_OF)
-    assert result.success, f"the first refresh failed: {failure_summary(result)}"
+def first_refresh(world, tmp_path_factory) -> ServeState:
+    assert not world.data_dir.exists()
+    first_refresh_copy(tmp_path_factory, world.data_dir)
     state = serve_state(world.serve)
     assert manifest_of(state)["as_of"] == FIRST_AS_OF
     return state
