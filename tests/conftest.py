@@ -14,17 +14,19 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get(
 
 # dagster-dbt reads the manifest when pipeline.defs.definitions is imported; `make test` prepares it,
 # this covers a bare `pytest` run, and a manifest older than the dbt files it was parsed from
-# (which fails later with an unhelpful KeyError on the new model).
-from pipeline.project import dbt_project  # noqa: E402
+# (which fails later with an unhelpful KeyError on the new model). The check names the project
+# through pipeline.dbt_runner, which does not import Dagster: pytest-xdist's controller process
+# loads this file too, and runs no test (importing dagster-dbt there cost ~4 s of CPU).
+from pipeline.dbt_runner import PROJECT_DIR  # noqa: E402
 
 
 def _manifest_is_stale() -> bool:
-    manifest = dbt_project.manifest_path
+    manifest = PROJECT_DIR / "target" / "manifest.json"  # DbtProject's default target path
     if not manifest.exists():
         return True
     sources = [
         p
-        for p in dbt_project.project_dir.rglob("*")
+        for p in PROJECT_DIR.rglob("*")
         if p.suffix in {".sql", ".yml", ".csv"}
         and "target" not in p.parts
         and "dbt_packages" not in p.parts
@@ -33,6 +35,8 @@ def _manifest_is_stale() -> bool:
 
 
 if _manifest_is_stale():
+    from pipeline.project import dbt_project
+
     dbt_project.preparer.prepare(dbt_project)
 
 # A fixed as-of date, so tests do not depend on the day they run.

@@ -97,6 +97,8 @@ def test_pipeline_dbt_names_the_pipelines_project_without_importing_dagster():
     """pipeline-dbt starts before every dbt build: Dagster's import would add 2.8 s to each."""
     assert dbt_runner.PROJECT_DIR == dbt_project.project_dir
     assert dbt_runner.PREPARED_TARGET == dbt_project.target
+    # tests/conftest.py finds the manifest through dbt_runner too
+    assert dbt_project.manifest_path == dbt_runner.PROJECT_DIR / "target" / "manifest.json"
     modules = subprocess.run(
         [sys.executable, "-c", "import sys, pipeline.dbt_runner; print(sorted(sys.modules))"],
         capture_output=True,
