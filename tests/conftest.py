@@ -55,11 +55,11 @@ def isolated_settings(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def standard_refresh(tmp_path_factory):
-    """Two seeded full refreshes and a re-run into one warehouse (tests/standard_refresh.py),
-    once per session, for every module that only reads what a refresh produced."""
-    from tests.standard_refresh import two_refreshes_and_a_rerun
+    """Two seeded full refreshes into one warehouse (tests/standard_refresh.py), once per
+    session, for every module that only reads what a refresh produced."""
+    from tests.standard_refresh import two_refreshes
 
-    return two_refreshes_and_a_rerun(tmp_path_factory)
+    return two_refreshes(tmp_path_factory)
 
 
 # --- parallel runs (`make test` runs pytest-xdist with --dist loadgroup) -----------------------

@@ -12,7 +12,8 @@ fixture that asks for the one before it, so the order holds whichever tests are 
     recovered_refresh  the README's refresh command, exactly as written, in a clean environment
                        (a shell at the repository root, no DAGSTER_HOME, no venv on PATH), to
                        completion: snapshot 2, and what the README promises a user
-    backfill           full refresh as of BACKFILL_AS_OF (older than LATER_AS_OF), in-process
+    backfill           full refresh as of BACKFILL_AS_OF, in-process: the first refresh's date
+                       again (older than LATER_AS_OF), so it is also the re-run of an as-of date
 
 Fixtures only act and record; the tests assert.
 """
@@ -44,14 +45,18 @@ from tests.standard_refresh import (
     CUSTOMERS,
     failure_summary,
     first_refresh_copy,
+    history_counts,
     quiet_run_config,
+    snapshot_digest,
 )
 
 pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
 
 FIRST_AS_OF = "2026-10-25"
 LATER_AS_OF = "2026-11-24"  # the as-of date of the README's refresh command
-BACKFILL_AS_OF = "2026-11-09"  # after the first refresh, before the later one
+# A backfill of a date refreshed before: older than the later refresh, so not promoted, and a
+# re-run of the first refresh, so it must publish what that one did, byte for byte.
+BACKFILL_AS_OF = FIRST_AS_OF
 
 BI_SNAPSHOT = dg.AssetKey(["serve", "bi_snapshot"])
 BAD_ORDER_ID = "SO-TEST-NEGATIVE-QTY"
@@ -400,6 +405,8 @@ class Backfill:
     before: ServeState
     after: ServeState
     new_builds: list[Path]
+    history_before: list[tuple]  # marts.customer_segment_history per as-of date, in the warehouse
+    history_after: list[tuple]
 
 
 @pytest.fixture(scope="module")
@@ -408,11 +415,12 @@ def backfill(world, recovered_refresh) -> Backfill:
         "the backfill needs the later refresh to have succeeded"
     )
     before = serve_state(world.serve)
+    history_before = history_counts(world.warehouse)
     result = refresh_in_process(world, BACKFILL_AS_OF)
     after = serve_state(world.serve)
     builds = world.serve / "builds"
     new = sorted(builds / name for name in after.builds - before.builds)
-    return Backfill(result, before, after, new)
+    return Backfill(result, before, after, new, history_before, history_counts(world.warehouse))
 
 
 # --- 1. a refresh killed during dbt -----------------------------------------------------------
@@ -636,6 +644,28 @@ def test_a_backfill_is_built_but_not_promoted(world, backfill):
     assert manifest["as_of"] == BACKFILL_AS_OF and manifest["promoted"] is False
     assert manifest["build_id"] == build.name == metadata["build_id"].value
     assert manifest["run_id"] == result.run_id
+
+
+def test_rerunning_an_as_of_publishes_the_same_marts_and_parquet_bytes(first_refresh, backfill):
+    """The backfill re-runs the first refresh's date after the later refresh: the same marts,
+    every value exact, and Parquet files equal byte for byte (rows are written in a fixed
+    order), whatever ran in between (a failed run, a killed one, a later refresh)."""
+    (build,) = backfill.new_builds
+    first = first_refresh.target
+    assert first is not None and first.is_dir() and first != build
+    assert len(snapshot_digest(first)) >= 10
+    assert snapshot_digest(build) == snapshot_digest(first)
+
+    def parquet_digests(b: Path) -> dict[str, str]:
+        return {p.name: sha256(p) for p in (b / "parquet").iterdir()}
+
+    assert len(parquet_digests(first)) >= 10
+    assert parquet_digests(build) == parquet_digests(first)
+
+
+def test_rerunning_an_as_of_replaces_only_its_own_history(backfill):
+    assert [row[0] for row in backfill.history_before] == [FIRST_AS_OF, LATER_AS_OF]
+    assert backfill.history_after == backfill.history_before
 
 
 # Columns dating what a row knows of the sales (dim_date is a calendar: it may run past any as-of).
