@@ -65,7 +65,8 @@ def standard_refresh(tmp_path_factory):
 # --- parallel runs (`make test` runs pytest-xdist with --dist loadgroup) -----------------------
 # Module fixtures (a refresh, a dbt build) must run once, so each module is one unit of work for
 # a worker; modules that read the session's standard refresh form one unit with it. Units start
-# longest first, so the two workers of a 2-core machine end at about the same time.
+# longest first, so the two workers of a 2-core machine end at about the same time. (The first
+# two share their first refresh, tests/standard_refresh.py: one runs it while the other waits.)
 SHARED_GROUPS = {
     "tests.test_end_to_end": "standard_refresh",
     "tests.test_dashboard": "standard_refresh",
@@ -74,9 +75,21 @@ LONGEST_FIRST = [
     "tests.test_operations",
     "standard_refresh",
     "tests.test_own_data",
-    "tests.dbt.test_insight_marts",
     "tests.test_monthly_data",
+    "tests.dbt.test_insight_marts",
+    "tests.api.test_api",
+    "tests.test_serving",
+    "tests.test_dbt_overhead",
+    "tests.dbt.test_customer_summary",
 ]
+
+
+def pytest_configure(config):
+    # pytest-xdist (3.x) by default hands out the units by their number of tests, most first,
+    # which started the operations' ~100 s sequence (14 tests) after a dozen quick modules;
+    # without its reordering, units go out in the order sorted below.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into node ids
