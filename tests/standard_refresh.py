@@ -94,6 +94,7 @@ def first_refresh_copy(tmp_path_factory, data_dir: Path) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not shared.exists() and not failed.exists():
             staging = shared_root / "first-refresh.tmp"
+            shutil.rmtree(staging, ignore_errors=True)  # from a worker interrupted mid-refresh
             with seeded_environment(staging / "data") as current:
                 first = run_refresh(build_definitions(current), FIRST_AS_OF)
             if not first.success:
