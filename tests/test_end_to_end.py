@@ -191,6 +191,7 @@ def test_a_bi_reader_sees_only_complete_snapshots_during_a_refresh(refreshed):
     reader = refreshed.reader
     assert reader["errors"] == []
     assert reader["reads"] > 0
+    assert reader["publish_reads"] > 0  # some while the publish wrote and swapped
     # it saw the first refresh's snapshot, then the swap to the second one
     assert len(reader["builds"]) == 2
     assert reader["builds"][0].startswith(FIRST_AS_OF) and reader["builds"][1].startswith(AS_OF)
@@ -535,5 +536,6 @@ def test_a_sqlalchemy_bi_client_reads_every_snapshot_during_a_refresh(refreshed)
     assert reader["client"] == "sqlalchemy"
     assert reader["errors"] == []
     assert reader["reads"] > 0
+    assert reader["publish_reads"] > 0
     assert len(reader["builds"]) == 2
     assert reader["builds"][0].startswith(FIRST_AS_OF) and reader["builds"][1].startswith(AS_OF)
