@@ -14,17 +14,19 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get(
 
 # dagster-dbt reads the manifest when pipeline.defs.definitions is imported; `make test` prepares it,
 # this covers a bare `pytest` run, and a manifest older than the dbt files it was parsed from
-# (which fails later with an unhelpful KeyError on the new model).
-from pipeline.project import dbt_project  # noqa: E402
+# (which fails later with an unhelpful KeyError on the new model). The check names the project
+# through pipeline.dbt_runner, which does not import Dagster: pytest-xdist's controller process
+# loads this file too, and runs no test (importing dagster-dbt there cost ~4 s of CPU).
+from pipeline.dbt_runner import PROJECT_DIR  # noqa: E402
 
 
 def _manifest_is_stale() -> bool:
-    manifest = dbt_project.manifest_path
+    manifest = PROJECT_DIR / "target" / "manifest.json"  # DbtProject's default target path
     if not manifest.exists():
         return True
     sources = [
         p
-        for p in dbt_project.project_dir.rglob("*")
+        for p in PROJECT_DIR.rglob("*")
         if p.suffix in {".sql", ".yml", ".csv"}
         and "target" not in p.parts
         and "dbt_packages" not in p.parts
@@ -33,6 +35,8 @@ def _manifest_is_stale() -> bool:
 
 
 if _manifest_is_stale():
+    from pipeline.project import dbt_project
+
     dbt_project.preparer.prepare(dbt_project)
 
 # A fixed as-of date, so tests do not depend on the day they run.
@@ -51,17 +55,18 @@ def isolated_settings(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def standard_refresh(tmp_path_factory):
-    """Two seeded full refreshes and a re-run into one warehouse (tests/standard_refresh.py),
-    once per session, for every module that only reads what a refresh produced."""
-    from tests.standard_refresh import two_refreshes_and_a_rerun
+    """Two seeded full refreshes into one warehouse (tests/standard_refresh.py), once per
+    session, for every module that only reads what a refresh produced."""
+    from tests.standard_refresh import two_refreshes
 
-    return two_refreshes_and_a_rerun(tmp_path_factory)
+    return two_refreshes(tmp_path_factory)
 
 
 # --- parallel runs (`make test` runs pytest-xdist with --dist loadgroup) -----------------------
 # Module fixtures (a refresh, a dbt build) must run once, so each module is one unit of work for
 # a worker; modules that read the session's standard refresh form one unit with it. Units start
-# longest first, so the two workers of a 2-core machine end at about the same time.
+# longest first, so the two workers of a 2-core machine end at about the same time. (The first
+# two share their first refresh, tests/standard_refresh.py: one runs it while the other waits.)
 SHARED_GROUPS = {
     "tests.test_end_to_end": "standard_refresh",
     "tests.test_dashboard": "standard_refresh",
@@ -70,9 +75,21 @@ LONGEST_FIRST = [
     "tests.test_operations",
     "standard_refresh",
     "tests.test_own_data",
-    "tests.dbt.test_insight_marts",
     "tests.test_monthly_data",
+    "tests.dbt.test_insight_marts",
+    "tests.api.test_api",
+    "tests.test_serving",
+    "tests.test_dbt_overhead",
+    "tests.dbt.test_customer_summary",
 ]
+
+
+def pytest_configure(config):
+    # pytest-xdist (3.x) by default hands out the units by their number of tests, most first,
+    # which started the operations' ~100 s sequence (14 tests) after a dozen quick modules;
+    # without its reordering, units go out in the order sorted below.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into node ids

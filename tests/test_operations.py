@@ -4,13 +4,16 @@ killed, when a blocking check fails, when a run fails (the failure sensor) and o
 One warehouse under a temp dir goes through a fixed sequence of operations, each a module-scoped
 fixture that asks for the one before it, so the order holds whichever tests are selected:
 
-    first_refresh      full refresh as of FIRST_AS_OF (in-process), publishes snapshot 1
+    first_refresh      full refresh as of FIRST_AS_OF (in-process), publishes snapshot 1: a copy
+                       of the run's seeded first refresh (tests/standard_refresh.py), the same
+                       settings and computation as the standard refresh's first
     bad_data_run       a negative sold_quantity in raw.order_lines, refresh downstream of raw: fails
     killed_refresh     `python -m pipeline.cli refresh --as-of LATER_AS_OF`, SIGKILLed during dbt
     recovered_refresh  the README's refresh command, exactly as written, in a clean environment
                        (a shell at the repository root, no DAGSTER_HOME, no venv on PATH), to
                        completion: snapshot 2, and what the README promises a user
-    backfill           full refresh as of BACKFILL_AS_OF (older than LATER_AS_OF), in-process
+    backfill           full refresh as of BACKFILL_AS_OF, in-process: the first refresh's date
+                       again (older than LATER_AS_OF), so it is also the re-run of an as-of date
 
 Fixtures only act and record; the tests assert.
 """
@@ -38,13 +41,22 @@ from pipeline import settings as settings_module
 from pipeline.defs.assets.raw import synthetic_raw_data
 from pipeline.defs.definitions import build_definitions
 from pipeline.defs.sensors import FAILURE_TAG, record_run_failures
-from tests.standard_refresh import quiet_run_config
+from tests.standard_refresh import (
+    CUSTOMERS,
+    failure_summary,
+    first_refresh_copy,
+    history_counts,
+    quiet_run_config,
+    snapshot_digest,
+)
 
 pytestmark = pytest.mark.slow  # dbt or a whole refresh: not in `make test-fast`
 
 FIRST_AS_OF = "2026-10-25"
 LATER_AS_OF = "2026-11-24"  # the as-of date of the README's refresh command
-BACKFILL_AS_OF = "2026-11-09"  # after the first refresh, before the later one
+# A backfill of a date refreshed before: older than the later refresh, so not promoted, and a
+# re-run of the first refresh, so it must publish what that one did, byte for byte.
+BACKFILL_AS_OF = FIRST_AS_OF
 
 BI_SNAPSHOT = dg.AssetKey(["serve", "bi_snapshot"])
 BAD_ORDER_ID = "SO-TEST-NEGATIVE-QTY"
@@ -117,13 +129,6 @@ def cli_refresh(world: World, as_of: str, log: Path) -> subprocess.Popen:
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
-    )
-
-
-def failure_summary(result: dg.ExecuteInProcessResult) -> str:
-    return "; ".join(
-        f"{e.step_key}: {e.step_failure_data.error.message.strip()[:400] if e.step_failure_data.error else '?'}"
-        for e in result.get_step_failure_events()
     )
 
 
@@ -239,7 +244,7 @@ def world(tmp_path_factory) -> World:
     # no DAGSTER_HOME: the CLI's runs go to <data_dir>/dagster_home, as for a user
     env = {
         "PIPELINE_DATA_DIR": str(root / "data"),
-        "PIPELINE_CUSTOMERS": "1500",
+        "PIPELINE_CUSTOMERS": CUSTOMERS,  # the seeded first refresh's, which this world copies
         "PIPELINE_AS_OF": FIRST_AS_OF,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_TARGET_PATH": str(root / "dbt_target"),
@@ -250,9 +255,9 @@ def world(tmp_path_factory) -> World:
 
 
 @pytest.fixture(scope="module")
-def first_refresh(world) -> ServeState:
-    result = refresh_in_process(world, FIRST_AS_OF)
-    assert result.success, f"the first refresh failed: {failure_summary(result)}"
+def first_refresh(world, tmp_path_factory) -> ServeState:
+    assert not world.data_dir.exists()
+    first_refresh_copy(tmp_path_factory, world.data_dir)
     state = serve_state(world.serve)
     assert manifest_of(state)["as_of"] == FIRST_AS_OF
     return state
@@ -400,6 +405,8 @@ class Backfill:
     before: ServeState
     after: ServeState
     new_builds: list[Path]
+    history_before: list[tuple]  # marts.customer_segment_history per as-of date, in the warehouse
+    history_after: list[tuple]
 
 
 @pytest.fixture(scope="module")
@@ -408,11 +415,12 @@ def backfill(world, recovered_refresh) -> Backfill:
         "the backfill needs the later refresh to have succeeded"
     )
     before = serve_state(world.serve)
+    history_before = history_counts(world.warehouse)
     result = refresh_in_process(world, BACKFILL_AS_OF)
     after = serve_state(world.serve)
     builds = world.serve / "builds"
     new = sorted(builds / name for name in after.builds - before.builds)
-    return Backfill(result, before, after, new)
+    return Backfill(result, before, after, new, history_before, history_counts(world.warehouse))
 
 
 # --- 1. a refresh killed during dbt -----------------------------------------------------------
@@ -636,6 +644,28 @@ def test_a_backfill_is_built_but_not_promoted(world, backfill):
     assert manifest["as_of"] == BACKFILL_AS_OF and manifest["promoted"] is False
     assert manifest["build_id"] == build.name == metadata["build_id"].value
     assert manifest["run_id"] == result.run_id
+
+
+def test_rerunning_an_as_of_publishes_the_same_marts_and_parquet_bytes(first_refresh, backfill):
+    """The backfill re-runs the first refresh's date after the later refresh: the same marts,
+    every value exact, and Parquet files equal byte for byte (rows are written in a fixed
+    order), whatever ran in between (a failed run, a killed one, a later refresh)."""
+    (build,) = backfill.new_builds
+    first = first_refresh.target
+    assert first is not None and first.is_dir() and first != build
+    assert len(snapshot_digest(first)) >= 10
+    assert snapshot_digest(build) == snapshot_digest(first)
+
+    def parquet_digests(b: Path) -> dict[str, str]:
+        return {p.name: sha256(p) for p in (b / "parquet").iterdir()}
+
+    assert len(parquet_digests(first)) >= 10
+    assert parquet_digests(build) == parquet_digests(first)
+
+
+def test_rerunning_an_as_of_replaces_only_its_own_history(backfill):
+    assert [row[0] for row in backfill.history_before] == [FIRST_AS_OF, LATER_AS_OF]
+    assert backfill.history_after == backfill.history_before
 
 
 # Columns dating what a row knows of the sales (dim_date is a calendar: it may run past any as-of).
