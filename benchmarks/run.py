@@ -338,11 +338,17 @@ def _run(args, created, load_start, machine, code, workdir: Path) -> int:
 
     summary_sql = model_seconds(run, SUMMARY_MODEL)
     comparisons: dict = {}
-    if not args.no_compare:
-        from benchmarks import compare
-        from pipeline import settings as settings_module
+    from pipeline import settings as settings_module
 
-        current = settings_module.load(environ=run.env)
+    current = settings_module.load(environ=run.env)
+    if current.engine.engine != "duckdb" and not args.no_compare:
+        # both comparisons read the DuckDB warehouse file, which a Spark refresh does not write
+        reason = f"PIPELINE_ENGINE={current.engine.engine}: there is no DuckDB warehouse to read"
+        comparisons = {"lifetimes": {"skipped": reason}, "duckdb_floor": {"skipped": reason}}
+        print(f"\nComparisons skipped ({reason}).")
+    elif not args.no_compare:
+        from benchmarks import compare
+
         print("\nComparisons on the refreshed warehouse (read-only):")
         try:
             comparisons["lifetimes"] = compare.lifetimes_comparison(
