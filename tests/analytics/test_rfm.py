@@ -60,7 +60,9 @@ def run(
             as_of,
             new_customer_days,
         )
-        out = conn.execute(query).df().set_index("customer_code")
+        out = conn.execute(query).df()
+        assert tuple(out.columns) == rfm.COLUMNS  # analytics.customer_rfm's contract
+        out = out.set_index("customer_code")
         conn.execute(f"create table scored as {query}")
         pareto = rfm.pareto_cut(
             conn.execute(rfm.pareto_query("scored", "intermediate.customer_summary")).df()
