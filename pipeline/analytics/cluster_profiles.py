@@ -52,7 +52,15 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
-from .clusters import CHANNEL_FEATURES, CLUSTER_ID, SEGMENT_SHARES, SEGMENTS, sample_rows
+from .clusters import (
+    CHANNEL_FEATURES,
+    CLUSTER_ID,
+    SEGMENT_SHARES,
+    SEGMENTS,
+    available_cpus,
+    sample_rows,
+    side_by_side,
+)
 
 # Readable (unlogged) columns of customer_cluster_features, profiled when present.
 PROFILE_COLUMNS = (
@@ -277,6 +285,7 @@ def feature_importance(
     n_repeats: int = 3,
     random_state: int = 0,
     per_cluster: bool = True,
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Permutation importance of surrogate classifiers of the clusters (see the module docstring).
 
@@ -292,6 +301,10 @@ def feature_importance(
         Sample the surrogates see, shuffles per feature, and the one seed of everything.
     per_cluster : bool
         Also one-vs-rest importances per cluster.
+    workers : int, optional
+        Threads for the forest's trees, its shuffled predictions and the per-cluster trees;
+        None = the CPUs this process may use. The result does not depend on it: each tree and
+        each row's prediction is computed as on one thread.
 
     Returns
     -------
@@ -315,29 +328,33 @@ def feature_importance(
         x, y, test_size=0.3, random_state=random_state, stratify=stratify
     )
 
-    frames = []
+    workers = workers or available_cpus()
+    # the trees are seeded one by one before they are built: the same forest on any n_jobs
     forest = RandomForestClassifier(
-        n_estimators=50, max_depth=8, min_samples_leaf=5, random_state=random_state, n_jobs=1
+        n_estimators=50, max_depth=8, min_samples_leaf=5, random_state=random_state, n_jobs=workers
     ).fit(x_train, y_train)
-    frames.append(
+    # but its predict adds the trees' votes in the order threads finish: one thread predicts
+    forest.set_params(n_jobs=1)
+    frames = [
         _permutation_frame(
-            forest, x_test, y_test, columns, "accuracy", n_repeats, random_state
+            forest, x_test, y_test, columns, "accuracy", n_repeats, random_state, workers
         ).assign(**{CLUSTER_ID: pd.NA, "cluster_mean_z": np.nan})
-    )
+    ]
+
+    def one_vs_rest(cluster) -> pd.DataFrame | None:
+        target_train, target_test = y_train == cluster, y_test == cluster
+        if target_test.all() or not target_test.any() or not target_train.any():
+            return None  # the split holds too few of this cluster to score it
+        tree = DecisionTreeClassifier(
+            max_depth=4, class_weight="balanced", random_state=random_state
+        ).fit(x_train, target_train)
+        z = (values[ids == cluster].mean(axis=0) - mean) / std
+        return _permutation_frame(
+            tree, x_test, target_test, columns, "balanced_accuracy", n_repeats, random_state
+        ).assign(**{CLUSTER_ID: int(cluster), "cluster_mean_z": z})
+
     if per_cluster:
-        for cluster in clusters:
-            target_train, target_test = y_train == cluster, y_test == cluster
-            if target_test.all() or not target_test.any() or not target_train.any():
-                continue  # the split holds too few of this cluster to score it
-            tree = DecisionTreeClassifier(
-                max_depth=4, class_weight="balanced", random_state=random_state
-            ).fit(x_train, target_train)
-            z = (values[ids == cluster].mean(axis=0) - mean) / std
-            frames.append(
-                _permutation_frame(
-                    tree, x_test, target_test, columns, "balanced_accuracy", n_repeats, random_state
-                ).assign(**{CLUSTER_ID: int(cluster), "cluster_mean_z": z})
-            )
+        frames += [f for f in side_by_side(one_vs_rest, list(clusters), workers) if f is not None]
     result = pd.concat(frames, ignore_index=True)
     result[CLUSTER_ID] = result[CLUSTER_ID].astype("Int64")
     return result[list(IMPORTANCE_COLUMNS)]
@@ -367,10 +384,12 @@ def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 QUICK_SCORERS = {"accuracy": _accuracy, "balanced_accuracy": _balanced_accuracy}
 
 
-def _permutation_frame(model, x, y, columns, scoring, n_repeats, random_state) -> pd.DataFrame:
+def _permutation_frame(
+    model, x, y, columns, scoring, n_repeats, random_state, workers: int = 1
+) -> pd.DataFrame:
     """Permutation importances of one fitted surrogate, ranked (ties by column order)."""
     importances_mean, importances_std = permutation_importances(
-        model, x, y, QUICK_SCORERS[scoring], n_repeats, random_state
+        model, x, y, QUICK_SCORERS[scoring], n_repeats, random_state, workers
     )
     frame = pd.DataFrame(
         {
@@ -388,13 +407,15 @@ def _permutation_frame(model, x, y, columns, scoring, n_repeats, random_state) -
 
 
 def permutation_importances(
-    model, x, y, score, n_repeats, random_state
+    model, x, y, score, n_repeats, random_state, workers: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation per column of ``sklearn.inspection.permutation_importance``
     with the ``score(y_true, y_pred)`` of ``model.predict``: the same shuffles and the same
     floats (a test compares them), but one ``predict`` over every shuffled copy of ``x``
     instead of one per column and repeat. A forest's predict has a fixed cost per tree and
-    call, which made the 50-tree surrogate most of the importance's time."""
+    call, which made the 50-tree surrogate most of the importance's time. That predict runs
+    on ``workers`` threads, each on its share of the rows (a row's prediction does not depend
+    on the others)."""
     seed = np.random.RandomState(random_state).randint(np.iinfo(np.int32).max + 1)
     rows, width = x.shape
     # every shuffled copy written in place, in the order predict reads them
@@ -408,7 +429,9 @@ def permutation_importances(
             generator.shuffle(order)
             permuted[:, column] = permuted[order, column]
             shuffled[column, repeat] = permuted
-    predicted = model.predict(shuffled.reshape(-1, width)).reshape(width, n_repeats, rows)
+    chunks = np.array_split(shuffled.reshape(-1, width), max(workers, 1))
+    predicted = np.concatenate(side_by_side(model.predict, chunks, workers))
+    predicted = predicted.reshape(width, n_repeats, rows)
     scores = np.array([[score(y, predicted[c, r]) for r in range(n_repeats)] for c in range(width)])
     importances = score(y, model.predict(x)) - scores
     return np.mean(importances, axis=1), np.std(importances, axis=1)

@@ -45,6 +45,8 @@ Rules
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -114,6 +116,11 @@ class ClusterConfig:
         OpenMP / BLAS threads for k-means and the silhouette; None = the libraries' default.
         One by default: on our shared 2-core machines k-means' spinning OpenMP threads made
         the fits about 3x slower than one thread (200,000 rows, K = 4 and 10).
+    workers
+        The K curve's fits, and the silhouette's sums per K, run side by side on this many
+        Python threads (each fit on ``threads`` threads; k-means and ``np.bincount`` release
+        the GIL); None = the CPUs this process may use. Each fit is the same as alone, so the
+        curve does not depend on it. Two workers made the K curve 1.7x faster on 2 cores.
     """
 
     k_range: tuple[int, int] = (2, 10)
@@ -124,6 +131,7 @@ class ClusterConfig:
     curve_sample_size: int = 20_000
     silhouette_sample_size: int = 5_000
     threads: int | None = 1
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         low, high = self.k_range
@@ -131,6 +139,8 @@ class ClusterConfig:
             raise ValueError(f"k_range must be (low, high), 2 <= low <= high; got {self.k_range}")
         if self.k is not None and self.k < 1:
             raise ValueError(f"k must be at least 1, got {self.k}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
         if (
             self.n_init < 1
             or min(self.fit_sample_size, self.curve_sample_size) < 2
@@ -295,7 +305,9 @@ def elbow_k(ks: np.ndarray, inertia: np.ndarray) -> int | None:
 SILHOUETTE_WORKING_MEMORY_MB = 128
 
 
-def silhouettes(scaled: np.ndarray, label_sets: list[np.ndarray]) -> list[tuple[float, float]]:
+def silhouettes(
+    scaled: np.ndarray, label_sets: list[np.ndarray], workers: int = 1
+) -> list[tuple[float, float]]:
     """Mean silhouette and its standard error of each labelling of the same rows; NaN where
     undefined (fewer than 2 labels, or one point per label).
 
@@ -304,7 +316,8 @@ def silhouettes(scaled: np.ndarray, label_sets: list[np.ndarray]) -> list[tuple[
     the same final division. But the curve labels one silhouette sample K times, so each block
     is computed once, reduced for every K at once, and dropped: no 5,000 x 5,000 matrix (200 MB)
     kept, copied and re-validated per K. New memory costs this VM more (page faults, 1 s of
-    system time per GB) than the arithmetic does.
+    system time per GB) than the arithmetic does. Each block's sums per K run on up to
+    ``workers`` threads; every K's arithmetic is its own, so the result does not depend on it.
     """
     n = len(scaled)
     codes, sizes = [], []
@@ -320,10 +333,13 @@ def silhouettes(scaled: np.ndarray, label_sets: list[np.ndarray]) -> list[tuple[
         start = 0
         for block in _distance_blocks(scaled):
             stop = start + len(block)
-            for i in np.flatnonzero(defined):
+
+            def reduce(i: int, block=block, start=start, stop=stop) -> None:
                 intra[i][start:stop], inter[i][start:stop] = _cluster_distances(
                     block, codes[i], sizes[i], codes[i][start:stop]
                 )
+
+            side_by_side(reduce, list(np.flatnonzero(defined)), workers)
             start = stop
     out = []
     for i, ok in enumerate(defined):
@@ -399,6 +415,22 @@ def _kmeans(k: int, config: ClusterConfig) -> KMeans:
     return KMeans(n_clusters=k, n_init=config.n_init, random_state=config.random_state)
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def side_by_side(function, items: list, workers: int) -> list:
+    """``[function(item) for item in items]`` on up to ``workers`` threads, in items' order."""
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(function, items))
+
+
 def k_curve(
     scaled: np.ndarray, ks: list[int], config: ClusterConfig
 ) -> tuple[pd.DataFrame, dict[int, KMeans]]:
@@ -409,8 +441,15 @@ def k_curve(
     The curve (``k``, ``inertia``, ``silhouette``) and the fitted k-means per K.
     """
     sil_rows = sample_rows(len(scaled), config.silhouette_sample_size, config.random_state + 1)
-    models = {k: _kmeans(k, config).fit(scaled) for k in ks}
-    scores = silhouettes(scaled[sil_rows], [models[k].labels_[sil_rows] for k in ks])
+    workers = config.workers or available_cpus()
+
+    def fit(k: int) -> KMeans:
+        # OpenMP's thread count is per thread: a worker does not inherit the caller's limit
+        with threadpool_limits(limits=config.threads, user_api="openmp"):
+            return _kmeans(k, config).fit(scaled)
+
+    models = dict(zip(ks, side_by_side(fit, ks, workers)))
+    scores = silhouettes(scaled[sil_rows], [models[k].labels_[sil_rows] for k in ks], workers)
     rows = [
         {
             "k": k,

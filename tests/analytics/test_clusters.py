@@ -147,6 +147,19 @@ def test_the_same_data_gives_the_same_clusters():
     pd.testing.assert_frame_equal(first.curve, second.curve)
 
 
+def test_the_k_curve_fit_side_by_side_is_the_one_fit_alone():
+    """The K curve's fits run on several threads (issue 18): each K's k-means, its inertia and
+    silhouette, and so the chosen K and everyone's cluster, are the one-thread fit's exactly."""
+    frame, columns, _ = blob_frame(n=3000, centers=5, std=2.0)
+    alone = cl.fit_clusters(frame, columns, config=cl.ClusterConfig(workers=1))
+    together = cl.fit_clusters(frame, columns, config=cl.ClusterConfig(workers=3))
+    pd.testing.assert_frame_equal(alone.curve, together.curve, check_exact=True)
+    pd.testing.assert_frame_equal(alone.centroids, together.centroids, check_exact=True)
+    pd.testing.assert_series_equal(alone.labels, together.labels)
+    with pytest.raises(ValueError, match="workers"):
+        cl.ClusterConfig(workers=0)
+
+
 def test_fitting_on_a_sample_barely_changes_the_answer():
     # The large-N rule (fit on a seeded sample, predict everyone) against a fit on all rows.
     frame, _ = synthetic_features(50_000, seed=3)
@@ -442,6 +455,10 @@ def test_importance_has_one_row_per_scope_and_feature(realistic):
     assert len(importance) == (fit.k + 1) * len(fit.features)
     for _, scope in importance.groupby(importance["cluster_id"].fillna(-1)):
         assert sorted(scope["rank"]) == list(range(1, len(fit.features) + 1))
+    # the forest, its predictions and the per-cluster trees on three threads: the same floats
+    alone = cp.feature_importance(frame, fit.labels, fit.features, sample_size=3000, workers=1)
+    together = cp.feature_importance(frame, fit.labels, fit.features, sample_size=3000, workers=3)
+    pd.testing.assert_frame_equal(alone, together, check_exact=True)
 
 
 # --- quality against the truth ---------------------------------------------------------------
@@ -486,10 +503,11 @@ def test_the_curve_silhouettes_from_distances_computed_once_equal_sklearns_exact
     label_sets = [np.arange(len(x)) % k for k in (2, 3, 5)]
     label_sets += [np.where(np.arange(len(x)) % 4 == 0, 10, 3), singleton]
     label_sets += [np.asarray(KMeans(6, n_init=1, random_state=0).fit(x).labels_)]
-    got = cl.silhouettes(x, [*label_sets, np.zeros(len(x), dtype=int)])
-    for labels, result in zip(label_sets, got):
-        assert result == _sklearn_silhouette(x, labels)
-    assert all(np.isnan(v) for v in got[-1])
+    for workers in (1, 3):  # the sums per K side by side on three threads: the same floats
+        got = cl.silhouettes(x, [*label_sets, np.zeros(len(x), dtype=int)], workers)
+        for labels, result in zip(label_sets, got):
+            assert result == _sklearn_silhouette(x, labels)
+        assert all(np.isnan(v) for v in got[-1])
 
 
 def _sklearn_silhouette(x, labels):
