@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipeline import warehouse as warehouse_module
 from pipeline.publish import snapshot
 
 
@@ -252,3 +253,36 @@ def test_a_table_keyed_by_its_first_column_is_written_in_the_same_order_as_by_ev
             assert published == expected
     assert digests[0] == digests[1] and digests[2] == digests[3]
     conn.close()
+
+
+def test_a_failed_parquet_copy_fails_the_export_and_leaves_the_warehouse_usable(
+    warehouse, tmp_path
+):
+    """Parquet files are written on a thread beside the next table's sort (issue 18): a copy
+    that fails still fails the export, naming the file, and the snapshot file is detached."""
+    columns = {"dim_customer": ["customer_code", "market"], "fact_sales": ["id", "amount"]}
+    missing = tmp_path / "no such folder"
+    with pytest.raises(duckdb.Error, match="no such folder"):
+        warehouse_module.export_tables(
+            warehouse, "marts", columns, str(tmp_path / "s.duckdb"), str(missing), dt.date.today()
+        )
+    attached = {
+        name
+        for (name,) in warehouse.execute("select database_name from duckdb_databases()").fetchall()
+    }
+    assert "snapshot" not in attached
+    # and the next export works
+    (tmp_path / "parquet").mkdir()
+    counts = warehouse_module.export_tables(
+        warehouse,
+        "marts",
+        columns,
+        str(tmp_path / "t.duckdb"),
+        str(tmp_path / "parquet"),
+        dt.date.today(),
+    )
+    assert counts == {"dim_customer": 5, "fact_sales": 7}
+    assert sorted(p.name for p in (tmp_path / "parquet").iterdir()) == [
+        "dim_customer.parquet",
+        "fact_sales.parquet",
+    ]
