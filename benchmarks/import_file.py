@@ -26,6 +26,7 @@ def write_csv(path: Path, mb: int) -> None:
     rows = mb * 1_000_000 // BYTES_PER_ROW
     script = f"""
 import duckdb
+duckdb.sql('set enable_progress_bar = false')  # no bars in the bench's output
 duckdb.sql('''copy (select 'C' || lpad(cast(i % 2000000 as varchar), 7, '0') as customer_id,
     cast(date '2021-09-01' + cast(hash(i) % 1800 as integer) as varchar) as order_date,
     cast(round(1 + (hash(i * 7) % 50000) / 100.0, 2) as varchar) as amount
