@@ -77,6 +77,35 @@ def exact_mean(expression: str) -> str:
     return f"({exact_sum(expression)} / nullif(count({expression}), 0))"
 
 
+def weighted_error_sums(name: str, keep: str, weight: str, predicted: str, actual: str) -> str:
+    """SQL sums, suffixed ``name``, for judging a forecast per unit (``predicted``: spend per
+    purchase day, value per order) against ``actual / weight`` over the rows where ``keep``
+    holds, each row weighted by its ``weight`` (purchase days, orders): the weights, the
+    weighted squared errors, the forecast total and the actual total (``weighted_errors`` turns
+    them into an RMSE and an aggregate % error)."""
+    error = f"({predicted} - {actual} / {weight})"
+    return ", ".join(
+        [
+            f"sum(case when {keep} then {weight} else 0 end) as weight{name}",
+            f"{exact_sum(f'case when {keep} then {weight} * {error} * {error} else 0 end')} "
+            f"as squares{name}",
+            f"{exact_sum(f'case when {keep} then {weight} * {predicted} else 0 end')} "
+            f"as predicted{name}",
+            f"{exact_sum(f'case when {keep} then {actual} else 0 end')} as actual{name}",
+        ]
+    )
+
+
+def weighted_errors(sums, name: str) -> tuple[float, float] | None:
+    """The weighted RMSE and aggregate % error from a row of ``weighted_error_sums(name, ...)``;
+    None when no row was kept (zero weight)."""
+    weight = float(sums[f"weight{name}"])
+    if weight == 0:
+        return None
+    rmse = float(np.sqrt(sums[f"squares{name}"] / weight))
+    return rmse, pct_error(float(sums[f"predicted{name}"]), float(sums[f"actual{name}"]))
+
+
 def rank_correlations(tables, pairs: str) -> dict[str, float]:
     """Spearman's rank correlation of ``x`` and ``y`` per ``key`` of ``pairs`` (a portable query
     with those columns, one row per customer), ties given their average rank (as scipy's
@@ -216,18 +245,12 @@ def compare_with_truth(
         "on c.customer_code = m.customer_code where c.p_alive is not null) as s "
         f"join {TRUTH_TABLE} as t on s.customer_code = t.customer_code"
     )
-    spend_sums = []
-    for group, where in (("one_time", "not is_repeat"), ("repeat", "is_repeat")):
-        keep = f"{where} and future > 0"
-        error = "(order_value - future_value / future)"
-        spend_sums += [
-            f"sum(case when {keep} then future else 0 end) as orders_{group}",
-            f"{exact_sum(f'case when {keep} then future * {error} * {error} else 0 end')} "
-            f"as squares_{group}",
-            f"{exact_sum(f'case when {keep} then future * order_value else 0 end')} "
-            f"as predicted_{group}",
-            f"{exact_sum(f'case when {keep} then future_value else 0 end')} as actual_{group}",
-        ]
+    spend_sums = [
+        weighted_error_sums(
+            f"_{group}", f"{where} and future > 0", "future", "order_value", "future_value"
+        )
+        for group, where in (("one_time", "not is_repeat"), ("repeat", "is_repeat"))
+    ]
     mean, total = exact_mean, exact_sum
     squared = "(p_alive - alive) * (p_alive - alive)"
     sums = tables.query(
@@ -267,13 +290,11 @@ def compare_with_truth(
     model["p_alive_brier_repeat"] = _float(sums["p_alive_brier_repeat"])
     model["p_alive_auc_repeat"] = auc.get("repeat", math.nan)
     for group in ("one_time", "repeat"):
-        orders = float(sums[f"orders_{group}"])
-        if orders == 0:
-            continue
-        model[f"order_value_rmse_{group}"] = float(np.sqrt(sums[f"squares_{group}"] / orders))
-        model[f"order_value_aggregate_pct_error_{group}"] = pct_error(
-            float(sums[f"predicted_{group}"]), float(sums[f"actual_{group}"])
-        )
+        errors = weighted_errors(sums, f"_{group}")
+        if errors is not None:
+            rmse, pct = errors
+            model[f"order_value_rmse_{group}"] = rmse
+            model[f"order_value_aggregate_pct_error_{group}"] = pct
     for name, predicted, actual, mae in (
         ("purchases_365d", "expected", "future", "purchases_mae"),
         ("value_365d", "value", "future_value", "value_mae"),

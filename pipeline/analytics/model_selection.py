@@ -329,18 +329,10 @@ def spend_metrics(tables, models: Sequence[str]) -> dict[str, dict[str, float]]:
         "frequency_holdout as days, spend_holdout as spend, one_time",
     )
     groups = {"": "true", "_one_time": "one_time", "_repeat": "not one_time"}
-    exact = backtest.exact_sum
-    sums = []
-    for suffix, where in groups.items():
-        keep = f"days > 0 and {where}"
-        error = "(predicted - spend / days)"
-        sums += [
-            f"sum(case when {keep} then days else 0 end) as days{suffix}",
-            f"{exact(f'case when {keep} then days * {error} * {error} else 0 end')} "
-            f"as squares{suffix}",
-            f"{exact(f'case when {keep} then days * predicted else 0 end')} as predicted{suffix}",
-            f"{exact(f'case when {keep} then spend else 0 end')} as spend{suffix}",
-        ]
+    sums = [
+        backtest.weighted_error_sums(suffix, f"days > 0 and {where}", "days", "predicted", "spend")
+        for suffix, where in groups.items()
+    ]
     frame = tables.query(
         f"select model, {', '.join(sums)} from ({long}) as predictions group by model"
     ).set_index("model")
@@ -348,15 +340,9 @@ def spend_metrics(tables, models: Sequence[str]) -> dict[str, dict[str, float]]:
     for model in models:
         row, metrics = frame.loc[model], {}
         for suffix in groups:
-            days = float(row[f"days{suffix}"])
-            if days == 0:
-                metrics[f"spend_rmse{suffix}"] = math.nan
-                metrics[f"spend_aggregate_pct_error{suffix}"] = math.nan
-                continue
-            metrics[f"spend_rmse{suffix}"] = float(np.sqrt(row[f"squares{suffix}"] / days))
-            metrics[f"spend_aggregate_pct_error{suffix}"] = backtest.pct_error(
-                float(row[f"predicted{suffix}"]), float(row[f"spend{suffix}"])
-            )
+            rmse, pct = backtest.weighted_errors(row, suffix) or (math.nan, math.nan)
+            metrics[f"spend_rmse{suffix}"] = rmse
+            metrics[f"spend_aggregate_pct_error{suffix}"] = pct
         out[model] = metrics
     return out
 
