@@ -170,7 +170,9 @@ def refresh_clusters(tables, config: clusters.ClusterConfig, as_of_date: dt.date
         profiles = cluster_profiles.cluster_profiles(
             features, fit.labels, revenue="total_net_sales", segment="segment"
         )
-        importance = cluster_profiles.feature_importance(features, fit.labels, fit.features)
+        importance = cluster_profiles.feature_importance(
+            features, fit.labels, fit.features, workers=config.workers
+        )
     else:
         profiles = _empty("cluster_profiles")
         importance = _empty("cluster_feature_importance")
