@@ -144,7 +144,7 @@ def test_the_instance_follows_the_data_folder_unless_dagster_home_is_set(tmp_pat
     assert (home / "dagster.yaml").read_text() == "# mine\n"  # an operator's file is kept
 
 
-def test_the_refresh_time_counts_from_the_process_start(tmp_path):
+def test_the_refresh_time_counts_from_the_process_start():
     """The refresh's "succeeded in" is the command's wall time (issue 18's measure), loading
     Dagster and dbt included: a second slept before the CLI module is imported is counted."""
     script = (
