@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter
 from lifetimes.utils import ConvergenceError
 
-from pipeline.analytics.cltv import base, gamma_gamma, scoring, storage, transactions
+from pipeline.analytics.cltv import base, bgnbd, gamma_gamma, scoring, storage, transactions
 from tests.analytics.conftest import DATASETS
 
 
@@ -90,6 +90,28 @@ def test_log_likelihoods_are_totals_in_the_original_units(cdnow_spend, fitted):
         bgnbd.params, cdnow_spend["frequency"], cdnow_spend["recency"], cdnow_spend["t"]
     )
     assert per_customer == pytest.approx(bgnbd.log_likelihood, rel=1e-12)
+
+
+def test_fits_without_standard_errors_are_lifetimes_fits_bit_for_bit(cdnow_spend):
+    """The fitters the pipeline uses skip lifetimes' Hessian, and nothing else: the same
+    optimiser run, so the same parameters to the last bit, and no standard errors."""
+    f, r, t = cdnow_spend["frequency"], cdnow_spend["recency"], cdnow_spend["t"]
+    for ours, theirs in (
+        (bgnbd.BetaGeo, BetaGeoFitter),
+        (bgnbd.ModifiedBetaGeo, ModifiedBetaGeoFitter),
+    ):
+        fast, plain = (
+            ours(penalizer_coef=0.001).fit(f, r, t),
+            theirs(penalizer_coef=0.001).fit(f, r, t),
+        )
+        assert fast.params_.to_dict() == plain.params_.to_dict(), ours.__name__
+        assert fast._negative_log_likelihood_ == plain._negative_log_likelihood_
+        assert plain.standard_errors_ is not None and fast.standard_errors_ is None
+    repeat = cdnow_spend[cdnow_spend["frequency"] > 0]
+    fast = gamma_gamma.GammaGamma().fit(repeat["frequency"], repeat["monetary_value_net_sales"])
+    plain = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value_net_sales"])
+    assert fast.params_.to_dict() == plain.params_.to_dict()
+    assert fast.standard_errors_ is None
 
 
 def test_compressed_fit_equals_the_uncompressed_fit(cdnow):

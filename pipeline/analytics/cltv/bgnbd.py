@@ -17,11 +17,21 @@ import numpy as np
 with warnings.catch_warnings():
     from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter
 
+from pipeline.analytics.cltv.base import WithoutStandardErrors
+
+
+class BetaGeo(WithoutStandardErrors, BetaGeoFitter):
+    pass
+
+
+class ModifiedBetaGeo(WithoutStandardErrors, ModifiedBetaGeoFitter):
+    pass
+
 
 BGNBD = "bgnbd"
 MBGNBD = "mbgnbd"
 PARAMETER_NAMES = ("r", "alpha", "a", "b")
-FITTERS = {BGNBD: BetaGeoFitter, MBGNBD: ModifiedBetaGeoFitter}
+FITTERS = {BGNBD: BetaGeo, MBGNBD: ModifiedBetaGeo}
 
 
 def log_likelihood(

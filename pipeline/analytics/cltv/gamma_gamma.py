@@ -30,6 +30,7 @@ with warnings.catch_warnings():
 from pipeline.analytics.cltv.base import (
     DEFAULT_PENALIZERS,
     FitResult,
+    WithoutStandardErrors,
     compress,
     customers_with_orders,
     fit_quietly,
@@ -39,8 +40,13 @@ from pipeline.analytics.cltv.base import (
     weighted_pearson,
 )
 
+
+class GammaGamma(WithoutStandardErrors, GammaGammaFitter):
+    pass
+
+
 GAMMA_GAMMA = "gamma_gamma"
-FITTERS = {GAMMA_GAMMA: GammaGammaFitter}
+FITTERS = {GAMMA_GAMMA: GammaGamma}
 
 
 def gamma_gamma_log_likelihood(
@@ -142,9 +148,7 @@ def fit_gamma_gamma_rows(
 
     def attempt(penalizer: float):
         model, error = fit_quietly(
-            lambda: GammaGammaFitter(penalizer_coef=penalizer).fit(
-                frequency, value, weights=weights
-            )
+            lambda: GammaGamma(penalizer_coef=penalizer).fit(frequency, value, weights=weights)
         )
         if error:
             return None, error
