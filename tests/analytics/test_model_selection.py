@@ -312,7 +312,8 @@ def test_the_candidates_are_fit_on_the_calibration_period_as_in_memory(
     cdnow_selection, cdnow_backtest
 ):
     """The fits on the engine's compact rows of the calibration columns are the fits on the
-    calibration summary in memory, and so are the holdout predictions of each customer."""
+    calibration summary in memory, and so are the holdout predictions of each customer. The
+    backtest fits its candidates on worker threads, beside the spend fits: the same bits."""
     cdnow_selection, predictions = cdnow_selection
     calibration = cdnow_backtest.rename(
         columns={

@@ -14,10 +14,10 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import math
+import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -219,7 +219,8 @@ class WithoutStandardErrors:
     refresh's fits). ``_fit`` below is lifetimes' own optimiser call, line for line, so the
     fitted parameters are the same bits. What goes: ``summary`` and the standard errors (None),
     and the rung failure an exactly singular Hessian raised; a fit that degenerate runs its
-    parameters off towards a boundary, which ``invalid_params`` refuses.
+    parameters off towards a boundary, which ``invalid_params`` refuses. What no longer happens:
+    printing to stdout, which fits running side by side could not each capture.
     """
 
     def _fit(
@@ -246,10 +247,11 @@ class WithoutStandardErrors:
         )
         if output.success:
             return output.x, output.fun, None
-        print(output)  # fit_quietly keeps scipy's message for the rung's failure
+        # lifetimes prints the optimiser's result here; its message goes into the error instead,
+        # so a failed rung says why without anything captured from stdout
         raise ConvergenceError(
             "The model did not converge. Try adding a larger penalizer to see if that helps "
-            "convergence."
+            f"convergence. message: {output.message}"
         )
 
     def _compute_variance_matrix(self):
@@ -262,24 +264,47 @@ class WithoutStandardErrors:
         return None
 
 
-def fit_quietly(fit) -> tuple[object | None, str | None]:
-    """Run ``fit()``; return (model, None) or (None, why it failed).
+_quiet_lock = threading.Lock()
+_quiet_users = 0
+_quiet_restore: contextlib.ExitStack | None = None
 
-    lifetimes prints scipy's result on failure and resets warning filters inside its
-    likelihood; both are contained here. Overflow warnings during line searches are expected
-    and harmless: the result is validated afterwards.
+
+@contextlib.contextmanager
+def quiet_fits() -> Iterator[None]:
+    """Warnings off for the fits inside, shared by every fit running at the time.
+
+    lifetimes resets warning filters inside its likelihood (``simplefilter``), and overflow
+    warnings during line searches are expected and harmless (results are validated after).
+    Warning filters are process globals: fits on several threads cannot each save and restore
+    them (the last to leave would put back what another had set), so the first fit in saves
+    them and the last one out restores them.
     """
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(printed), warnings.catch_warnings():
+    global _quiet_users, _quiet_restore
+    with _quiet_lock:
+        if _quiet_users == 0:
+            stack = contextlib.ExitStack()
+            stack.enter_context(warnings.catch_warnings())
             warnings.simplefilter("ignore", RuntimeWarning)
+            _quiet_restore = stack
+        _quiet_users += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_users -= 1
+            if _quiet_users == 0 and _quiet_restore is not None:
+                _quiet_restore.close()
+                _quiet_restore = None
+
+
+def fit_quietly(fit) -> tuple[object | None, str | None]:
+    """Run ``fit()`` inside ``quiet_fits``; return (model, None) or (None, why it failed).
+    Safe to call from several threads at once."""
+    try:
+        with quiet_fits():
             return fit(), None
     except FIT_ERRORS as error:
-        detail = next(
-            (line.strip() for line in printed.getvalue().splitlines() if "message" in line), ""
-        )
-        text = f"{type(error).__name__}: {str(error).strip() or 'no message'}"
-        return None, f"{text} {detail}".strip()
+        return None, f"{type(error).__name__}: {str(error).strip() or 'no message'}"
 
 
 def pearson(a: pd.Series, b: pd.Series) -> float:
