@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter
 from lifetimes.utils import ConvergenceError
+from scipy.special import hyp2f1
 
 from pipeline.analytics.cltv import base, bgnbd, gamma_gamma, scoring, storage, transactions
 from tests.analytics.conftest import DATASETS
@@ -112,6 +113,28 @@ def test_fits_without_standard_errors_are_lifetimes_fits_bit_for_bit(cdnow_spend
     plain = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value_net_sales"])
     assert fast.params_.to_dict() == plain.params_.to_dict()
     assert fast.standard_errors_ is None
+
+
+def test_bgnbd_expectation_is_lifetimes_bit_for_bit_where_its_direct_form_overflows_too():
+    """Ours evaluates lifetimes' alternative hypergeometric form only on the rows that need it;
+    long horizons and heavy buyers put some rows there. The predictions' horizons run on
+    threads: each the same array as lifetimes' own call."""
+    model = BetaGeoFitter()
+    model.params_ = pd.Series({"r": 0.8, "alpha": 137.0, "a": 0.87, "b": 2.9})
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.integers(0, 50, 500), [300, 500, 1000, 2000]]).astype(float)
+    big_t = np.concatenate([rng.uniform(1, 1000, 500), [1000.0] * 4])
+    t_x = np.where(x > 0, np.minimum(big_t, rng.uniform(0, 1000, len(x))), 0.0)
+    horizons = [30.0, 365.0, 36500.0]
+    _, expected = bgnbd.predictions(model, x, t_x, big_t, horizons)
+    with np.errstate(all="ignore"):
+        for horizon in horizons:
+            theirs = model.conditional_expected_number_of_purchases_up_to_time(
+                horizon, x, t_x, big_t
+            )
+            np.testing.assert_array_equal(expected[horizon], theirs)
+        direct = np.log(hyp2f1(0.8 + x, 2.9 + x, 0.87 + 2.9 + x - 1, 36500 / (137 + big_t + 36500)))
+    assert np.isinf(direct).sum() >= 2 and np.isfinite(expected[36500.0]).all()
 
 
 def test_compressed_fit_equals_the_uncompressed_fit(cdnow):
