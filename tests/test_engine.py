@@ -110,6 +110,32 @@ def test_a_table_in_blocks_loads_as_the_whole_frame_would(tmp_path):
     pd.testing.assert_frame_equal(got, whole, check_dtype=False)
 
 
+def test_frames_scanned_as_arrow_load_as_pandas_frames_do(tmp_path):
+    """The raw load hands DuckDB Arrow tables (faster); a frame with ``object`` columns is
+    scanned by DuckDB's pandas reader. Both give the same types, values and missing values."""
+    import duckdb
+
+    frame = pd.DataFrame(
+        {
+            "code": pd.Series(["A1", None, "C3"], dtype="str"),
+            "n": [1, 2, 3],
+            "amount": [1.5, float("nan"), 2.25],
+            "day": pd.to_datetime(["2026-11-24", "2026-11-25", None]),
+            "flag": [True, False, True],
+        }
+    )
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        tables = engine.DuckDBTables(conn)
+        tables.replace_tables("raw", {"arrow": frame, "objects": frame.astype({"code": object})})
+        assert tables.table_columns("raw", "arrow") == tables.table_columns("raw", "objects")
+        rows = {
+            name: conn.execute(f"select * from raw.{name} order by n").fetchall()
+            for name in ("arrow", "objects")
+        }
+    assert rows["arrow"] == rows["objects"]
+    assert rows["arrow"][1][0] is None and rows["arrow"][2][3] is None
+
+
 def test_a_failing_block_leaves_the_previous_tables_in_place(tmp_path):
     import duckdb
 
