@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from .texts import picked
 
 # Stream identifiers (second element of the seed sequence).
 # 0 = customers, 1 = months, 2 = catalogue.
@@ -108,13 +111,13 @@ def product_year_frame(
 
 
 def deductions_frame(
-    customer_codes: np.ndarray, fiscal_years: range, pct: np.ndarray
+    customer_codes: pa.Array | np.ndarray, fiscal_years: range, pct: np.ndarray
 ) -> pd.DataFrame:
     """raw ``pre_invoice_deductions``: one row per customer and fiscal year."""
     n_customers, n_years = pct.shape
     return pd.DataFrame(
         {
-            "customer_code": np.repeat(customer_codes, n_years),
+            "customer_code": picked(customer_codes, np.repeat(np.arange(n_customers), n_years)),
             "fiscal_year": np.tile(np.asarray(fiscal_years, dtype=np.int64), n_customers),
             "pre_invoice_discount_pct": pct.reshape(-1),
         }

@@ -16,6 +16,7 @@ from pipeline.synthetic.geography import MARKETS, market_weights
 from pipeline.synthetic.personas import PERSONAS, PLATFORM_CHANNELS
 from pipeline.synthetic.pools import ascii_handle, build_pools
 from pipeline.synthetic.products import CATEGORY_KEYS, build_catalogue
+from pipeline.synthetic.texts import TEXT, column, picked, spelled
 
 
 @pytest.mark.parametrize(
@@ -135,3 +136,21 @@ def test_no_dagster_imports_in_the_simulator():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not any(n.split(".")[0].startswith("dagster") for n in names), path.name
+
+
+def test_texts_are_spelled_once_and_picked_as_pandas_text():
+    """Codes and ids are spelled in Arrow and picked per row: the same text as Python's own
+    formatting, by position or by slice, in pandas' ``str`` dtype."""
+    numbers = np.array([7, 90600000001, 0, 123], dtype=np.int64)
+    ids = spelled(numbers, "SO")
+    assert ids.to_pylist() == [f"SO{n}" for n in numbers]
+    assert spelled(numbers).to_pylist() == [str(n) for n in numbers]
+
+    by_position = picked(ids, np.array([3, 3, 0]))
+    assert list(by_position) == ["SO123", "SO123", "SO7"]
+    assert str(by_position.dtype) == "str"
+    assert list(picked(ids, slice(1, 3))) == ["SO90600000001", "SO0"]
+    assert list(picked(["a", "b"], np.array([1, 0, 1]))) == ["b", "a", "b"]
+
+    built = np.array(["x", "y"], dtype=object).astype(TEXT) + "@z"
+    assert list(column(built)) == ["x@z", "y@z"] and str(column(built).dtype) == "str"
