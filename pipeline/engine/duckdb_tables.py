@@ -111,7 +111,7 @@ class DuckDBTables:
         have = {name for name, _ in warehouse.table_columns(self.conn, schema, table)}
         missing = [c for c in frame.columns if c not in have]
         if missing:
-            self.conn.register("_new_columns", frame)
+            self.conn.register("_new_columns", warehouse.scannable(frame))
             types = dict(
                 self.conn.execute(
                     "select column_name, column_type from (describe _new_columns)"
