@@ -114,9 +114,9 @@ def _staged_blocks(
 def scannable(frame: pd.DataFrame) -> pd.DataFrame | pa.Table:
     """The frame as DuckDB scans it fastest: an Arrow table (zero-copy for pandas' Arrow-backed
     columns), which DuckDB reads on every thread; pandas' text it reads one Python string at a
-    time (the simulator's 6.8M order lines and 1M customers: 16 s to 11.5 s; a model's 1M
-    rows: 0.8 s to 0.45 s). The same column types either way. A frame with ``object`` columns (mixed values Arrow may refuse) is
-    scanned as it is."""
+    time (the simulator's 6.8M order lines and 1M customers: 16 s to 11.5 s; a model's 1M rows:
+    0.8 s to 0.45 s). The same column types either way. A frame with ``object`` columns (mixed
+    values Arrow may refuse) is scanned as it is."""
     if any(pd.api.types.is_object_dtype(dtype) for dtype in frame.dtypes):
         return frame
     return pa.Table.from_pandas(frame, preserve_index=False)
