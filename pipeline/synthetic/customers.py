@@ -19,7 +19,7 @@ from .dates import SEASONALITY, day_number, to_datetime64
 from .geography import MARKETS, market_weights
 from .personas import PERSONAS, PLATFORM_CHANNELS, persona_array, persona_shares
 from .pools import Pools
-from .texts import TEXT, column, picked, spelled
+from .texts import TEXT, column, picked
 
 CUSTOMER_STREAM = 0
 
@@ -190,7 +190,7 @@ def customer_numbers(world: World, n: int) -> np.ndarray:
 
     Code = channel digit (7 Direct, 8 Distributor, 9 Retailer), two-digit market index and an
     8-digit serial. The leading digit is never 0, so ``str`` of the number is the zero-padded
-    code (``code_text``).
+    code (``texts.spelled``).
     """
     channel = np.array([CHANNEL_DIGIT[c] for _, c in PLATFORM_CHANNELS], dtype=np.int64)
     serial = np.arange(1, n + 1, dtype=np.int64)
@@ -201,16 +201,11 @@ def customer_numbers(world: World, n: int) -> np.ndarray:
     )
 
 
-def code_text(numbers: np.ndarray) -> pa.Array:
-    """Codes as their decimal text, in Arrow (picked per row with ``texts.picked``)."""
-    return spelled(numbers)
-
-
 def customer_frame(
     world: World, rows: slice, codes: pa.Array, pools: Pools, start_date: dt.date
 ) -> pd.DataFrame:
     """raw ``customers`` for rows ``rows`` (a step-1 slice) of the world, whose codes are
-    ``codes`` (``code_text`` of ``customer_numbers``). Every value depends on its own row only,
+    ``codes`` (``texts.spelled`` of ``customer_numbers``). Every value depends on its own row only,
     so the table can be built block by block.
 
     Strings are assembled from the Faker pools with numpy indexing and numpy's string dtype,
