@@ -1,32 +1,55 @@
 {#- The priced lines with their product's category, not int_order_lines_enriched: that view
     also joins every line to its customer, which nothing here reads (a million-row hash join,
     1 s of CPU at a million customers). Inner join, as there: every line has its product
-    (fact_sales' relationships tests). -#}
-with lines as (
+    (fact_sales' relationships tests).
+    The lines are summed per customer and a small integer standing for the (segment, category)
+    pair, and the names are joined to the sums: hashing two text columns per line took 40% of
+    the CPU of the model at a million customers (15-18 s to 10.5-12 s, the same rows). -#}
+with product_categories as (
+    select
+        product_code,
+        segment,
+        category,
+        -- the same key for the same pair, nulls included (peers in the ordering)
+        dense_rank() over (order by segment, category) as category_key
+    from {{ ref('stg_raw__products') }}
+),
+
+categories as (
+    select distinct
+        category_key,
+        segment,
+        category
+    from product_categories
+),
+
+by_key as (
     select
         sales.customer_code,
-        products.category,
-        products.segment,
-        sales.sold_quantity,
-        sales.net_sales_amount,
-        sales.gross_margin_amount
+        products.category_key,
+        count(*) as order_lines,
+        sum(sales.sold_quantity) as sold_quantity,
+        sum(sales.net_sales_amount) as net_sales,
+        sum(sales.gross_margin_amount) as gross_margin
     from {{ ref('int_order_lines_priced') }} as sales
-    inner join {{ ref('stg_raw__products') }} as products
+    inner join product_categories as products
         on sales.product_code = products.product_code
     where sales.date <= {{ as_of_date() }}
+    group by sales.customer_code, products.category_key
 ),
 
 by_category as (
     select
-        customer_code,
-        category,
-        segment,
-        count(*) as order_lines,
-        sum(sold_quantity) as sold_quantity,
-        sum(net_sales_amount) as net_sales,
-        sum(gross_margin_amount) as gross_margin
-    from lines
-    group by customer_code, category, segment
+        by_key.customer_code,
+        categories.category,
+        categories.segment,
+        by_key.order_lines,
+        by_key.sold_quantity,
+        by_key.net_sales,
+        by_key.gross_margin
+    from by_key
+    inner join categories
+        on by_key.category_key = categories.category_key
 )
 
 select
