@@ -16,10 +16,8 @@ renamed as (
 keyed as (
     select
         *,
-        -- The (segment, category) pair as a small integer, the same for the same pair (nulls
-        -- included: peers in the ordering). Models that group millions of order lines by
-        -- category group by it and join the names to the sums: hashing two text columns per
-        -- line cost customer_category_spend 40% of its CPU.
+        -- dense_rank: the same key for the same pair, nulls included (peers in the ordering);
+        -- why the models want it: the column's description in _staging__models.yml
         dense_rank() over (order by segment, category) as category_key
     from renamed
 )
